@@ -1,0 +1,181 @@
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models.functions import Upper
+from django.utils import timezone
+
+from devices import lifecycle
+from devices.choices import DeviceStatus
+from devices.validators import validate_device_id, validate_json_object
+
+
+def _trigram(field: str, name: str) -> GinIndex:
+    # Admin and API search use icontains, which Django renders as UPPER(col) LIKE UPPER('%q%'):
+    # a trigram index on the same expression turns that into an index scan.
+    return GinIndex(OpClass(Upper(field), name="gin_trgm_ops"), name=name)
+
+
+class DeviceGroup(models.Model):
+    """A named set of devices: static (explicit members) or dynamic (members match `filters`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255, unique=True)
+    description = models.TextField(blank=True)
+    filters = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_json_object],
+        help_text="Empty for a static group; a filter document makes the group dynamic.",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_dynamic(self) -> bool:
+        return bool(self.filters)
+
+
+class DeviceQuerySet(models.QuerySet):
+    def online(self):
+        return self.filter(last_seen__gte=online_since())
+
+    def offline(self):
+        return self.exclude(last_seen__gte=online_since())
+
+
+def online_since():
+    return timezone.now() - timezone.timedelta(seconds=settings.DEVICE_ONLINE_WINDOW_SECONDS)
+
+
+class Device(models.Model):
+    """One physical device in the fleet, from registration to decommissioning."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    device_id = models.CharField(
+        "device ID",
+        max_length=128,
+        unique=True,
+        validators=[validate_device_id],
+        help_text="Certificate CN and MQTT topic segment; cannot change once registered.",
+    )
+    device_name = models.CharField(max_length=255, blank=True)
+    device_type = models.CharField(max_length=100)
+    manufacturer = models.CharField(max_length=255, blank=True)
+    model = models.CharField(max_length=255, blank=True)
+    serial_number = models.CharField(max_length=255, blank=True)
+    firmware_version = models.CharField(max_length=50, blank=True)
+    hardware_version = models.CharField(max_length=50, blank=True)
+    status = models.CharField(
+        max_length=20, choices=DeviceStatus.choices, default=DeviceStatus.REGISTERED
+    )
+    last_seen = models.DateTimeField(null=True, blank=True)
+    last_ip_address = models.GenericIPAddressField(null=True, blank=True)
+    location = models.JSONField(null=True, blank=True, validators=[validate_json_object])
+    metadata = models.JSONField(default=dict, blank=True, validators=[validate_json_object])
+    group = models.ForeignKey(
+        DeviceGroup,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="devices",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DeviceQuerySet.as_manager()
+
+    # Fields an operator or integrator may edit after registration; status moves only through
+    # the lifecycle, device_id never.
+    MUTABLE_FIELDS = (
+        "device_name",
+        "device_type",
+        "manufacturer",
+        "model",
+        "serial_number",
+        "firmware_version",
+        "hardware_version",
+        "last_ip_address",
+        "location",
+        "metadata",
+        "group",
+    )
+
+    class Meta:
+        permissions = [("change_device_status", "Can move devices through the lifecycle")]
+        indexes = [
+            # Default list order (admin changelist, API cursor): newest first.
+            models.Index(fields=["created_at", "id"], name="device_created_idx"),
+            # "status = X" pages, still ordered newest first.
+            models.Index(fields=["status", "created_at"], name="device_status_created_idx"),
+            # Group filter and member counts.
+            models.Index(fields=["group"], name="device_group_idx"),
+            # Online/offline filter and "last seen before/after".
+            models.Index(fields=["last_seen"], name="device_last_seen_idx"),
+            # One index per equality list filter.
+            models.Index(fields=["device_type"], name="device_type_idx"),
+            models.Index(fields=["firmware_version"], name="device_firmware_idx"),
+            models.Index(fields=["hardware_version"], name="device_hardware_idx"),
+            models.Index(fields=["manufacturer"], name="device_manufacturer_idx"),
+            models.Index(fields=["model"], name="device_model_idx"),
+            models.Index(fields=["serial_number"], name="device_serial_idx"),
+            # metadata has-key (?) and contains (@>) filters.
+            GinIndex(fields=["metadata"], name="device_metadata_gin"),
+            # Substring search on ID, name and serial.
+            _trigram("device_id", "device_id_trgm"),
+            _trigram("device_name", "device_name_trgm"),
+            _trigram("serial_number", "device_serial_trgm"),
+        ]
+
+    def __str__(self):
+        return self.device_id
+
+    def clean(self):
+        if self.group_id and self.group.is_dynamic:
+            raise ValidationError(
+                {"group": "A dynamic group's members come from its filter; pick a static group."}
+            )
+
+    @property
+    def is_decommissioned(self) -> bool:
+        return self.status in lifecycle.TERMINAL
+
+    @property
+    def is_online(self) -> bool:
+        return self.last_seen is not None and self.last_seen >= online_since()
+
+    def allowed_transitions(self) -> list[str]:
+        return lifecycle.allowed_targets(self.status)
+
+
+class DeviceEvent(models.Model):
+    """One entry in a device's timeline: who did what to it, or what it did, and when."""
+
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="events")
+    event_type = models.CharField(max_length=64)
+    event_data = models.JSONField(default=dict, blank=True)
+    actor = models.CharField(
+        max_length=160, help_text='A username, "token:<username>", "device" or "system".'
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        indexes = [
+            # A device's timeline, newest first.
+            models.Index(fields=["device", "-created_at"], name="event_device_created_idx"),
+            # Fleet-wide event list filtered by type, newest first.
+            models.Index(fields=["event_type", "-created_at"], name="event_type_created_idx"),
+            # Fleet-wide event list, newest first.
+            models.Index(fields=["-created_at"], name="event_created_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.event_type} by {self.actor}"

@@ -1,0 +1,17 @@
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+
+# device_id is the certificate CN, the MQTT client id and a topic segment (device-protocol.md §4),
+# so '/', '+', '#' and spaces would break topic confinement.
+DEVICE_ID_PATTERN = r"^[a-zA-Z0-9:_-]{1,128}$"
+
+validate_device_id = RegexValidator(
+    DEVICE_ID_PATTERN,
+    "A device ID is 1 to 128 characters of letters, digits, ':', '_' and '-'.",
+    code="invalid_device_id",
+)
+
+
+def validate_json_object(value):
+    if value is not None and not isinstance(value, dict):
+        raise ValidationError("Must be a JSON object.", code="not_an_object")

@@ -1,0 +1,73 @@
+"""Shared fixtures: the three operator roles, an integrator token, and device helpers."""
+
+import itertools
+
+import pytest
+from django.contrib.auth.models import Group, User
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from devices import services
+from devices.models import Device, DeviceGroup
+
+_serial = itertools.count(1)
+
+
+def make_user(username: str, role: str | None = None, **extra) -> User:
+    user = User.objects.create_user(username=username, password="pw-" + username, **extra)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def viewer(db):
+    return make_user("vera", "Fleet viewer", is_staff=True)
+
+
+@pytest.fixture
+def operator(db):
+    return make_user("otto", "Fleet operator", is_staff=True)
+
+
+@pytest.fixture
+def fleet_admin(db):
+    return make_user("ada", "Fleet admin", is_staff=True)
+
+
+def token_client(user: User) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+@pytest.fixture
+def viewer_api(viewer):
+    return token_client(viewer)
+
+
+@pytest.fixture
+def operator_api(operator):
+    return token_client(operator)
+
+
+@pytest.fixture
+def admin_api(fleet_admin):
+    return token_client(fleet_admin)
+
+
+def make_device(device_id: str | None = None, *, status: str | None = None, **fields) -> Device:
+    """Register a device through the service (so it has its history), then set its status."""
+    n = next(_serial)
+    fields.setdefault("device_type", "sensor")
+    device = services.register_device(
+        {"device_id": device_id or f"dev-{n:05d}", **fields}, actor="system"
+    )
+    if status and status != device.status:
+        Device.objects.filter(pk=device.pk).update(status=status)
+        device.refresh_from_db()
+    return device
+
+
+def make_group(name: str = "building-a", **fields) -> DeviceGroup:
+    return DeviceGroup.objects.create(name=name, **fields)
