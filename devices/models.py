@@ -81,6 +81,7 @@ class Device(models.Model):
     last_ip_address = models.GenericIPAddressField(null=True, blank=True)
     location = models.JSONField(null=True, blank=True, validators=[validate_json_object])
     metadata = models.JSONField(default=dict, blank=True, validators=[validate_json_object])
+    # The foreign key's own index serves the group filter and the groups' member counts.
     group = models.ForeignKey(
         DeviceGroup,
         on_delete=models.SET_NULL,
@@ -116,8 +117,6 @@ class Device(models.Model):
             models.Index(fields=["created_at", "id"], name="device_created_idx"),
             # "status = X" pages, still ordered newest first.
             models.Index(fields=["status", "created_at"], name="device_status_created_idx"),
-            # Group filter and member counts.
-            models.Index(fields=["group"], name="device_group_idx"),
             # Online/offline filter and "last seen before/after".
             models.Index(fields=["last_seen"], name="device_last_seen_idx"),
             # One index per equality list filter.
@@ -159,7 +158,10 @@ class Device(models.Model):
 class DeviceEvent(models.Model):
     """One entry in a device's timeline: who did what to it, or what it did, and when."""
 
-    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="events")
+    # Indexed by event_device_created_idx below, which leads with device.
+    device = models.ForeignKey(
+        Device, on_delete=models.PROTECT, related_name="events", db_index=False
+    )
     event_type = models.CharField(max_length=64)
     event_data = models.JSONField(default=dict, blank=True)
     actor = models.CharField(

@@ -132,6 +132,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The schema and its Swagger/Redoc pages need a login (portal session or API token), like
+    # every other endpoint.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # One DeviceStatus enum in the schema, however many fields use it.
+    "ENUM_NAME_OVERRIDES": {"DeviceStatus": "devices.choices.DeviceStatus"},
 }
 
 # A device counts as online while its last message is younger than this.

@@ -1,1 +1,10 @@
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from devices.api import views
+
+router = SimpleRouter()
+router.register("devices", views.DeviceViewSet)
+router.register("groups", views.DeviceGroupViewSet)
+router.register("events", views.DeviceEventViewSet)
+
+urlpatterns = router.urls

@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""Registry list pages at fleet scale, against Django's stock defaults measured in the same run.
+
+    .venv/bin/python bench/registry.py [--devices 1000000] [--samples 30]
+
+Loads the fleet once into a scratch database (BENCH_DATABASE_URL, default fleetportal_bench),
+then times each page in-process with Django's test client (server time: routing, queries,
+rendering) after warm-up requests, and prints p50/p95 per page and the stock/ours ratio.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("FLEETPORTAL_SECRET_KEY", "bench-only-not-secret")
+os.environ["DATABASE_URL"] = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fleetportal_bench"
+)
+os.environ["DJANGO_SETTINGS_MODULE"] = "fleetportal.settings"
+
+import django
+
+django.setup()
+
+from django.contrib.auth.models import User  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.test import Client, override_settings  # noqa: E402
+from rest_framework.pagination import Cursor, CursorPagination  # noqa: E402
+
+from bench import fleet_data  # noqa: E402
+from devices.models import Device  # noqa: E402
+
+DEEP = 500_000  # rows skipped before the "deep" API page
+
+
+def timed(client: Client, url: str, samples: int, warmup: int = 3) -> list[float]:
+    for _ in range(warmup):
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code, response.content[:300])
+    times = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200, url
+    return times
+
+
+def p(times: list[float], q: int) -> float:
+    return statistics.quantiles(times, n=100, method="inclusive")[q - 1]
+
+
+def deep_cursor_url() -> str:
+    """The URL of the API page that starts DEEP devices into the newest-first order."""
+    created_at = Device.objects.order_by("-created_at").values_list("created_at", flat=True)[DEEP]
+    paginator = CursorPagination()
+    paginator.base_url = "/api/v1/devices/"
+    return paginator.encode_cursor(Cursor(offset=0, reverse=False, position=str(created_at)))
+
+
+def pages() -> list[tuple[str, str, str]]:
+    """(name, our URL, the stock-defaults URL of the same page)."""
+    page = DEEP // 50 + 1
+    return [
+        ("admin changelist, first page", "/admin/devices/device/", "/stock-admin/devices/device/"),
+        (
+            "admin changelist, status=maintenance",
+            "/admin/devices/device/?status__exact=maintenance",
+            "/stock-admin/devices/device/?status__exact=maintenance",
+        ),
+        (
+            "admin changelist, search 'SN-00421'",
+            "/admin/devices/device/?q=SN-00421",
+            "/stock-admin/devices/device/?q=SN-00421",
+        ),
+        ("API devices, first page", "/api/v1/devices/", "/stock-api/devices/"),
+        (f"API devices, {DEEP:,} rows deep", deep_cursor_url(), f"/stock-api/devices/?page={page}"),
+        (
+            "API devices, metadata has key",
+            "/api/v1/devices/?metadata_has_key=battery_pack",
+            "/stock-api/devices/?metadata_has_key=battery_pack",
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=1_000_000)
+    parser.add_argument("--samples", type=int, default=30)
+    args = parser.parse_args()
+
+    call_command("ensuredb")
+    call_command("migrate", verbosity=0)
+    if fleet_data.device_count() < args.devices:
+        print(f"Loading {args.devices:,} devices (once; kept for later runs) …")
+        fleet_data.load(args.devices)
+    user = User.objects.filter(username="bench").first() or User.objects.create_superuser(
+        "bench", password=None
+    )
+    client = Client()
+    client.force_login(user)
+
+    rows = []
+    with override_settings(ROOT_URLCONF="bench.stock_urls", ALLOWED_HOSTS=["testserver"]):
+        for name, ours_url, stock_url in pages():
+            ours = timed(client, ours_url, args.samples)
+            stock = timed(client, stock_url, args.samples)
+            rows.append((name, p(ours, 50), p(ours, 95), p(stock, 50), p(stock, 95)))
+
+    print(f"\n{fleet_data.device_count():,} devices, {args.samples} samples per page, ms\n")
+    print("| page | p50 | p95 | stock p50 | stock p95 | stock p95 / ours |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, p50, p95, s50, s95 in rows:
+        print(f"| {name} | {p50:.1f} | {p95:.1f} | {s50:.1f} | {s95:.1f} | {s95 / p95:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()

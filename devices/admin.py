@@ -1,0 +1,371 @@
+"""The operators' admin for the registry. Every change goes through devices.services.
+
+Built for a million devices: estimated counts past a limit (fleetportal.paginators), no facet
+counts, filters that read their values from indexes, searches served by trigram indexes, and one
+query per page for related rows.
+"""
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import localize
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
+
+from devices import lifecycle, services
+from devices.admin_filters import (
+    DeviceTypeFilter,
+    EventTypeFilter,
+    FirmwareVersionFilter,
+    OnlineFilter,
+)
+from devices.choices import DeviceStatus
+from devices.exceptions import IllegalTransition
+from devices.models import Device, DeviceEvent, DeviceGroup
+from fleetportal.actors import actor_for_request
+from fleetportal.errors import DomainError
+from fleetportal.paginators import EstimatedCountPaginator
+
+# One admin action runs in one web request and one transaction; larger batches ("select all" on
+# a big fleet) belong to a background job, so the admin refuses them instead of timing out.
+ACTION_MAX_DEVICES = 10_000
+TIMELINE_LENGTH = 50
+
+
+class FleetModelAdmin(admin.ModelAdmin):
+    """List pages that stay fast on large tables: estimated counts and no facet counts."""
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    # One screen of rows: rendering, not the queries, is most of a list page's time.
+    list_per_page = 50
+    show_facets = admin.ShowFacets.NEVER
+
+
+def summarize(data: dict, width: int = 120) -> str:
+    text = json.dumps(data, sort_keys=True, default=str) if data else ""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class DeviceActionForm(helpers.ActionForm):
+    reason = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Reason",
+        widget=forms.TextInput(attrs={"placeholder": "recorded in the timeline"}),
+    )
+
+
+class TransitionForm(forms.Form):
+    """The device page's status form: offers the device's allowed moves; the service decides."""
+
+    target = forms.ChoiceField(label="Move to", choices=DeviceStatus.choices)
+    reason = forms.CharField(required=False, max_length=500)
+    # The status the operator saw, so a move based on a stale page is refused (StatusConflict).
+    current = forms.ChoiceField(choices=DeviceStatus.choices, widget=forms.HiddenInput)
+
+    def __init__(self, *args, device: Device, **kwargs):
+        super().__init__(*args, initial={"current": device.status}, **kwargs)
+        self.fields["target"].widget.choices = [
+            (status, DeviceStatus(status).label) for status in device.allowed_transitions()
+        ]
+
+
+@admin.register(Device)
+class DeviceAdmin(FleetModelAdmin):
+    list_display = (
+        "device_id",
+        "device_name",
+        "device_type",
+        "status",
+        "group",
+        "firmware_version",
+        "online",
+        "last_seen",
+        "created_at",
+    )
+    list_select_related = ("group",)
+    list_filter = (
+        "status",
+        DeviceTypeFilter,
+        "group",
+        FirmwareVersionFilter,
+        OnlineFilter,
+    )
+    # Only orders an index can serve; sorting a million rows by name would take seconds.
+    sortable_by = ("device_id", "last_seen", "created_at")
+    ordering = ("-created_at",)
+    search_fields = ("device_id", "serial_number", "device_name")
+    search_help_text = "Device ID, serial number or name contains…"
+    action_form = DeviceActionForm
+    actions = ("to_provisioning", "to_active", "to_maintenance", "to_decommissioned")
+    readonly_fields = ("device_id", "status", "last_seen", "created_at", "updated_at", "timeline")
+    fieldsets = (
+        (None, {"fields": ("device_id", "device_name", "device_type", "status", "group")}),
+        (
+            "Hardware",
+            {
+                "fields": (
+                    "manufacturer",
+                    "model",
+                    "serial_number",
+                    "hardware_version",
+                    "firmware_version",
+                )
+            },
+        ),
+        ("Connectivity", {"fields": ("last_seen", "last_ip_address", "location")}),
+        ("Metadata", {"fields": ("metadata",)}),
+        ("History", {"fields": ("created_at", "updated_at", "timeline")}),
+    )
+    add_fieldsets = (
+        (None, {"fields": ("device_id", "device_name", "device_type", "group")}),
+        fieldsets[1],
+        ("Connectivity", {"fields": ("last_ip_address", "location")}),
+        fieldsets[3],
+    )
+
+    # -- permissions --------------------------------------------------------------------------
+
+    def has_change_status_permission(self, request) -> bool:
+        return request.user.has_perm("devices.change_device_status")
+
+    def has_change_permission(self, request, obj=None):
+        # A decommissioned device keeps its history as it was: its page is read-only.
+        if obj is not None and obj.is_decommissioned:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        # Decommissioning, not deletion, retires a device: its device_id stays reserved forever.
+        return False
+
+    # -- list ---------------------------------------------------------------------------------
+
+    @admin.display(boolean=True, description="online")
+    def online(self, device):
+        return device.is_online
+
+    # -- add and change go through the services ----------------------------------------------
+
+    def get_fieldsets(self, request, obj=None):
+        return self.fieldsets if obj else self.add_fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj else ()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "group":
+            # Only static groups take members by hand (Device.clean refuses dynamic ones).
+            kwargs["queryset"] = DeviceGroup.objects.filter(filters={})
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        actor = actor_for_request(request)
+        if change:
+            changes = {name: form.cleaned_data[name] for name in form.changed_data}
+            services.update_device(obj, changes, actor=actor)
+        else:
+            obj.pk = services.register_device(form.cleaned_data, actor=actor).pk
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as exc:
+            # Races the form could not see: the ID taken meanwhile, the device decommissioned.
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if (
+            obj is not None
+            and obj.allowed_transitions()
+            and self.has_change_status_permission(request)
+        ):
+            context["transition_form"] = TransitionForm(device=obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.display(description="recent events")
+    def timeline(self, device):
+        events = device.events.order_by("-created_at", "-pk")[:TIMELINE_LENGTH]
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    localize(timezone.localtime(e.created_at)),
+                    e.event_type,
+                    e.actor,
+                    summarize(e.event_data),
+                )
+                for e in events
+            ),
+        )
+        url = (
+            reverse("admin:devices_deviceevent_changelist") + "?" + urlencode({"device": device.pk})
+        )
+        return format_html(
+            '<table class="device-timeline"><thead><tr><th>when</th><th>event</th><th>by</th>'
+            "<th>details</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a href="{}">All events of this device</a> (newest {} shown)</p>',
+            rows,
+            url,
+            TIMELINE_LENGTH,
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @admin.action(
+        permissions=["change_status"], description="Move selected devices to provisioning"
+    )
+    def to_provisioning(self, request, queryset):
+        self._transition(request, queryset, DeviceStatus.PROVISIONING)
+
+    @admin.action(permissions=["change_status"], description="Move selected devices to active")
+    def to_active(self, request, queryset):
+        self._transition(request, queryset, DeviceStatus.ACTIVE)
+
+    @admin.action(permissions=["change_status"], description="Move selected devices to maintenance")
+    def to_maintenance(self, request, queryset):
+        self._transition(request, queryset, DeviceStatus.MAINTENANCE)
+
+    @admin.action(permissions=["change_status"], description="Decommission selected devices")
+    def to_decommissioned(self, request, queryset):
+        self._transition(request, queryset, DeviceStatus.DECOMMISSIONED)
+
+    def _transition(self, request, queryset, target: str) -> None:
+        if queryset[: ACTION_MAX_DEVICES + 1].count() > ACTION_MAX_DEVICES:
+            self.message_user(
+                request,
+                f"An action takes at most {ACTION_MAX_DEVICES:,} devices; narrow the list first.",
+                messages.ERROR,
+            )
+            return
+        moved, refused = services.transition_devices(
+            queryset.select_related(None).only("pk"),
+            target,
+            actor=actor_for_request(request),
+            reason=request.POST.get("reason", "")[:500],
+        )
+        if moved:
+            self.message_user(
+                request, f"Moved {len(moved)} device(s) to {target}.", messages.SUCCESS
+            )
+        for current, devices in _group_by_status(refused).items():
+            error = IllegalTransition(current, target, lifecycle.allowed_targets(current))
+            names = ", ".join(d.device_id for d in devices[:20]) + (
+                " …" if len(devices) > 20 else ""
+            )
+            self.message_user(
+                request, f"Not moved ({len(devices)}): {names}. {error.message}", messages.ERROR
+            )
+
+    def get_urls(self):
+        transition = self.admin_site.admin_view(require_POST(self.transition_view))
+        return [
+            path("<path:object_id>/transition/", transition, name="devices_device_transition"),
+            *super().get_urls(),
+        ]
+
+    def transition_view(self, request, object_id):
+        device = self.get_object(request, unquote(object_id))
+        if device is None:
+            raise Http404("No such device.")
+        if not self.has_change_status_permission(request):
+            raise PermissionDenied
+        form = TransitionForm(request.POST, device=device)
+        if not form.is_valid():
+            errors = "; ".join(f"{name}: {' '.join(e)}" for name, e in form.errors.items())
+            self.message_user(request, errors, messages.ERROR)
+        else:
+            try:
+                services.transition_device(
+                    device,
+                    form.cleaned_data["target"],
+                    actor=actor_for_request(request),
+                    reason=form.cleaned_data["reason"],
+                    expected=form.cleaned_data["current"],
+                )
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                target = form.cleaned_data["target"]
+                self.message_user(request, f"{device} is now {target}.", messages.SUCCESS)
+        return redirect("admin:devices_device_change", device.pk)
+
+
+def _group_by_status(devices: list[Device]) -> dict[str, list[Device]]:
+    grouped: dict[str, list[Device]] = {}
+    for device in devices:
+        grouped.setdefault(device.status, []).append(device)
+    return grouped
+
+
+@admin.register(DeviceGroup)
+class DeviceGroupAdmin(FleetModelAdmin):
+    list_display = ("name", "kind", "members", "description", "created_at")
+    search_fields = ("name",)
+    ordering = ("name",)
+    fields = ("name", "description", "filters", "created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at")
+
+    def get_queryset(self, request):
+        # A correlated subquery rather than JOIN + GROUP BY: PostgreSQL evaluates it only for the
+        # groups on the page (an index-only scan of the group key's index each), and the paginator's
+        # count does not drag a million device rows into its join.
+        members = (
+            Device.objects.filter(group=OuterRef("pk"))
+            .order_by()
+            .values("group")
+            .annotate(count=Count("*"))
+            .values("count")
+        )
+        return super().get_queryset(request).annotate(member_count=Coalesce(Subquery(members), 0))
+
+    @admin.display(description="type")
+    def kind(self, group):
+        return "dynamic" if group.is_dynamic else "static"
+
+    @admin.display(description="members", ordering="member_count")
+    def members(self, group):
+        # A dynamic group's members are computed from its filter, not assigned.
+        return "—" if group.is_dynamic else group.member_count
+
+
+@admin.register(DeviceEvent)
+class DeviceEventAdmin(FleetModelAdmin):
+    """The fleet-wide timeline. Read-only: events are written by the services only."""
+
+    list_display = ("created_at", "device", "event_type", "actor", "details")
+    list_select_related = ("device",)
+    list_filter = (EventTypeFilter,)
+    # Prefix match on the device ID: served by the trigram index on UPPER(device_id).
+    search_fields = ("^device__device_id",)
+    search_help_text = "Device ID starts with…"
+    sortable_by = ("created_at",)
+    ordering = ("-created_at",)
+    fields = ("device", "event_type", "actor", "created_at", "event_data")
+
+    @admin.display(description="details")
+    def details(self, event):
+        return summarize(event.event_data)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,117 @@
+from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
+
+from devices.choices import DeviceStatus
+from devices.models import Device, DeviceEvent, DeviceGroup
+from devices.validators import validate_device_id
+from fleetportal.api.serializers import FleetModelSerializer, StrictFieldsMixin
+
+
+class DeviceSerializer(FleetModelSerializer):
+    """A device as integrators see it. Field rules come from the model (validators, clean())."""
+
+    group = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=DeviceGroup.objects.all(),
+        allow_null=True,
+        required=False,
+        help_text="The group's name.",
+        error_messages={"does_not_exist": "No group is named {value}."},
+    )
+    online = serializers.BooleanField(source="is_online", read_only=True)
+    allowed_transitions = serializers.ListField(
+        child=serializers.ChoiceField(choices=DeviceStatus.choices), read_only=True
+    )
+
+    class Meta:
+        model = Device
+        fields = [
+            "id",
+            "device_id",
+            "device_name",
+            "device_type",
+            "manufacturer",
+            "model",
+            "serial_number",
+            "firmware_version",
+            "hardware_version",
+            "status",
+            "allowed_transitions",
+            "online",
+            "last_seen",
+            "last_ip_address",
+            "location",
+            "metadata",
+            "group",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["status", "last_seen"]
+        extra_kwargs = {
+            "device_id": {
+                "validators": [
+                    validate_device_id,
+                    # A decommissioned device keeps its row, so its device_id stays taken.
+                    UniqueValidator(
+                        Device.objects.all(),
+                        message="This device_id is or was in use; device IDs are never reused.",
+                    ),
+                ]
+            }
+        }
+
+    def validate_device_id(self, value):
+        if self.instance is not None and value != self.instance.device_id:
+            raise serializers.ValidationError("device_id cannot be changed.")
+        return value
+
+    def validate(self, attrs):
+        # status is read-only, so DRF would drop it silently; say where status changes go instead.
+        current = self.instance.status if self.instance else DeviceStatus.REGISTERED
+        if self.initial_data.get("status", current) != current:
+            raise serializers.ValidationError(
+                {"status": "Change status with POST /api/v1/devices/{device_id}/transition/."}
+            )
+        if self.instance is not None:
+            attrs.pop("device_id", None)
+        return attrs
+
+
+class DeviceTransitionSerializer(StrictFieldsMixin, serializers.Serializer):
+    status = serializers.ChoiceField(choices=DeviceStatus.choices, help_text="The target status.")
+    reason = serializers.CharField(
+        max_length=1000, required=False, allow_blank=True, help_text="Kept in the device's event."
+    )
+    from_status = serializers.ChoiceField(
+        choices=DeviceStatus.choices,
+        required=False,
+        help_text="The status you expect the device to be in; 409 if it is not.",
+    )
+
+
+class DeviceGroupSerializer(FleetModelSerializer):
+    member_count = serializers.IntegerField(
+        read_only=True, help_text="Devices assigned to this group (static members)."
+    )
+
+    class Meta:
+        model = DeviceGroup
+        fields = [
+            "id",
+            "name",
+            "description",
+            "filters",
+            "is_dynamic",
+            "member_count",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class DeviceEventSerializer(FleetModelSerializer):
+    device = serializers.CharField(source="device.device_id", read_only=True)
+
+    class Meta:
+        model = DeviceEvent
+        fields = ["id", "device", "event_type", "event_data", "actor", "created_at"]
+        read_only_fields = fields

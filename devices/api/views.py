@@ -1,0 +1,121 @@
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION
+from django.db import transaction
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from devices import services
+from devices.api.audit import log_group_change
+from devices.api.permissions import CanTransitionDevices, CanViewDeviceEvents, FleetPermissions
+from devices.api.serializers import (
+    DeviceEventSerializer,
+    DeviceGroupSerializer,
+    DeviceSerializer,
+    DeviceTransitionSerializer,
+)
+from devices.filtersets import DeviceEventFilterSet, DeviceFilterSet, DeviceGroupFilterSet
+from devices.models import Device, DeviceEvent, DeviceGroup
+from devices.validators import DEVICE_ID_PATTERN
+from fleetportal.actors import actor_for_request
+from fleetportal.api.pagination import FleetCursorPagination
+
+
+class DeviceViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Devices, addressed by device_id. There is no DELETE: decommission a device instead."""
+
+    queryset = Device.objects.select_related("group")
+    serializer_class = DeviceSerializer
+    permission_classes = [FleetPermissions]
+    pagination_class = FleetCursorPagination
+    filterset_class = DeviceFilterSet
+    lookup_field = "device_id"
+    lookup_value_regex = DEVICE_ID_PATTERN.strip("^$")
+
+    def perform_create(self, serializer):
+        actor = actor_for_request(self.request)
+        serializer.instance = services.register_device(serializer.validated_data, actor=actor)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.update_device(
+            serializer.instance, serializer.validated_data, actor=actor_for_request(self.request)
+        )
+
+    @extend_schema(request=DeviceTransitionSerializer, responses=DeviceSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[CanTransitionDevices])
+    def transition(self, request, device_id=None):
+        """Move the device through its lifecycle; 409 if `from_status` no longer holds."""
+        params = DeviceTransitionSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        device = services.transition_device(
+            self.get_object(),
+            params.validated_data["status"],
+            actor=actor_for_request(request),
+            reason=params.validated_data.get("reason", ""),
+            expected=params.validated_data.get("from_status"),
+        )
+        return Response(self.get_serializer(device).data)
+
+    @extend_schema(responses=DeviceEventSerializer(many=True))
+    @action(
+        detail=True,
+        permission_classes=[CanViewDeviceEvents],
+        serializer_class=DeviceEventSerializer,
+        filterset_class=None,
+    )
+    def events(self, request, device_id=None):
+        """The device's timeline, newest first."""
+        page = self.paginate_queryset(self.get_object().events.all())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+def _member_count():
+    # A correlated count per listed group uses the device group index for that page's groups
+    # only, instead of joining and grouping the whole device table.
+    members = Device.objects.filter(group=OuterRef("pk")).order_by().values("group")
+    return Coalesce(Subquery(members.annotate(n=Count("pk")).values("n")), 0)
+
+
+class DeviceGroupViewSet(viewsets.ModelViewSet):
+    """Device groups, addressed by id. Every change is logged in the admin's history."""
+
+    queryset = DeviceGroup.objects.annotate(member_count=_member_count())
+    serializer_class = DeviceGroupSerializer
+    permission_classes = [FleetPermissions]
+    filterset_class = DeviceGroupFilterSet
+
+    @transaction.atomic
+    def perform_create(self, serializer):
+        log_group_change(self.request, serializer.save(), ADDITION)
+        serializer.instance = self.get_queryset().get(pk=serializer.instance.pk)
+
+    @transaction.atomic
+    def perform_update(self, serializer):
+        group, data = serializer.instance, serializer.validated_data
+        changed = [name for name, value in data.items() if getattr(group, name) != value]
+        serializer.save()
+        log_group_change(self.request, group, CHANGE, changed)
+        serializer.instance = self.get_queryset().get(pk=group.pk)
+
+    @transaction.atomic
+    def perform_destroy(self, instance):
+        log_group_change(self.request, instance, DELETION)
+        instance.delete()
+
+
+class DeviceEventViewSet(viewsets.ReadOnlyModelViewSet):
+    """The fleet-wide event timeline, newest first."""
+
+    queryset = DeviceEvent.objects.select_related("device")
+    serializer_class = DeviceEventSerializer
+    permission_classes = [FleetPermissions]
+    pagination_class = FleetCursorPagination
+    filterset_class = DeviceEventFilterSet
