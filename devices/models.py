@@ -8,8 +8,12 @@ from django.db.models.functions import Upper
 from django.utils import timezone
 
 from devices import lifecycle
-from devices.choices import DeviceStatus
-from devices.validators import validate_device_id, validate_json_object
+from devices.choices import BulkJobStatus, CredentialStatus, CredentialType, DeviceStatus
+from devices.validators import (
+    validate_device_id,
+    validate_json_object,
+    validate_template_name,
+)
 
 
 def _trigram(field: str, name: str) -> GinIndex:
@@ -181,3 +185,174 @@ class DeviceEvent(models.Model):
 
     def __str__(self):
         return f"{self.event_type} by {self.actor}"
+
+
+class DeviceCredential(models.Model):
+    """An X.509 certificate the portal's CA issued; the private key is never stored."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Null only while a claim-issued certificate waits for RegisterThing (pending activation).
+    device = models.ForeignKey(
+        Device, on_delete=models.PROTECT, null=True, blank=True, related_name="credentials"
+    )
+    credential_type = models.CharField(
+        max_length=20, choices=CredentialType.choices, default=CredentialType.X509
+    )
+    credential_value = models.TextField(help_text="The certificate, PEM.")
+    status = models.CharField(
+        max_length=20, choices=CredentialStatus.choices, default=CredentialStatus.ACTIVE
+    )
+    serial_number = models.CharField(max_length=64, unique=True, help_text="Hexadecimal.")
+    fingerprint = models.CharField(
+        max_length=64, unique=True, help_text="SHA-256 of the DER, hex: the certificateId."
+    )
+    common_name = models.CharField(max_length=128, help_text="The device_id the CN names.")
+    not_before = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    revoked = models.BooleanField(default=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revocation_reason = models.CharField(max_length=200, blank=True)
+    # Rotation: the credential this one replaces stays valid until this one is first used.
+    replaces = models.OneToOneField(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replaced_by"
+    )
+    first_used_at = models.DateTimeField(null=True, blank=True)
+    # Claim provisioning: the one-time ownership token (only its SHA-256 is kept).
+    ownership_token_hash = models.CharField(max_length=64, blank=True)
+    ownership_token_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        indexes = [
+            # A device's credentials, newest first (device page, API).
+            models.Index(fields=["device", "-created_at"], name="credential_device_idx"),
+            # Expiry sweep and the admin's "expiring in N days" view: live certificates only.
+            models.Index(
+                fields=["expires_at"],
+                name="credential_live_expiry_idx",
+                condition=models.Q(revoked=False),
+            ),
+            # Building the CRL: revoked and held (pending) certificates.
+            models.Index(
+                fields=["status"],
+                name="credential_crl_idx",
+                condition=~models.Q(status=CredentialStatus.ACTIVE),
+            ),
+            # RegisterThing looks the certificate up by its ownership token.
+            models.Index(
+                fields=["ownership_token_hash"],
+                name="credential_token_idx",
+                condition=~models.Q(ownership_token_hash=""),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                name="credential_revoked_has_time",
+                condition=models.Q(revoked=False) | models.Q(revoked_at__isnull=False),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.common_name} {self.fingerprint[:12]}"
+
+
+class ProvisioningTemplate(models.Model):
+    """How a device that presents a claim certificate becomes a registered, credentialed device."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(
+        max_length=36,
+        unique=True,
+        validators=[validate_template_name],
+        help_text="Used in $aws/provisioning-templates/{name}/provision/json.",
+    )
+    description = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+    device_type = models.CharField(max_length=100)
+    group = models.ForeignKey(
+        DeviceGroup,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="provisioning_templates",
+    )
+    parameters = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_json_object],
+        help_text='Parameters: {"SerialNumber": {"required": true}, "Site": {"default": ""}}.',
+    )
+    device_id_template = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text='e.g. "sensor-{SerialNumber}"; must equal the certificate CN. Empty: the CN.',
+    )
+    metadata_template = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_json_object],
+        help_text='Metadata from parameters: {"site": "{Site}"}.',
+    )
+    device_configuration = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_json_object],
+        help_text="Flat string map returned to the device as deviceConfiguration.",
+    )
+    initial_status = models.CharField(
+        max_length=20,
+        choices=[
+            (DeviceStatus.PROVISIONING, DeviceStatus.PROVISIONING.label),
+            (DeviceStatus.ACTIVE, DeviceStatus.ACTIVE.label),
+        ],
+        default=DeviceStatus.PROVISIONING,
+    )
+    serial_number_parameter = models.CharField(max_length=64, default="SerialNumber")
+    allowed_serial_numbers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="If not empty, only these serial numbers may provision.",
+    )
+    pre_provisioning_hook_url = models.URLField(
+        blank=True, help_text="POSTed the AWS hook input; must allow within 5 s."
+    )
+    # $aws/certificates/create/json returns a private key on a topic every claim holder can
+    # read (device-protocol.md §7.9): off unless the operator accepts that risk.
+    allow_create_keys = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class BulkProvisioningJob(models.Model):
+    """A CSV of devices registered by a Celery worker; their credentials download once."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(
+        max_length=20, choices=BulkJobStatus.choices, default=BulkJobStatus.QUEUED
+    )
+    csv_text = models.TextField()
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    succeeded_rows = models.PositiveIntegerField(default=0)
+    row_errors = models.JSONField(
+        default=list, blank=True, help_text='[{"line": 3, "errors": {...}}]'
+    )
+    error = models.TextField(blank=True)
+    device_ids = models.JSONField(default=list, blank=True, help_text="Devices registered.")
+    # Keys are generated while the bundle streams out, never written anywhere: hence once only.
+    bundle_downloaded_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(max_length=160)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"bulk job {self.id} ({self.status})"

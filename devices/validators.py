@@ -15,3 +15,11 @@ validate_device_id = RegexValidator(
 def validate_json_object(value):
     if value is not None and not isinstance(value, dict):
         raise ValidationError("Must be a JSON object.", code="not_an_object")
+
+
+# device-protocol.md §3.2: template name 1 to 36 chars of [0-9A-Za-z_-].
+validate_template_name = RegexValidator(
+    r"^[0-9A-Za-z_-]{1,36}$",
+    "A template name is 1 to 36 letters, digits, '_' or '-'.",
+    code="invalid_template_name",
+)

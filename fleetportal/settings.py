@@ -144,6 +144,28 @@ DEVICE_ONLINE_WINDOW_SECONDS = env_int("FLEETPORTAL_ONLINE_WINDOW_SECONDS", 300)
 # Exact counts stop here on list pages; past it the planner's estimate is shown instead.
 LIST_EXACT_COUNT_LIMIT = env_int("FLEETPORTAL_LIST_EXACT_COUNT_LIMIT", 10_000)
 
+# --- Device identity (devices/pki, devices/credentials.py) ---
+VAR_DIR = Path(env_str("FLEETPORTAL_VAR_DIR", str(BASE_DIR / "var")))
+FLEETPORTAL_CA_DIR = Path(env_str("FLEETPORTAL_CA_DIR", str(VAR_DIR / "ca")))
+FLEETPORTAL_CA_PASSPHRASE = env_str("FLEETPORTAL_CA_PASSPHRASE", "") or None
+DEVICE_CERT_DAYS = env_int("FLEETPORTAL_DEVICE_CERT_DAYS", 365)
+CERT_EXPIRY_WARNING_DAYS = env_int("FLEETPORTAL_CERT_EXPIRY_WARNING_DAYS", 30)
+CRL_NEXT_UPDATE_HOURS = env_int("FLEETPORTAL_CRL_NEXT_UPDATE_HOURS", 48)
+OWNERSHIP_TOKEN_SECONDS = env_int("FLEETPORTAL_OWNERSHIP_TOKEN_SECONDS", 3600)
+DEVICE_JWT_MAX_SECONDS = env_int("FLEETPORTAL_DEVICE_JWT_MAX_SECONDS", 600)
+
+# --- The broker (fleetportal/broker.py generates its configuration) ---
+BROKER_DIR = Path(env_str("FLEETPORTAL_BROKER_DIR", str(VAR_DIR / "broker")))
+BROKER_HOSTNAMES = env_list("FLEETPORTAL_BROKER_HOSTNAMES", ["localhost"])
+BROKER_HOST = env_str("FLEETPORTAL_BROKER_HOST", "127.0.0.1")
+BROKER_DEVICE_PORT = env_int("FLEETPORTAL_BROKER_DEVICE_PORT", 8883)
+BROKER_CLAIM_PORT = env_int("FLEETPORTAL_BROKER_CLAIM_PORT", 8884)
+BROKER_BACKEND_PORT = env_int("FLEETPORTAL_BROKER_BACKEND_PORT", 18830)
+BROKER_BACKEND_USERNAME = env_str("FLEETPORTAL_BROKER_BACKEND_USERNAME", "fleetportal-bridge")
+# Generated into BROKER_DIR by `manage.py broker_config` when not set.
+BROKER_BACKEND_PASSWORD = env_str("FLEETPORTAL_BROKER_BACKEND_PASSWORD", "")
+MOSQUITTO_BINARY = env_str("FLEETPORTAL_MOSQUITTO_BINARY", "/usr/sbin/mosquitto")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

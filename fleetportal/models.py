@@ -1,0 +1,28 @@
+from django.db import models
+from django.utils import timezone
+
+
+class OutboxMessage(models.Model):
+    """An MQTT message to a device, written in the transaction of the change that caused it.
+
+    The bridge publishes rows in id order per device (QoS 1) and deletes each after its PUBACK,
+    so a change committed while the broker is down still reaches the device when it returns.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    topic = models.CharField(max_length=512)
+    payload = models.BinaryField()
+    qos = models.PositiveSmallIntegerField(default=1)
+    # Ordering and bridge partitioning key: the device the message is for ("" = none).
+    device_id = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        indexes = [
+            # The publisher claims the oldest rows first (ORDER BY id ... SKIP LOCKED); the pkey
+            # serves it. Per-partition claims filter on device_id.
+            models.Index(fields=["device_id", "id"], name="outbox_device_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.topic} ({len(self.payload)} bytes)"

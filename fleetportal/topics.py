@@ -1,0 +1,60 @@
+"""The only place that builds and parses MQTT topic strings (device-protocol.md).
+
+Builders return the exact topic; `parse` turns an inbound topic into a Route that the bridge's
+router dispatches on.
+"""
+
+from dataclasses import dataclass
+
+# device-protocol.md §3.1 — fleet provisioning (no thing name in the topic).
+CREATE_FROM_CSR = "$aws/certificates/create-from-csr/json"
+CREATE_KEYS = "$aws/certificates/create/json"
+PROVISION_PREFIX = "$aws/provisioning-templates/"
+PROVISION_SUFFIX = "/provision/json"
+
+
+def provision(template_name: str) -> str:
+    return f"{PROVISION_PREFIX}{template_name}{PROVISION_SUFFIX}"
+
+
+def accepted(request_topic: str) -> str:
+    return f"{request_topic}/accepted"
+
+
+def rejected(request_topic: str) -> str:
+    return f"{request_topic}/rejected"
+
+
+def device_topic(device_id: str, name: str) -> str:
+    """Our own topics beside AWS's: devices/{device_id}/telemetry, /presence, /certificates/…"""
+    return f"devices/{device_id}/{name}"
+
+
+def things_prefix(device_id: str) -> str:
+    return f"$aws/things/{device_id}/"
+
+
+@dataclass(frozen=True)
+class Route:
+    """What an inbound topic means: which handler (`kind`), for which device, with which args."""
+
+    kind: str
+    device_id: str = ""
+    name: str = ""  # template name, shadow name, certificate sub-topic, …
+
+
+def parse(topic: str) -> Route | None:
+    """The route of a request topic the portal serves, or None for anything else."""
+    if topic == CREATE_FROM_CSR:
+        return Route("create_from_csr")
+    if topic == CREATE_KEYS:
+        return Route("create_keys")
+    if topic.startswith(PROVISION_PREFIX) and topic.endswith(PROVISION_SUFFIX):
+        name = topic[len(PROVISION_PREFIX) : -len(PROVISION_SUFFIX)]
+        return Route("provision", name=name) if name and "/" not in name else None
+    parts = topic.split("/")
+    if len(parts) >= 3 and parts[0] == "devices" and parts[1]:
+        return Route("device:" + "/".join(parts[2:]), device_id=parts[1])
+    if len(parts) >= 4 and parts[0] == "$aws" and parts[1] == "things" and parts[2]:
+        return Route("thing:" + "/".join(parts[3:]), device_id=parts[2])
+    return None
