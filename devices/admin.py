@@ -369,3 +369,7 @@ class DeviceEventAdmin(FleetModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# Identity and provisioning pages register themselves on import.
+from devices import admin_credentials, admin_provisioning  # noqa: E402, F401

@@ -82,6 +82,8 @@ CHANNEL_LAYERS = {
 }
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_ACKS_LATE = True
+# Task modules beyond each app's tasks.py.
+CELERY_IMPORTS = ["devices.bulk"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,0 +1,1 @@
+"""Admin pages for provisioning templates and bulk provisioning jobs."""

@@ -1,0 +1,1 @@
+"""Bulk provisioning from a CSV (Celery task + once-only credential bundle)."""

@@ -1,0 +1,5 @@
+"""MQTT handlers: certificate rotation and first-connection activation."""
+
+
+def register() -> None:
+    pass
