@@ -1,0 +1,1 @@
+"""The bridge: the portal's only MQTT client (`manage.py runbridge`)."""
