@@ -162,6 +162,10 @@ class DeviceAdmin(FleetModelAdmin):
     def get_fieldsets(self, request, obj=None):
         return self.fieldsets if obj else self.add_fieldsets
 
+    def get_inlines(self, request, obj):
+        # The certificates inline: a device being added has none yet.
+        return self.inlines if obj else ()
+
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj else ()
 
@@ -373,3 +377,5 @@ class DeviceEventAdmin(FleetModelAdmin):
 
 # Identity and provisioning pages register themselves on import.
 from devices import admin_credentials, admin_provisioning  # noqa: E402, F401
+
+DeviceAdmin.inlines = (admin_credentials.DeviceCredentialInline,)

@@ -88,6 +88,8 @@ def transition_device(
         _apply(locked, target)
         locked.save(update_fields=["status", "updated_at"])
         event.save()
+        if target == DeviceStatus.DECOMMISSIONED:
+            _revoke_credentials([locked], actor)
     return locked
 
 
@@ -110,6 +112,8 @@ def transition_devices(
             moved.append(device)
         Device.objects.bulk_update(moved, ["status", "updated_at"], batch_size=1000)
         DeviceEvent.objects.bulk_create(events, batch_size=1000)
+        if moved and target == DeviceStatus.DECOMMISSIONED:
+            _revoke_credentials(moved, actor)
     return moved, refused
 
 
@@ -118,6 +122,16 @@ def record_event(
 ) -> DeviceEvent:
     return DeviceEvent.objects.create(
         device=device, event_type=event_type, actor=actor, event_data=data or {}
+    )
+
+
+def _revoke_credentials(devices: list[Device], actor: str) -> None:
+    # A decommissioned device loses its certificates in the same transaction (issue 3 §7).
+    # Imported here: devices.credentials builds on this module.
+    from devices import credentials
+
+    credentials.revoke_devices_credentials(
+        devices, actor=actor, reason=credentials.CESSATION_OF_OPERATION
     )
 
 

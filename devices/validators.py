@@ -18,8 +18,10 @@ def validate_json_object(value):
 
 
 # device-protocol.md §3.2: template name 1 to 36 chars of [0-9A-Za-z_-].
+TEMPLATE_NAME_PATTERN = r"^[0-9A-Za-z_-]{1,36}$"
+
 validate_template_name = RegexValidator(
-    r"^[0-9A-Za-z_-]{1,36}$",
+    TEMPLATE_NAME_PATTERN,
     "A template name is 1 to 36 letters, digits, '_' or '-'.",
     code="invalid_template_name",
 )

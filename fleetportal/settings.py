@@ -138,7 +138,11 @@ SPECTACULAR_SETTINGS = {
     # every other endpoint.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # One DeviceStatus enum in the schema, however many fields use it.
-    "ENUM_NAME_OVERRIDES": {"DeviceStatus": "devices.choices.DeviceStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "DeviceStatus": "devices.choices.DeviceStatus",
+        "CredentialStatus": "devices.choices.CredentialStatus",
+        "BulkJobStatus": "devices.choices.BulkJobStatus",
+    },
 }
 
 # A device counts as online while its last message is younger than this.
@@ -155,6 +159,22 @@ CERT_EXPIRY_WARNING_DAYS = env_int("FLEETPORTAL_CERT_EXPIRY_WARNING_DAYS", 30)
 CRL_NEXT_UPDATE_HOURS = env_int("FLEETPORTAL_CRL_NEXT_UPDATE_HOURS", 48)
 OWNERSHIP_TOKEN_SECONDS = env_int("FLEETPORTAL_OWNERSHIP_TOKEN_SECONDS", 3600)
 DEVICE_JWT_MAX_SECONDS = env_int("FLEETPORTAL_DEVICE_JWT_MAX_SECONDS", 600)
+# How often beat re-signs the CRL (also republishing after a failed revocation publish) and
+# looks for expiring certificates.
+CRL_RESIGN_SECONDS = env_int("FLEETPORTAL_CRL_RESIGN_SECONDS", 3600)
+CERT_EXPIRY_CHECK_SECONDS = env_int("FLEETPORTAL_CERT_EXPIRY_CHECK_SECONDS", 3600)
+CELERY_BEAT_SCHEDULE = {
+    "resign-crl": {"task": "devices.tasks.resign_crl", "schedule": CRL_RESIGN_SECONDS},
+    "warn-expiring-certificates": {
+        "task": "devices.tasks.warn_expiring_certificates",
+        "schedule": CERT_EXPIRY_CHECK_SECONDS,
+    },
+    "expire-pending-claims": {"task": "devices.tasks.expire_pending_claims", "schedule": 300},
+}
+# Serve $aws/certificates/create/json (portal-generated keys over MQTT): its reply carries a
+# private key on a topic every holder of the same claim certificate can read
+# (device-protocol.md §7.9), so it is off unless the operator accepts that risk.
+CLAIM_CREATE_KEYS = env_bool("FLEETPORTAL_CLAIM_CREATE_KEYS", False)
 
 # --- The broker (fleetportal/broker.py generates its configuration) ---
 BROKER_DIR = Path(env_str("FLEETPORTAL_BROKER_DIR", str(VAR_DIR / "broker")))

@@ -30,6 +30,20 @@ def device_topic(device_id: str, name: str) -> str:
     return f"devices/{device_id}/{name}"
 
 
+def device_filter(name: str) -> str:
+    """The bridge's subscription to one of our topics for every device: devices/+/<name>."""
+    return f"devices/+/{name}"
+
+
+# Certificate rotation and expiry (devices/{device_id}/certificates/...).
+CERTIFICATES_ROTATE = "certificates/rotate"
+CERTIFICATES_CONFIRM = "certificates/confirm"
+
+
+def certificates_expiring(device_id: str) -> str:
+    return device_topic(device_id, "certificates/expiring")
+
+
 def things_prefix(device_id: str) -> str:
     return f"$aws/things/{device_id}/"
 

@@ -7,10 +7,21 @@ from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from devices import services
+from devices import credentials, services
 from devices.models import Device, DeviceGroup
 
+# The real-Mosquitto fixtures: broker, device_client, bridge (tests/mqtt/fixtures.py); a CA
+# with a broker directory (identity_env) and a real Celery worker (tests/devices/claim_helpers.py).
+pytest_plugins = ["tests.mqtt.fixtures", "tests.devices.claim_helpers"]
+
 _serial = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _forget_settled_devices():
+    """Device ids repeat across tests; the first-connection cache must not carry over."""
+    yield
+    credentials.forget_settled()
 
 
 def make_user(username: str, role: str | None = None, **extra) -> User:

@@ -2,7 +2,8 @@
 
 
 def register_all() -> None:
-    from devices.handlers import provisioning, rotation
+    from devices.handlers import presence, provisioning, rotation
 
+    presence.register()
     provisioning.register()
     rotation.register()

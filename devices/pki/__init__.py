@@ -14,9 +14,11 @@ from .authority import (
     write_server_files,
 )
 from .certificates import (
+    CLAIM_PREFIX,
     IssuedCertificate,
     generate_key_and_certificate,
     issue_certificate,
+    issue_claim_certificate,
     verify_device_certificate,
 )
 from .crl import build_crl, validate_crl, write_crl_atomically
@@ -31,6 +33,7 @@ from .errors import (
 )
 
 __all__ = [
+    "CLAIM_PREFIX",
     "CaError",
     "CaExists",
     "CertificateAuthority",
@@ -45,6 +48,7 @@ __all__ = [
     "create_ca",
     "generate_key_and_certificate",
     "issue_certificate",
+    "issue_claim_certificate",
     "load_ca",
     "load_csr",
     "server_certificate",

@@ -9,7 +9,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from devices.validators import DEVICE_ID_PATTERN
+from devices.validators import DEVICE_ID_PATTERN, TEMPLATE_NAME_PATTERN
 
 from .authority import CertificateAuthority, leaf_builder
 from .base import CLOCK_SKEW, as_bytes, certificate_pem, new_key, now, private_key_pem
@@ -17,6 +17,8 @@ from .errors import CertificateError, DeviceIdNotCertifiable
 
 # RFC 5280's upper bound for a common name (ub-common-name); cryptography enforces it.
 MAX_COMMON_NAME = 64
+# The CN of a claim certificate: the broker's claim listener grants it its template's topics.
+CLAIM_PREFIX = "claim."
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,27 @@ def issue_certificate(
 ) -> IssuedCertificate:
     """Sign public_key (already accepted by check_csr, or generated here) for device_id."""
     check_certifiable(device_id)
+    return _client_certificate(ca, public_key, device_id, days)
+
+
+def issue_claim_certificate(
+    ca: CertificateAuthority, template_name: str, *, days: int
+) -> tuple[str, IssuedCertificate]:
+    """A claim certificate (CN "claim.<template>") and its new key, for fleet provisioning.
+
+    The '.' cannot occur in a device ID, so the CN owns no device's topics on the broker.
+    """
+    if not re.fullmatch(TEMPLATE_NAME_PATTERN, template_name):
+        raise DeviceIdNotCertifiable(template_name, "it is not a valid template name.")
+    key = new_key()
+    return private_key_pem(key), _client_certificate(
+        ca, key.public_key(), CLAIM_PREFIX + template_name, days
+    )
+
+
+def _client_certificate(ca, public_key, name: str, days: int) -> IssuedCertificate:
     certificate = (
-        leaf_builder(ca, public_key, device_id, now() - CLOCK_SKEW, days)
+        leaf_builder(ca, public_key, name, now() - CLOCK_SKEW, days)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .sign(ca.issuing_key, hashes.SHA256())
     )

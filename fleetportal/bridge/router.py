@@ -43,6 +43,12 @@ def register(kind: str, handler: Handler, *topic_filters: str) -> None:
     _filters[kind] = list(topic_filters)
 
 
+def unregister(kind: str) -> None:
+    """Stop serving `kind` (tests, and apps that switch a feature off)."""
+    _handlers.pop(kind, None)
+    _filters.pop(kind, None)
+
+
 def on_device_message(hook: DeviceHook) -> None:
     """Call `hook` for every inbound message that names a device (presence, last_seen, …)."""
     if hook not in _device_hooks:

@@ -436,6 +436,9 @@ def device_form(**fields) -> dict:
         "device_name": "",
         "metadata": "{}",
         "location": "",
+        # The certificates inline's management form, as the browser sends it.
+        "credentials-TOTAL_FORMS": "0",
+        "credentials-INITIAL_FORMS": "0",
         **fields,
     }
 

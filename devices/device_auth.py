@@ -1,0 +1,155 @@
+"""How devices authenticate on the HTTP device API: a short JWT signed with their own key.
+
+The device signs `{"iss": <device_id>, "iat": now, "exp": now + ≤ DEVICE_JWT_MAX_SECONDS}` with
+ES256 and the private key of one of its certificates, optionally naming that certificate in the
+header's `kid` (its certificateId). The portal verifies the signature against the public keys of
+the device's active, unrevoked, unexpired certificates — never against anything the token itself
+carries, so `alg: none`, HS256 keyed with a public key and foreign keys all fail.
+"""
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import jwt
+from cryptography import x509
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from devices import credentials
+from devices.choices import CredentialStatus
+from devices.models import Device, DeviceCredential
+
+ALGORITHM = "ES256"
+# Tolerated clock difference between device and portal, on exp, iat and the lifetime bound.
+LEEWAY_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class DevicePrincipal:
+    """request.user on the device API: the device and the certificate whose key signed the JWT."""
+
+    device: Device
+    credential: DeviceCredential
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def device_id(self) -> str:
+        return self.device.device_id
+
+
+class DeviceJWTAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <JWT>`; a refused token is a 401 that says why."""
+
+    keyword = b"bearer"
+
+    def authenticate(self, request):
+        parts = authentication.get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword:
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed(
+                "Send exactly one token: 'Authorization: Bearer <JWT>'."
+            )
+        try:
+            token = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("The token is not a JWT.") from None
+        principal = verify_device_jwt(token)
+        credentials.record_first_use(principal.credential)
+        return principal, principal.credential
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="device"'
+
+
+def verify_device_jwt(token: str) -> DevicePrincipal:
+    """The device and certificate that signed token, or AuthenticationFailed naming the reason."""
+    header, claims = _unverified(token)
+    device = _issuer(claims)
+    candidates = _candidates(device, header.get("kid"))
+    for credential in candidates:
+        try:
+            verified = jwt.decode(
+                token,
+                key=_public_key(credential.credential_value),
+                algorithms=[ALGORITHM],
+                issuer=device.device_id,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["iss", "exp", "iat"], "verify_aud": False},
+            )
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.ExpiredSignatureError:
+            raise _refused("The token has expired (exp is in the past).") from None
+        except jwt.ImmatureSignatureError:
+            raise _refused("The token was issued in the future (check the device clock).") from None
+        except jwt.InvalidTokenError as exc:
+            raise _refused(f"The token is invalid: {exc}.") from None
+        _check_lifetime(verified)
+        return DevicePrincipal(device, credential)
+    raise _refused(
+        "The token's signature does not verify with any active certificate of this device."
+    )
+
+
+def _unverified(token: str) -> tuple[dict, dict]:
+    try:
+        header = jwt.get_unverified_header(token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        raise _refused("The token is not a well-formed JWT.") from None
+    if header.get("alg") != ALGORITHM:
+        raise _refused(f"Only {ALGORITHM} tokens are accepted, not {header.get('alg')!r}.")
+    return header, claims
+
+
+def _issuer(claims: dict) -> Device:
+    device_id = claims.get("iss")
+    if not isinstance(device_id, str) or not device_id:
+        raise _refused("The token has no 'iss' claim naming the device.")
+    device = Device.objects.filter(device_id=device_id).first()
+    if device is None:
+        raise _refused(f"No device {device_id!r} is registered.")
+    if device.is_decommissioned:
+        raise _refused(f"Device {device_id} is decommissioned.")
+    return device
+
+
+def _candidates(device: Device, kid: object) -> list[DeviceCredential]:
+    now = timezone.now()
+    live = device.credentials.filter(
+        status=CredentialStatus.ACTIVE,
+        revoked=False,
+        expires_at__gt=now,
+        not_before__lte=now + timezone.timedelta(seconds=LEEWAY_SECONDS),
+    ).order_by("-created_at")
+    if kid is not None:
+        if not isinstance(kid, str):
+            raise _refused("The token's 'kid' must be a certificateId.")
+        live = live.filter(fingerprint=kid.lower())
+    found = list(live[:10])
+    if not found:
+        raise _refused(
+            f"The token's kid {kid!r} names no active certificate of device {device.device_id}."
+            if kid is not None
+            else f"Device {device.device_id} has no active certificate."
+        )
+    return found
+
+
+def _check_lifetime(claims: dict) -> None:
+    remaining = claims["exp"] - timezone.now().timestamp()
+    limit = settings.DEVICE_JWT_MAX_SECONDS
+    if remaining > limit + LEEWAY_SECONDS:
+        raise _refused(f"The token's exp is more than {limit} seconds ahead; use shorter tokens.")
+
+
+@lru_cache(maxsize=4096)
+def _public_key(certificate_pem: str):
+    return x509.load_pem_x509_certificate(certificate_pem.encode("ascii")).public_key()
+
+
+def _refused(message: str) -> exceptions.AuthenticationFailed:
+    return exceptions.AuthenticationFailed(message)

@@ -1,0 +1,21 @@
+"""MQTT handlers: presence and telemetry, for now only as proof that a device is connected.
+
+Any inbound message runs the router's device hooks (first-connection activation; last_seen comes
+with the shadows issue), so these handlers have nothing more to do yet. Telemetry storage arrives
+with the monitoring app; until then its payloads are acknowledged and not kept.
+"""
+
+from fleetportal import topics
+from fleetportal.bridge import router
+
+PRESENCE = "presence"
+TELEMETRY = "telemetry"
+
+
+def register() -> None:
+    router.register("device:" + PRESENCE, _seen, topics.device_filter(PRESENCE))
+    router.register("device:" + TELEMETRY, _seen, topics.device_filter(TELEMETRY))
+
+
+def _seen(message: router.InboundMessage) -> None:
+    """The device hooks already ran in router.dispatch."""

@@ -1,0 +1,1 @@
+"""Test infrastructure for MQTT: a real Mosquitto per test session and device clients."""
