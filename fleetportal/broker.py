@@ -26,6 +26,7 @@ import pwd
 import secrets
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -286,18 +287,36 @@ def publish_crl(
 
 
 def reload(*, wait: bool = True, timeout: float = 5.0) -> bool:
-    """SIGHUP the running broker (ACLs, passwords, CRL); False (logged) if none is running.
+    """SIGHUP the running broker (ACLs, passwords, CRL) until it has reloaded; False if it can't.
 
-    With `wait`, returns once the broker logged the reload: it handles signals in its single
-    network loop, so any connection it accepts afterwards sees the new files.
+    With `wait`, returns once the broker logged a reload that started after the call: Mosquitto
+    logs the line before it re-reads its files, so any connection it accepts afterwards sees the
+    files as they were when this was called. Without `wait` the same happens on a thread.
     """
-    pid = running_pid()
-    if pid is None:
+    if running_pid() is None:
         log.info("broker: not running, nothing to reload (%s)", broker_dir())
         return False
-    offset = _log_size()
-    os.kill(pid, signal.SIGHUP)
-    return wait_for_log(RELOAD_LOG_LINE, offset, timeout=timeout) if wait else True
+    if not wait:
+        threading.Thread(target=_reload_until_logged, args=(timeout,), daemon=True).start()
+        return True
+    return _reload_until_logged(timeout)
+
+
+def _reload_until_logged(timeout: float) -> bool:
+    # Mosquitto 2.0.11 clears its reload flag only after a reload has finished, so a SIGHUP
+    # that lands during another reload is lost (measured: two quick signals, one reload).
+    # Hence: signal, watch the log for a short while, and signal again if nothing came.
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        pid = running_pid()
+        if pid is None:
+            return False
+        offset = _log_size()
+        os.kill(pid, signal.SIGHUP)
+        if wait_for_log(RELOAD_LOG_LINE, offset, timeout=min(1.0, remaining), quiet=True):
+            return True
+    log.warning("broker: no reload logged within %.1f s", timeout)
+    return False
 
 
 def running_pid() -> int | None:
@@ -314,7 +333,7 @@ def is_running() -> bool:
     return running_pid() is not None
 
 
-def wait_for_log(text: str, offset: int = 0, *, timeout: float = 5.0) -> bool:
+def wait_for_log(text: str, offset: int = 0, *, timeout: float = 5.0, quiet: bool = False) -> bool:
     """Wait until the broker's log holds `text` after byte `offset`; False on timeout."""
     deadline = time.monotonic() + timeout
     while True:
@@ -323,7 +342,8 @@ def wait_for_log(text: str, offset: int = 0, *, timeout: float = 5.0) -> bool:
             if text.encode() in f.read():
                 return True
         if time.monotonic() >= deadline:
-            log.warning("broker: %r not logged within %.1f s", text, timeout)
+            if not quiet:
+                log.warning("broker: %r not logged within %.1f s", text, timeout)
             return False
         time.sleep(0.02)
 

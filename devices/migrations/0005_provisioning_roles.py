@@ -5,8 +5,9 @@ templates (and issues their claim certificates) and uploads bulk jobs (and downl
 credential bundles).
 """
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from fleetportal import roles
 
 VIEW = ["view_provisioningtemplate", "view_bulkprovisioningjob"]
 ADMINISTER = [
@@ -21,28 +22,12 @@ ADMINISTER = [
 ROLES = {"Fleet viewer": VIEW, "Fleet operator": VIEW, "Fleet admin": ADMINISTER}
 
 
-def _permissions(apps, codenames):
-    # Permissions are normally created after all migrations; make them exist now.
-    app_config = apps.get_app_config("devices")
-    app_config.models_module = True
-    create_permissions(app_config, apps=apps, verbosity=0)
-    app_config.models_module = None
-    Permission = apps.get_model("auth", "Permission")
-    return Permission.objects.filter(content_type__app_label="devices", codename__in=codenames)
-
-
 def grant(apps, schema_editor):
-    Group = apps.get_model("auth", "Group")
-    for role, codenames in ROLES.items():
-        group, _ = Group.objects.get_or_create(name=role)
-        group.permissions.add(*_permissions(apps, codenames))
+    roles.grant(apps, "devices", ROLES)
 
 
 def revoke(apps, schema_editor):
-    Group = apps.get_model("auth", "Group")
-    for role, codenames in ROLES.items():
-        for group in Group.objects.filter(name=role):
-            group.permissions.remove(*_permissions(apps, codenames))
+    roles.revoke(apps, "devices", ROLES)
 
 
 class Migration(migrations.Migration):
