@@ -4,10 +4,10 @@
     .venv/bin/python bench/provisioning.py [--csrs 500] [--claims 200] [--window 8]
 
 (a) Certificates from CSRs in this one process through the service layer, database writes
-    included — credentials.issue_credential for registered devices, a bulk job whose rows carry
-    CSRs, and claim create-from-csr (which also holds the certificate in the CRL and reloads the
-    broker) — against the pure crypto of the same CSRs (load, check, sign: the ceiling; see
-    bench/provisioning_pki.py).
+    included — credentials.issue_credential one device at a time, credentials.issue_credentials
+    in batches, a bulk job whose rows carry CSRs, and claim create-from-csr (which also holds
+    the certificate in the CRL and reloads the broker) — against the pure crypto of the same
+    CSRs (load, check, sign: the ceiling; see bench/provisioning_pki.py).
 (b) Claim provisioning end to end over MQTT: a device with the claim certificate publishes
     create-from-csr, then RegisterThing, through Mosquitto → bridge → PostgreSQL and back, one
     request at a time and with --window requests in flight — against a relay on the bridge's
@@ -56,7 +56,7 @@ from django.db import connection  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
 from devices import bulk, credentials, pki, provisioning, revocation, services  # noqa: E402
-from devices.models import ProvisioningTemplate  # noqa: E402
+from devices.models import DeviceCredential, ProvisioningTemplate  # noqa: E402
 from fleetportal import broker, topics  # noqa: E402
 from fleetportal.bridge.publisher import Publisher  # noqa: E402
 from fleetportal.bridge.runner import Runner  # noqa: E402
@@ -66,6 +66,7 @@ from fleetportal.models import OutboxMessage  # noqa: E402
 CSR_TOPIC = topics.CREATE_FROM_CSR
 TEMPLATE = "bench"
 PROVISION_TOPIC = topics.provision(TEMPLATE)
+BATCH = bulk.PROGRESS_EVERY  # the bulk job's chunk
 
 
 def make_csrs(prefix: str, count: int) -> list[tuple[str, str, ec.EllipticCurvePrivateKey]]:
@@ -313,6 +314,22 @@ def bench_issuance(count: int, claims: int) -> list[tuple[str, int, float, float
 
     rows.append(("credentials.issue_credential (CSR, + DB)", count, count / timed(issue), ceiling))
 
+    csrs = make_csrs("batch", count)
+    registered = services.register_devices(
+        [{"device_id": d, "device_type": "bench"} for d, _, _ in csrs], actor="bench"
+    )
+    pairs = [(device, pem) for device, (_, pem, _) in zip(registered, csrs, strict=True)]
+
+    def issue_batches():
+        for start in range(0, count, BATCH):
+            issued = credentials.issue_credentials(pairs[start : start + BATCH], actor="bench")
+            assert all(isinstance(c, DeviceCredential) for c in issued), issued[:3]
+
+    rate = count / timed(issue_batches)
+    rows.append(
+        (f"credentials.issue_credentials (CSR, + DB, {BATCH} a batch)", count, rate, ceiling)
+    )
+
     csrs = make_csrs("bulk", count)
     text = "device_id,device_type,csr\n" + "".join(
         f'{d},bench,"{pem.strip()}"\n' for d, pem, _ in csrs
@@ -321,7 +338,9 @@ def bench_issuance(count: int, claims: int) -> list[tuple[str, int, float, float
     elapsed = timed(lambda: bulk.run_bulk_job(str(job.pk)))
     job.refresh_from_db()
     assert job.succeeded_rows == count, job.row_errors[:3]
-    rows.append(("bulk job rows: register + issue (CSR)", count, count / elapsed, ceiling))
+    rows.append(
+        (f"bulk job rows: register + issue (CSR), {BATCH} a step", count, count / elapsed, ceiling)
+    )
 
     csrs = make_csrs("claim", claims)
 

@@ -1,8 +1,9 @@
 """Bulk provisioning: a CSV of devices registered by a Celery worker, credentials downloaded once.
 
-The upload is checked up front (header, size); the worker then registers each row in its own
-savepoint, so a bad row is reported by its line number and the good rows around it are kept.
-Rows with a CSR get their certificate at once (the key stays on the device); for the others the
+The upload is checked up front (header, size); the worker then takes the rows in chunks, checks
+each and registers the good ones of a chunk together, so a bad row is reported by its line number
+and the good rows around it are kept. Rows with a CSR get their certificate at once, also a chunk
+at a time (the key stays on the device); for the others the
 key pair is generated while the bundle streams out, and never written anywhere — which is why a
 job's bundle can be downloaded only once.
 """
@@ -12,6 +13,7 @@ import io
 import logging
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import orjson
 from celery import shared_task
@@ -40,7 +42,7 @@ COLUMNS = (*DEVICE_COLUMNS, "group", "metadata", "csr")
 # One job's rows and errors live in its row (rewritten at every progress step): larger fleets
 # upload several files.
 MAX_ROWS = 10_000
-PROGRESS_EVERY = 100
+PROGRESS_EVERY = 200
 BUNDLE_BATCH = 200
 
 
@@ -179,53 +181,96 @@ def _step(job_id: str, columns: list[str], rows: list[tuple[int, list[str]]]) ->
         job = BulkProvisioningJob.objects.select_for_update().get(pk=job_id)
         if job.status != BulkJobStatus.RUNNING:
             return False
-        batch = rows[job.processed_rows : job.processed_rows + PROGRESS_EVERY]
-        groups: dict[str, DeviceGroup | None] = {}
-        for line, cells in batch:
-            errors = provision_row(columns, cells, actor=job.created_by, groups=groups)
-            if errors:
-                job.row_errors.append({"line": line, "errors": errors})
-            else:
-                job.device_ids.append(cells[columns.index("device_id")].strip())
-                job.succeeded_rows += 1
-        job.processed_rows += len(batch)
+        chunk = rows[job.processed_rows : job.processed_rows + PROGRESS_EVERY]
+        device_ids, row_errors = provision_rows(columns, chunk, actor=job.created_by)
+        job.device_ids.extend(device_ids)
+        job.row_errors.extend(row_errors)
+        job.succeeded_rows += len(device_ids)
+        job.processed_rows += len(chunk)
         if job.processed_rows >= len(rows):
             job.status, job.finished_at = BulkJobStatus.FINISHED, timezone.now()
         job.save()
         return job.status == BulkJobStatus.RUNNING
 
 
-def provision_row(
-    columns: list[str],
-    row: list[str],
-    *,
-    actor: str,
-    groups: dict[str, DeviceGroup | None],
-) -> dict[str, list[str]]:
-    """Register one row's device (and certificate, given a CSR); its errors by column, or {}."""
-    if len(row) != len(columns):
-        return {"row": [f"Expected {len(columns)} cells, found {len(row)}."]}
-    cells = dict(zip(columns, row, strict=True))
-    fields, errors = _device_fields(cells, groups)
-    if errors:
-        return errors
-    csr = cells.get("csr", "").strip()
-    if len(fields.get("device_id", "")) > pki.certificates.MAX_COMMON_NAME:
+@dataclass
+class _Row:
+    """One CSV record on its way to becoming a device; `errors` says why it did not."""
+
+    line: int
+    fields: dict = field(default_factory=dict)
+    csr: str = ""
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    device: Device | None = None
+
+
+def provision_rows(
+    columns: list[str], chunk: list[tuple[int, list[str]]], *, actor: str
+) -> tuple[list[str], list[dict]]:
+    """Register a chunk of records, with certificates for those carrying a CSR, in bulk.
+
+    Returns the device_ids registered and the refused rows' errors by line, in file order. A row
+    refused for any reason (its CSR included) registers nothing.
+    """
+    groups: dict[str, DeviceGroup | None] = {}
+    rows = [_parse(line, columns, cells, groups) for line, cells in chunk]
+    _register([row for row in rows if not row.errors], actor)
+    _issue([row for row in rows if row.device and row.csr], actor)
+    return (
+        [row.device.device_id for row in rows if row.device],
+        [{"line": row.line, "errors": row.errors} for row in rows if row.errors],
+    )
+
+
+def _parse(
+    line: int, columns: list[str], cells: list[str], groups: dict[str, DeviceGroup | None]
+) -> _Row:
+    if len(cells) != len(columns):
+        return _Row(line, errors={"row": [f"Expected {len(columns)} cells, found {len(cells)}."]})
+    values = dict(zip(columns, cells, strict=True))
+    fields, errors = _device_fields(values, groups)
+    row = _Row(line, fields, values.get("csr", "").strip(), errors)
+    if not row.errors:
+        row.errors = _certificate_errors(row)
+    return row
+
+
+def _certificate_errors(row: _Row) -> dict[str, list[str]]:
+    # Checked before registering: a refused CSR takes its device with it.
+    device_id, limit = row.fields.get("device_id", ""), pki.certificates.MAX_COMMON_NAME
+    if len(device_id) > limit:
         # Its certificate is issued now or with the bundle; a CN holds at most 64 characters.
-        limit = pki.certificates.MAX_COMMON_NAME
         return {"device_id": [f"At most {limit} characters: it becomes a certificate's CN."]}
-    try:
-        if not csr:
-            services.register_device(fields, actor=actor)
-            return {}
-        with transaction.atomic():  # a refused CSR takes its device with it
-            device = services.register_device(fields, actor=actor)
-            credentials.issue_credential(device, csr_pem=csr, actor=actor)
-    except ValidationError as exc:
-        return exc.message_dict if hasattr(exc, "message_dict") else {"row": exc.messages}
-    except DomainError as exc:
-        return {exc.field: [exc.message]}
+    if row.csr:
+        try:
+            pki.check_csr(pki.load_csr(row.csr), device_id)
+        except DomainError as exc:
+            return _errors_of(exc)
     return {}
+
+
+def _register(rows: list[_Row], actor: str) -> None:
+    registered = services.register_devices([row.fields for row in rows], actor=actor)
+    for row, result in zip(rows, registered, strict=True):
+        if isinstance(result, Device):
+            row.device = result
+        else:
+            row.errors = _errors_of(result)
+
+
+def _issue(rows: list[_Row], actor: str) -> None:
+    issued = credentials.issue_credentials([(row.device, row.csr) for row in rows], actor=actor)
+    refused = next((result for result in issued if isinstance(result, DomainError)), None)
+    if refused is not None:
+        # Cannot happen (the CSRs were checked, the devices are new); failing the step keeps a
+        # device from staying registered without the certificate its row asked for.
+        raise refused
+
+
+def _errors_of(exc: ValidationError | DomainError) -> dict[str, list[str]]:
+    if isinstance(exc, DomainError):
+        return {exc.field: [exc.message]}
+    return exc.message_dict if hasattr(exc, "message_dict") else {"row": exc.messages}
 
 
 def _device_fields(

@@ -6,7 +6,7 @@ Revocation reaches the broker after commit through devices.revocation.
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +25,7 @@ from devices.exceptions import DeviceDecommissioned, DeviceError
 from devices.models import Device, DeviceCredential, DeviceEvent
 from fleetportal import outbox, topics
 from fleetportal.actors import DEVICE, SYSTEM
+from fleetportal.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -120,23 +121,78 @@ def issue_credential(
     if device.is_decommissioned:
         raise DeviceDecommissioned(device.device_id)
     private_key, issued = _sign(device.device_id, csr_pem)
-    with transaction.atomic():
-        locked = Device.objects.select_for_update().get(pk=device.pk)
-        if locked.is_decommissioned:
-            raise DeviceDecommissioned(locked.device_id)
-        credential = new_credential(issued, locked.device_id, device=locked)
-        credential.save(force_insert=True)
-        if locked.status == DeviceStatus.REGISTERED:
-            services.transition_device(
-                locked, DeviceStatus.PROVISIONING, actor=actor, reason="credential issued"
-            )
-        services.record_event(
-            locked,
-            EventType.CREDENTIAL_ISSUED,
-            actor=actor,
-            data=_issued_event(credential, "csr" if csr_pem is not None else "portal"),
-        )
+    key_source = "csr" if csr_pem is not None else "portal"
+    (credential,) = _record_issued([(device, issued)], actor=actor, key_source=key_source)
+    if isinstance(credential, DomainError):
+        raise credential
     return credential, private_key
+
+
+def issue_credentials(
+    pairs: Sequence[tuple[Device, str]], *, actor: str
+) -> list[DeviceCredential | DomainError]:
+    """Issue certificates from many devices' CSRs (bulk provisioning).
+
+    Returns, for each (device, csr_pem) in order, its credential or the error that refused it (a
+    bad CSR, a decommissioned device); one refusal does not stop the others. The CSRs are checked
+    and signed first, then a single transaction records the lot in a fixed number of queries.
+    """
+    signed = [(device, _sign_csr(device, csr_pem)) for device, csr_pem in pairs]
+    return _record_issued(signed, actor=actor, key_source="csr")
+
+
+def _sign_csr(device: Device, csr_pem: str) -> pki.IssuedCertificate | DomainError:
+    if device.is_decommissioned:
+        return DeviceDecommissioned(device.device_id)
+    try:
+        return _sign(device.device_id, csr_pem)[1]
+    except DomainError as exc:
+        return exc
+
+
+def _record_issued(
+    signed: list[tuple[Device, pki.IssuedCertificate | DomainError]], *, actor: str, key_source: str
+) -> list[DeviceCredential | DomainError]:
+    """Save the signed certificates of devices that are not decommissioned, with their events; a
+    registered device moves to provisioning."""
+    with transaction.atomic():
+        pks = {device.pk for device, issued in signed if not isinstance(issued, DomainError)}
+        # Primary-key order, as transition_devices locks: two batches cannot deadlock.
+        locked = {
+            d.pk: d for d in Device.objects.select_for_update().filter(pk__in=pks).order_by("pk")
+        }
+        results = [_new_issued(locked, device, issued) for device, issued in signed]
+        created = [result for result in results if isinstance(result, DeviceCredential)]
+        DeviceCredential.objects.bulk_create(created, batch_size=1000)
+        # Every locked device that is not decommissioned got a certificate above.
+        registered = [d for d in locked.values() if d.status == DeviceStatus.REGISTERED]
+        services.transition_locked_devices(
+            registered, DeviceStatus.PROVISIONING, actor=actor, reason="credential issued"
+        )
+        DeviceEvent.objects.bulk_create(
+            (
+                DeviceEvent(
+                    device=credential.device,
+                    event_type=EventType.CREDENTIAL_ISSUED,
+                    actor=actor,
+                    event_data=_issued_event(credential, key_source),
+                )
+                for credential in created
+            ),
+            batch_size=1000,
+        )
+    return results
+
+
+def _new_issued(
+    locked: dict[object, Device], device: Device, issued: pki.IssuedCertificate | DomainError
+) -> DeviceCredential | DomainError:
+    if isinstance(issued, DomainError):
+        return issued
+    current = locked[device.pk]
+    if current.is_decommissioned:
+        return DeviceDecommissioned(current.device_id)
+    return new_credential(issued, current.device_id, device=current)
 
 
 def _sign(device_id: str, csr_pem: str | None) -> tuple[str | None, pki.IssuedCertificate]:

@@ -4,7 +4,8 @@ Each function runs in one transaction and writes the DeviceEvent that records th
 change and its history land together or not at all.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -19,7 +20,7 @@ from devices.exceptions import (
     IllegalTransition,
     StatusConflict,
 )
-from devices.models import Device, DeviceEvent
+from devices.models import Device, DeviceEvent, DeviceGroup
 
 
 def _jsonable(value: Any) -> Any:
@@ -30,16 +31,94 @@ def _jsonable(value: Any) -> Any:
 
 def register_device(fields: dict[str, Any], *, actor: str) -> Device:
     """Create a device in status `registered` and record the registration."""
+    (registered,) = register_devices([fields], actor=actor)
+    if isinstance(registered, Exception):
+        raise registered
+    return registered
+
+
+Registration = Device | ValidationError | DeviceIdTaken
+
+
+def register_devices(rows: Sequence[dict[str, Any]], *, actor: str) -> list[Registration]:
+    """Register many devices at once; for each row, in order, its new device or why it was refused.
+
+    Each row is checked as a single registration would be; of rows repeating a device_id the
+    first wins. The valid rows and their REGISTERED events are written in one transaction.
+    """
+    devices = [_unsaved_device(fields) for fields in rows]
+    errors = _field_errors(devices)
+    _refuse_taken_ids(devices, errors)
+    results: list[Registration] = [
+        ValidationError(error) if error else device
+        for device, error in zip(devices, errors, strict=True)
+    ]
+    valid = [device for device in results if isinstance(device, Device)]
+    try:
+        _insert_registered(valid, actor)
+    except IntegrityError:
+        # A registration racing past the check took one of these device_ids: row by row, so
+        # only that row is refused.
+        return [_register_one(row, actor) if isinstance(row, Device) else row for row in results]
+    return results
+
+
+def _unsaved_device(fields: dict[str, Any]) -> Device:
     device = Device(**fields)
     device.status = DeviceStatus.REGISTERED
-    device.full_clean()
+    return device
+
+
+def _field_errors(devices: list[Device]) -> list[dict[str, list[ValidationError]]]:
+    # full_clean would look a device's group up once per row: look the batch's groups up at once
+    # and let full_clean check only those that do not exist (to report them as it does).
+    group_ids = {device.group_id for device in devices if device.group_id}
+    known = set(DeviceGroup.objects.filter(pk__in=group_ids).values_list("pk", flat=True))
+    return [
+        _clean(device, exclude=["group"] if device.group_id in known else []) for device in devices
+    ]
+
+
+def _clean(device: Device, exclude: list[str]) -> dict[str, list[ValidationError]]:
     try:
-        with transaction.atomic():
-            device.save(force_insert=True)
-            record_event(device, EventType.REGISTERED, actor=actor)
-    except IntegrityError as exc:
-        # Two registrations of the same device_id raced past full_clean's unique check.
-        raise DeviceIdTaken(device.device_id) from exc
+        # Uniqueness is checked for the whole batch at once by _refuse_taken_ids.
+        device.full_clean(exclude=exclude, validate_unique=False)
+    except ValidationError as exc:
+        return exc.error_dict
+    return {}
+
+
+def _refuse_taken_ids(
+    devices: list[Device], errors: list[dict[str, list[ValidationError]]]
+) -> None:
+    candidates = [
+        d.device_id for d, error in zip(devices, errors, strict=True) if "device_id" not in error
+    ]
+    taken = set(Device.objects.filter(device_id__in=candidates).values_list("device_id", flat=True))
+    for device, error in zip(devices, errors, strict=True):
+        if "device_id" in error:
+            continue
+        if device.device_id in taken:
+            error["device_id"] = [device.unique_error_message(Device, ("device_id",))]
+        taken.add(device.device_id)  # a later row repeating it is refused
+
+
+def _insert_registered(devices: list[Device], actor: str) -> None:
+    if not devices:
+        return
+    with transaction.atomic():
+        Device.objects.bulk_create(devices, batch_size=1000)
+        DeviceEvent.objects.bulk_create(
+            (DeviceEvent(device=d, event_type=EventType.REGISTERED, actor=actor) for d in devices),
+            batch_size=1000,
+        )
+
+
+def _register_one(device: Device, actor: str) -> Device | DeviceIdTaken:
+    try:
+        _insert_registered([device], actor)
+    except IntegrityError:
+        return DeviceIdTaken(device.device_id)
     return device
 
 
@@ -85,7 +164,7 @@ def transition_device(
             raise StatusConflict(expected, locked.status)
         _check(locked, target)
         event = DeviceEvent(**_transition_event(locked, target, actor, reason))
-        _apply(locked, target)
+        _apply(locked, target, timezone.now())
         locked.save(update_fields=["status", "updated_at"])
         event.save()
         if target == DeviceStatus.DECOMMISSIONED:
@@ -101,19 +180,29 @@ def transition_devices(
     Devices for which the move is illegal are left as they are and returned as refused.
     """
     pks = [d.pk for d in devices]
-    moved, refused, events = [], [], []
     with transaction.atomic():
-        for device in Device.objects.select_for_update().filter(pk__in=pks).order_by("pk"):
-            if not lifecycle.can_transition(device.status, target):
-                refused.append(device)
-                continue
-            events.append(DeviceEvent(**_transition_event(device, target, actor, reason)))
-            _apply(device, target)
-            moved.append(device)
-        Device.objects.bulk_update(moved, ["status", "updated_at"], batch_size=1000)
-        DeviceEvent.objects.bulk_create(events, batch_size=1000)
-        if moved and target == DeviceStatus.DECOMMISSIONED:
-            _revoke_credentials(moved, actor)
+        locked = Device.objects.select_for_update().filter(pk__in=pks).order_by("pk")
+        return transition_locked_devices(list(locked), target, actor=actor, reason=reason)
+
+
+def transition_locked_devices(
+    devices: list[Device], target: str, *, actor: str, reason: str = ""
+) -> tuple[list[Device], list[Device]]:
+    """transition_devices for rows the caller has locked in its transaction; moves them in place."""
+    moved, refused, events, now = [], [], [], timezone.now()
+    for device in devices:
+        if not lifecycle.can_transition(device.status, target):
+            refused.append(device)
+            continue
+        events.append(DeviceEvent(**_transition_event(device, target, actor, reason)))
+        _apply(device, target, now)
+        moved.append(device)
+    # One plain UPDATE: every moved row gets the same values (bulk_update would build a CASE
+    # with a branch per row, which costs more than the rest of a 200-device batch together).
+    Device.objects.filter(pk__in=[d.pk for d in moved]).update(status=target, updated_at=now)
+    DeviceEvent.objects.bulk_create(events, batch_size=1000)
+    if moved and target == DeviceStatus.DECOMMISSIONED:
+        _revoke_credentials(moved, actor)
     return moved, refused
 
 
@@ -142,9 +231,9 @@ def _check(device: Device, target: str) -> None:
         raise IllegalTransition(device.status, target, lifecycle.allowed_targets(device.status))
 
 
-def _apply(device: Device, target: str) -> None:
+def _apply(device: Device, target: str, at: datetime) -> None:
     device.status = target
-    device.updated_at = timezone.now()
+    device.updated_at = at
 
 
 def _transition_event(device: Device, target: str, actor: str, reason: str) -> dict:

@@ -135,17 +135,18 @@ def test_a_csr_naming_another_device_is_a_bad_row_and_registers_nothing():
     assert not Device.objects.exists()
 
 
-def test_progress_is_committed_every_hundred_rows_and_a_rerun_continues(monkeypatch):
+def test_progress_is_committed_in_steps_and_a_rerun_continues(monkeypatch):
+    monkeypatch.setattr(bulk, "PROGRESS_EVERY", 100)
     rows = [f"dev-{n:03d},sensor,,," for n in range(250)]
     job = bulk.start_bulk_job(csv_text(*rows), actor="ada")
-    real = bulk.provision_row
+    real = bulk.provision_rows
 
-    def crash_at_row_230(columns, row, **kwargs):
-        if row[0] == "dev-230":
+    def crash_at_row_230(columns, chunk, **kwargs):
+        if any(cells[0] == "dev-230" for _, cells in chunk):
             raise RuntimeError("worker lost")
-        return real(columns, row, **kwargs)
+        return real(columns, chunk, **kwargs)
 
-    monkeypatch.setattr(bulk, "provision_row", crash_at_row_230)
+    monkeypatch.setattr(bulk, "provision_rows", crash_at_row_230)
     with pytest.raises(RuntimeError):
         bulk.run_bulk_job(str(job.pk))
     job.refresh_from_db()
@@ -153,7 +154,7 @@ def test_progress_is_committed_every_hundred_rows_and_a_rerun_continues(monkeypa
     assert Device.objects.count() == 200
     assert "worker lost" in job.error
 
-    monkeypatch.setattr(bulk, "provision_row", real)
+    monkeypatch.setattr(bulk, "provision_rows", real)
     bulk.run_bulk_job(str(job.pk))
     job.refresh_from_db()
     assert (job.status, job.processed_rows, job.succeeded_rows) == (
@@ -164,6 +165,64 @@ def test_progress_is_committed_every_hundred_rows_and_a_rerun_continues(monkeypa
     assert job.row_errors == []
     assert Device.objects.count() == 250
     assert len(set(job.device_ids)) == 250
+
+
+def test_duplicates_in_the_file_and_in_the_registry_are_bad_rows_across_steps(monkeypatch):
+    monkeypatch.setattr(bulk, "PROGRESS_EVERY", 3)
+    make_device("dev-old")
+    _, first_csr = make_csr("dev-csr")
+    _, second_csr = make_csr("dev-csr")
+    job = run(
+        csv_text(
+            "dev-1,sensor,,,",  # line 2
+            f"dev-csr,sensor,,,{quoted(first_csr)}",
+            f"dev-csr,sensor,,,{quoted(second_csr)}",  # same step
+            "dev-old,sensor,,,",  # next step, registered before the job
+            "dev-1,sensor,,,",  # next step, registered by an earlier step
+            "dev-2,sensor,,,",
+        )
+    )
+    csr_lines = first_csr.strip().count("\n") + 1
+    assert [entry["line"] for entry in job.row_errors] == [
+        3 + csr_lines,
+        3 + 2 * csr_lines,
+        4 + 2 * csr_lines,
+    ]
+    for entry in job.row_errors:
+        assert entry["errors"] == {"device_id": ["Device with this Device ID already exists."]}
+    assert job.device_ids == ["dev-1", "dev-csr", "dev-2"]
+    assert (job.status, job.processed_rows, job.succeeded_rows) == (BulkJobStatus.FINISHED, 6, 3)
+    issued = DeviceCredential.objects.get()  # one certificate: the first row's
+    assert issued.device.device_id == "dev-csr"
+    certificate = x509.load_pem_x509_certificate(issued.credential_value.encode())
+    first_key = x509.load_pem_x509_csr(first_csr.encode()).public_key()
+    assert certificate.public_key().public_numbers() == first_key.public_numbers()
+
+
+def test_a_step_takes_as_many_queries_for_fifty_rows_as_for_five(
+    django_assert_num_queries, django_assert_max_num_queries
+):
+    make_group("plant-7")
+    columns = bulk.read_header(HEADER)
+
+    def chunk(prefix: str, count: int) -> list[tuple[int, list[str]]]:
+        rows = []
+        for n in range(count):
+            device_id = f"{prefix}-{n}"
+            csr = make_csr(device_id)[1] if n % 2 else ""
+            rows.append((n + 2, [device_id, "sensor", "plant-7", '{"a": 1}', csr]))
+        rows.append((count + 2, [f"{prefix}-0", "sensor", "", "", ""]))  # a repeated id
+        return rows
+
+    few, many = chunk("few", 5), chunk("many", 50)
+    # Group by name; registration: 6 (group, taken ids, devices, events, savepoint and release);
+    # issuing: 7 (lock, certificates, statuses, two event inserts, savepoint and release).
+    with django_assert_max_num_queries(14) as queries:
+        bulk.provision_rows(columns, few, actor="ada")
+    with django_assert_num_queries(len(queries)):
+        device_ids, errors = bulk.provision_rows(columns, many, actor="ada")
+    assert len(device_ids) == 50 and [e["line"] for e in errors] == [52]
+    assert DeviceCredential.objects.filter(common_name__startswith="many-").count() == 25
 
 
 def test_running_a_finished_job_again_changes_nothing():

@@ -137,6 +137,91 @@ def test_device_id_taken_error_names_the_field_and_says_ids_are_never_reused():
     assert "never reused" in error.message
 
 
+# --- register_devices -------------------------------------------------------------------------
+
+
+def register_many(*device_ids: str, **fields) -> list:
+    fields.setdefault("device_type", "sensor")
+    rows = [{"device_id": device_id, **fields} for device_id in device_ids]
+    return services.register_devices(rows, actor="ada")
+
+
+def test_batch_registers_each_valid_row_with_its_event_and_refuses_the_others():
+    results = services.register_devices(
+        [
+            {"device_id": "thermo-1", "device_type": "sensor"},
+            {"device_id": "a/b", "device_type": "sensor"},
+            {"device_id": "thermo-2", "device_type": ""},
+            {"device_id": "thermo-3", "device_type": "sensor", "status": S.ACTIVE},
+        ],
+        actor="ada",
+    )
+
+    assert [type(r) for r in results] == [Device, ValidationError, ValidationError, Device]
+    assert list(results[1].message_dict) == ["device_id"]
+    assert list(results[2].message_dict) == ["device_type"]
+    stored = dict(Device.objects.values_list("device_id", "status"))
+    assert stored == {"thermo-1": S.REGISTERED, "thermo-3": S.REGISTERED}
+    events = DeviceEvent.objects.values_list("device__device_id", "event_type", "actor")
+    assert sorted(events) == [
+        ("thermo-1", EventType.REGISTERED, "ada"),
+        ("thermo-3", EventType.REGISTERED, "ada"),
+    ]
+
+
+def test_batch_refuses_device_ids_taken_before_or_earlier_in_the_batch():
+    make_device("thermo-old", status=S.DECOMMISSIONED)
+
+    results = register_many("thermo-old", "thermo-new", "thermo-new", "thermo-other")
+
+    assert [type(r) for r in results] == [ValidationError, Device, ValidationError, Device]
+    for refused in (results[0], results[2]):
+        assert refused.message_dict == {"device_id": ["Device with this Device ID already exists."]}
+    assert Device.objects.filter(device_id="thermo-new").count() == 1
+    assert Device.objects.count() == DeviceEvent.objects.count() == 3
+
+
+def test_batch_reports_a_taken_id_alongside_the_row_s_other_errors():
+    make_device("thermo-1")
+    (result,) = register_many("thermo-1", device_type="")
+    assert sorted(result.message_dict) == ["device_id", "device_type"]
+
+
+def test_batch_that_loses_a_race_refuses_only_the_raced_row(monkeypatch):
+    make_device("thermo-raced")
+    # As if the other registration committed between the check and the insert.
+    monkeypatch.setattr(services, "_refuse_taken_ids", lambda devices, errors: None)
+
+    results = register_many("thermo-1", "thermo-raced", "thermo-2")
+
+    assert isinstance(results[1], DeviceIdTaken)
+    assert [r.device_id for r in (results[0], results[2])] == ["thermo-1", "thermo-2"]
+    assert Device.objects.count() == DeviceEvent.objects.count() == 3
+
+
+def test_batch_writes_nothing_when_its_transaction_fails(monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("database gone")
+
+    # The events are written after the devices, in the same transaction.
+    monkeypatch.setattr(DeviceEvent.objects, "bulk_create", fail)
+    with pytest.raises(RuntimeError):
+        register_many("thermo-1", "thermo-2")
+    assert_nothing_written()
+
+
+def test_batch_of_fifty_takes_as_many_queries_as_a_batch_of_five(
+    django_assert_num_queries, django_assert_max_num_queries
+):
+    group = make_group("plant-1")
+    # Groups, taken ids, savepoint, devices, events, release.
+    with django_assert_max_num_queries(6) as queries:
+        register_many(*(f"few-{n}" for n in range(5)), group=group)
+    with django_assert_num_queries(len(queries)):
+        results = register_many(*(f"many-{n}" for n in range(50)), group=group)
+    assert all(isinstance(r, Device) for r in results)
+
+
 # --- update_device ----------------------------------------------------------------------------
 
 
