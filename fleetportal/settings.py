@@ -176,6 +176,10 @@ CELERY_BEAT_SCHEDULE = {
 # (device-protocol.md §7.9), so it is off unless the operator accepts that risk.
 CLAIM_CREATE_KEYS = env_bool("FLEETPORTAL_CLAIM_CREATE_KEYS", False)
 
+# --- Device shadows (shadows/) ---
+# Accepted shadow versions are kept this long in the history (shadows.services.prune_history).
+SHADOW_HISTORY_DAYS = env_int("FLEETPORTAL_SHADOW_HISTORY_DAYS", 90)
+
 # --- The broker (fleetportal/broker.py generates its configuration) ---
 BROKER_DIR = Path(env_str("FLEETPORTAL_BROKER_DIR", str(VAR_DIR / "broker")))
 BROKER_HOSTNAMES = env_list("FLEETPORTAL_BROKER_HOSTNAMES", ["localhost"])

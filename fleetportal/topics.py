@@ -48,6 +48,32 @@ def things_prefix(device_id: str) -> str:
     return f"$aws/things/{device_id}/"
 
 
+# Device shadows (device-protocol.md §1.2). The classic shadow has the name "".
+SHADOW_OPERATIONS = ("update", "get", "delete")
+
+
+def shadow_prefix(device_id: str, name: str = "") -> str:
+    """P = $aws/things/{thing}/shadow, or …/shadow/name/{name} for a named shadow."""
+    base = f"$aws/things/{device_id}/shadow"
+    return f"{base}/name/{name}" if name else base
+
+
+def shadow_topic(device_id: str, name: str, operation: str, reply: str = "") -> str:
+    """P/{operation}, or P/{operation}/{reply} (accepted, rejected, delta, documents)."""
+    topic = f"{shadow_prefix(device_id, name)}/{operation}"
+    return f"{topic}/{reply}" if reply else topic
+
+
+def shadow_filters(operation: str) -> list[str]:
+    """The bridge's subscriptions to one shadow request, classic and named, for every device."""
+    return [f"$aws/things/+/shadow/{operation}", f"$aws/things/+/shadow/name/+/{operation}"]
+
+
+def shadow_kind(operation: str) -> str:
+    """The route kind of a shadow request: classic and named shadows share it (name differs)."""
+    return f"thing:shadow/{operation}"
+
+
 @dataclass(frozen=True)
 class Route:
     """What an inbound topic means: which handler (`kind`), for which device, with which args."""
@@ -70,5 +96,17 @@ def parse(topic: str) -> Route | None:
     if len(parts) >= 3 and parts[0] == "devices" and parts[1]:
         return Route("device:" + "/".join(parts[2:]), device_id=parts[1])
     if len(parts) >= 4 and parts[0] == "$aws" and parts[1] == "things" and parts[2]:
+        shadow = _shadow_route(parts)
+        if shadow is not None:
+            return shadow
         return Route("thing:" + "/".join(parts[3:]), device_id=parts[2])
+    return None
+
+
+def _shadow_route(parts: list[str]) -> Route | None:
+    """$aws/things/{id}/shadow/name/{name}/{op} -> Route("thing:shadow/{op}", id, name); a named
+    topic with an empty name is left as a plain thing route, which nothing serves."""
+    named = len(parts) == 7 and parts[3] == "shadow" and parts[4] == "name" and parts[5]
+    if named and parts[6] in SHADOW_OPERATIONS:
+        return Route(shadow_kind(parts[6]), device_id=parts[2], name=parts[5])
     return None

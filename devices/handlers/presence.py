@@ -13,6 +13,9 @@ TELEMETRY = "telemetry"
 
 
 def register() -> None:
+    from devices import last_seen
+
+    router.on_device_message(last_seen.touch)
     router.register("device:" + PRESENCE, _seen, topics.device_filter(PRESENCE))
     router.register("device:" + TELEMETRY, _seen, topics.device_filter(TELEMETRY))
 

@@ -1,0 +1,145 @@
+"""Integrator REST: read shadows (with delta), set desired with an expected version, history.
+
+The classic shadow's path segment is "~classic": every shadow name AWS allows
+([$a-zA-Z0-9:_-]{1,64}) stays addressable, including a named shadow called "classic".
+"""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics
+from rest_framework.response import Response
+
+from devices.api.permissions import HasPermissions
+from fleetportal.api.pagination import FleetCursorPagination
+from shadows import services
+from shadows.api.serializers import (
+    SetDesiredSerializer,
+    ShadowErrorSerializer,
+    ShadowHistorySerializer,
+    ShadowSerializer,
+    ShadowSummarySerializer,
+)
+from shadows.document import ShadowError
+from shadows.models import Shadow, ShadowHistory
+
+
+class CanViewShadows(HasPermissions):
+    perms = ("devices.view_device", "shadows.view_shadow")
+
+
+class CanViewShadowsOrChange(HasPermissions):
+    def has_permission(self, request, view):
+        perms = ("devices.view_device", "shadows.view_shadow")
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            perms += ("shadows.change_shadow",)
+        return request.user.is_authenticated and request.user.has_perms(perms)
+
+
+class CanViewHistory(HasPermissions):
+    perms = ("devices.view_device", "shadows.view_shadow", "shadows.view_shadowhistory")
+
+
+def shadow_name(segment: str) -> str:
+    return services.CLASSIC if segment == services.CLASSIC_SEGMENT else segment
+
+
+def error_response(error: ShadowError) -> Response:
+    return Response(error.document(), status=error.http_status)
+
+
+class ShadowListView(generics.GenericAPIView):
+    """The device's shadows (classic and named) that exist."""
+
+    queryset = Shadow.objects.none()  # for the schema; rows come from the service
+    serializer_class = ShadowSummarySerializer
+    permission_classes = [CanViewShadows]
+    pagination_class = None
+
+    @extend_schema(responses={200: ShadowSummarySerializer(many=True), 404: ShadowErrorSerializer})
+    def get(self, request, device_id: str):
+        try:
+            shadows = services.list_shadows(device_id)
+        except ShadowError as error:
+            return error_response(error)
+        return Response(self.get_serializer(shadows, many=True).data)
+
+
+class ShadowDetailView(generics.GenericAPIView):
+    """One shadow with its delta; PATCH or POST merges desired state."""
+
+    queryset = Shadow.objects.none()
+    serializer_class = ShadowSerializer
+    permission_classes = [CanViewShadowsOrChange]
+
+    @extend_schema(responses={200: ShadowSerializer, 404: ShadowErrorSerializer})
+    def get(self, request, device_id: str, name: str):
+        try:
+            shadow = services.find(device_id, shadow_name(name))
+        except ShadowError as error:
+            return error_response(error)
+        return Response(ShadowSerializer(shadow).data)
+
+    @extend_schema(
+        request=SetDesiredSerializer,
+        responses={
+            200: ShadowSerializer,
+            400: ShadowErrorSerializer,
+            404: ShadowErrorSerializer,
+            409: ShadowErrorSerializer,
+            413: ShadowErrorSerializer,
+        },
+    )
+    def patch(self, request, device_id: str, name: str):
+        body = SetDesiredSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            result = services.set_desired(
+                device_id,
+                shadow_name(name),
+                body.validated_data["desired"],
+                expected_version=body.validated_data.get("version"),
+                actor=f"user:{request.user.username}",
+            )
+        except ShadowError as error:
+            return error_response(error)
+        return Response(ShadowSerializer(result.shadow).data)
+
+    @extend_schema(
+        request=SetDesiredSerializer,
+        responses={
+            200: ShadowSerializer,
+            400: ShadowErrorSerializer,
+            404: ShadowErrorSerializer,
+            409: ShadowErrorSerializer,
+            413: ShadowErrorSerializer,
+        },
+    )
+    def post(self, request, device_id: str, name: str):
+        return self.patch(request, device_id, name)
+
+
+class HistoryPagination(FleetCursorPagination):
+    ordering = "-id"
+
+
+class ShadowHistoryView(generics.ListAPIView):
+    """Every accepted version of the shadow, newest first, with the change each one made."""
+
+    serializer_class = ShadowHistorySerializer
+    permission_classes = [CanViewHistory]
+    pagination_class = HistoryPagination
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ShadowHistory.objects.none()
+        try:
+            shadow = services.find_any(self.kwargs["device_id"], shadow_name(self.kwargs["name"]))
+        except ShadowError:
+            return ShadowHistory.objects.none()
+        return shadow.history.all()
+
+    def list(self, request, *args, **kwargs):
+        try:
+            services.find_any(kwargs["device_id"], shadow_name(kwargs["name"]))
+        except ShadowError as error:
+            return error_response(error)
+        return super().list(request, *args, **kwargs)

@@ -1,0 +1,354 @@
+"""The shadow service: the one place that reads and changes shadows (device-protocol.md §1, §8).
+
+MQTT handlers, the integrator REST API, the admin and the HTTP device API all call these. Each
+operation runs in one transaction (a savepoint inside the bridge's) with the shadow row locked,
+and writes its replies to the outbox in that transaction:
+
+- update: `update/accepted`, `update/documents`, then `update/delta` while the delta is non-empty
+  (§8.5), for every accepted update whoever made it (device, integrator, operator);
+- get: `get/accepted` only when asked over MQTT (`reply=True`); HTTP callers get the document;
+- delete: `delete/accepted` (the version is kept, §1.1).
+
+A refusal raises a ShadowError and changes nothing (the savepoint rolls back); `handle_request`
+turns it into the rejected document on P/{operation}/rejected for MQTT callers.
+
+Idempotency under redelivery: the bridge acks after commit, so a crash between commit and ack
+makes the broker redeliver an update that was applied. The shadow remembers the clientToken of
+its last accepted update; an update carrying the same token and the same state is recognised as
+that replay and not applied again (nothing is re-published: the replies went out with the first
+commit). Updates without a clientToken cannot be told apart and are applied again; V2 SDK
+clients always send one.
+A redelivered delete finds no shadow and gets a 404 rejected reply.
+"""
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from devices.choices import DeviceStatus
+from devices.models import Device
+from fleetportal import outbox, topics
+from shadows.document import (
+    InvalidRequest,
+    ShadowError,
+    ShadowNotFound,
+    ThingNotFound,
+    UpdateOutcome,
+    accepted_document,
+    apply_update,
+    client_token_of,
+    compute_delta,
+    deleted_document,
+    get_document,
+    parse_request,
+    validate_update,
+)
+from shadows.document import Shadow as Document
+from shadows.models import HistoryOperation, Shadow, ShadowHistory
+
+log = logging.getLogger(__name__)
+
+CLASSIC = ""
+# How the integrator REST API names the classic shadow in URLs: not a valid shadow name (§1.1).
+CLASSIC_SEGMENT = "~classic"
+NAME_PATTERN = re.compile(r"[$a-zA-Z0-9:_-]{1,64}")
+INVALID_NAME = "Invalid shadow name"
+# A shadow re-created within this time after its delete carries on from its old version (§1.1).
+RECREATE_WINDOW = timedelta(hours=48)
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """An accepted update: the stored row, the accepted document, and whether it was a replay."""
+
+    shadow: Shadow
+    accepted: dict[str, Any]
+    outcome: UpdateOutcome | None  # None for a recognised redelivery
+    replayed: bool = False
+
+
+def epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def check_name(name: str, client_token: str | None = None) -> None:
+    """A shadow name is "" (classic) or 1-64 chars of [$a-zA-Z0-9:_-] (§1.1)."""
+    if name and not NAME_PATTERN.fullmatch(name):
+        raise InvalidRequest(INVALID_NAME, client_token=client_token)
+
+
+def document_of(row: Shadow) -> Document:
+    state = {"desired": row.desired_state, "reported": row.reported_state}
+    return Document(
+        state={k: v for k, v in state.items() if v}, metadata=row.metadata, version=row.version
+    )
+
+
+def delta_of(row: Shadow) -> dict[str, Any]:
+    return compute_delta(document_of(row).state, row.metadata)[0]
+
+
+def _device(device: Device | str, client_token: str | None) -> Device:
+    """The registered, not decommissioned device, else 404 Thing not found (§8.9)."""
+    if isinstance(device, str):
+        device = Device.objects.filter(device_id=device).first()
+    if device is None or device.status == DeviceStatus.DECOMMISSIONED:
+        raise ThingNotFound(client_token=client_token)
+    return device
+
+
+def _locked(device: Device, name: str, *, create: bool) -> Shadow | None:
+    rows = Shadow.objects.select_for_update()
+    if create:
+        return rows.get_or_create(device=device, name=name)[0]
+    return rows.filter(device=device, name=name, live=True).first()
+
+
+def _not_found(device: Device, name: str, client_token: str | None) -> ShadowNotFound:
+    # For the classic shadow AWS names the thing (§1.5).
+    return ShadowNotFound(name or device.device_id, client_token=client_token)
+
+
+def update(
+    device: Device | str,
+    name: str,
+    payload: bytes | str | dict,
+    *,
+    actor: str,
+    now: datetime | None = None,
+) -> UpdateResult:
+    """Apply one UPDATE request (raw body or parsed document); raises ShadowError on refusal."""
+    now = now or timezone.now()
+    document = payload if isinstance(payload, dict) else parse_request(payload)
+    token = client_token_of(document)
+    request = validate_update(document)
+    check_name(name, token)
+    with transaction.atomic():
+        device = _device(device, token)
+        row = _locked(device, name, create=True)
+        if token is not None and row.live and _is_replay(row, token, request.state):
+            log.info("shadow %s: update %s already applied (redelivery)", row, token)
+            accepted = accepted_document(request, row.version, epoch(now))
+            return UpdateResult(row, accepted, None, replayed=True)
+        current = document_of(row) if row.live else None
+        recently_deleted = row.deleted_at is not None and now - row.deleted_at < RECREATE_WINDOW
+        outcome = apply_update(
+            current,
+            request,
+            epoch(now),
+            deleted_version=row.version if (current is None and recently_deleted) else 0,
+        )
+        shadow = outcome.shadow
+        row.desired_state = shadow.state.get("desired", {})
+        row.reported_state = shadow.state.get("reported", {})
+        row.metadata = shadow.metadata
+        row.version = shadow.version
+        row.live, row.deleted_at = True, None
+        row.last_client_token = token or ""
+        row.updated_at = now
+        row.save()
+        _history(row, HistoryOperation.UPDATE, request.state, actor, token, now)
+        device_id = device.device_id
+        for reply, body in (
+            ("accepted", outcome.accepted),
+            ("documents", outcome.documents),
+            ("delta", outcome.delta),
+        ):
+            if body is not None:
+                outbox.send(
+                    topics.shadow_topic(device_id, name, "update", reply), body, device_id=device_id
+                )
+        _notify_after_commit(row)
+    return UpdateResult(row, outcome.accepted, outcome)
+
+
+def set_desired(
+    device: Device | str,
+    name: str,
+    desired: dict | None,
+    *,
+    expected_version: int | None = None,
+    actor: str,
+) -> UpdateResult:
+    """Integrators and operators: merge `desired` (null leaves delete, None clears it) with
+    optimistic locking when `expected_version` is given (VersionConflict, 409)."""
+    document: dict[str, Any] = {"state": {"desired": desired}}
+    if expected_version is not None:
+        document["version"] = expected_version
+    return update(device, name, document, actor=actor)
+
+
+def get(
+    device: Device | str,
+    name: str,
+    payload: bytes | str | dict = b"",
+    *,
+    reply: bool = False,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The whole document with its delta (§1.5); 404 when the shadow does not exist."""
+    now = now or timezone.now()
+    document = payload if isinstance(payload, dict) else parse_request(payload, allow_empty=True)
+    token = client_token_of(document)
+    check_name(name, token)
+    device = _device(device, token)
+    row = Shadow.objects.filter(device=device, name=name, live=True).first()
+    if row is None:
+        raise _not_found(device, name, token)
+    body = get_document(document_of(row), epoch(now), token)
+    if reply:
+        topic = topics.shadow_topic(device.device_id, name, "get", "accepted")
+        outbox.send(topic, body, device_id=device.device_id)
+    return body
+
+
+def delete(
+    device: Device | str,
+    name: str,
+    payload: bytes | str | dict = b"",
+    *,
+    actor: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Delete a shadow, keeping its version for a re-creation within 48 h (§1.1)."""
+    now = now or timezone.now()
+    document = payload if isinstance(payload, dict) else parse_request(payload, allow_empty=True)
+    token = client_token_of(document)
+    check_name(name, token)
+    with transaction.atomic():
+        device = _device(device, token)
+        row = _locked(device, name, create=False)
+        if row is None:
+            raise _not_found(device, name, token)
+        row.live, row.deleted_at, row.updated_at = False, now, now
+        row.desired_state, row.reported_state, row.metadata = {}, {}, {}
+        row.last_client_token = ""
+        row.save()
+        _history(row, HistoryOperation.DELETE, None, actor, token, now)
+        body = deleted_document(row.version, epoch(now), token)
+        topic = topics.shadow_topic(device.device_id, name, "delete", "accepted")
+        outbox.send(topic, body, device_id=device.device_id)
+        _notify_after_commit(row)
+    return body
+
+
+def handle_request(
+    operation: str, device_id: str, name: str, payload: bytes, *, now: datetime | None = None
+) -> None:
+    """Serve one MQTT shadow request: the replies, or the rejected document on P/op/rejected."""
+    now = now or timezone.now()
+    actor = f"device:{device_id}"
+    try:
+        if operation == "update":
+            update(device_id, name, payload, actor=actor, now=now)
+        elif operation == "get":
+            get(device_id, name, payload, reply=True, now=now)
+        elif operation == "delete":
+            delete(device_id, name, payload, actor=actor, now=now)
+        else:
+            raise ValueError(f"unknown shadow operation {operation!r}")
+    except ShadowError as error:
+        if error.client_token is None:
+            error.client_token = _token_of_raw(payload)
+        topic = topics.shadow_topic(device_id, name, operation, "rejected")
+        outbox.send(topic, error.document(epoch(now)), device_id=device_id)
+
+
+def _is_replay(row: Shadow, token: str, change: Any) -> bool:
+    """The same clientToken and the same change as the last accepted update of this shadow."""
+    if row.last_client_token != token:
+        return False
+    last = row.history.filter(version=row.version, operation=HistoryOperation.UPDATE).first()
+    return last is not None and last.change == change
+
+
+def _token_of_raw(payload: bytes) -> str | None:
+    try:
+        return client_token_of(parse_request(payload, allow_empty=True))
+    except ShadowError:
+        return None
+
+
+def list_shadows(device: Device | str) -> list[Shadow]:
+    device = _device(device, None)
+    return list(Shadow.objects.filter(device=device, live=True).order_by("name"))
+
+
+def find(device: Device | str, name: str) -> Shadow:
+    """The live shadow, or ShadowNotFound / ThingNotFound."""
+    check_name(name)
+    device = _device(device, None)
+    row = Shadow.objects.filter(device=device, name=name, live=True).first()
+    if row is None:
+        raise _not_found(device, name, None)
+    return row
+
+
+def find_any(device: Device | str, name: str) -> Shadow:
+    """The shadow row, live or deleted (its history outlives a delete)."""
+    check_name(name)
+    device = _device(device, None)
+    row = Shadow.objects.filter(device=device, name=name).first()
+    if row is None:
+        raise _not_found(device, name, None)
+    return row
+
+
+def prune_history(now: datetime | None = None) -> int:
+    """Delete history older than SHADOW_HISTORY_DAYS; the number of rows deleted."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.SHADOW_HISTORY_DAYS)
+    return ShadowHistory.objects.filter(created_at__lt=cutoff).delete()[0]
+
+
+def _history(
+    row: Shadow,
+    operation: str,
+    change: Any,
+    actor: str,
+    token: str | None,
+    now: datetime,
+) -> None:
+    ShadowHistory.objects.create(
+        shadow=row,
+        version=row.version,
+        operation=operation,
+        state={"desired": row.desired_state, "reported": row.reported_state},
+        change=change,
+        actor=actor,
+        client_token=token or "",
+        created_at=now,
+    )
+
+
+def device_group(device_pk) -> str:
+    """The channel-layer group of one device's live pages (the UUID: device_ids may hold ':')."""
+    return f"device.{device_pk.hex}"
+
+
+def _notify_after_commit(row: Shadow) -> None:
+    """Live pages: a small event to the device's channel-layer group once the change commits.
+
+    Best effort: a channel layer that is down is logged, never fails the shadow change."""
+    event = {
+        "type": "shadow.changed",
+        "device_id": row.device.device_id,
+        "name": row.name,
+        "version": row.version,
+        "live": row.live,
+    }
+    group = device_group(row.device_id)
+
+    def push() -> None:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(group, event)
+
+    transaction.on_commit(push, robust=True)
