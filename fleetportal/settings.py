@@ -179,6 +179,10 @@ CLAIM_CREATE_KEYS = env_bool("FLEETPORTAL_CLAIM_CREATE_KEYS", False)
 # --- Device shadows (shadows/) ---
 # Accepted shadow versions are kept this long in the history (shadows.services.prune_history).
 SHADOW_HISTORY_DAYS = env_int("FLEETPORTAL_SHADOW_HISTORY_DAYS", 90)
+CELERY_BEAT_SCHEDULE["prune-shadow-history"] = {
+    "task": "shadows.tasks.prune_shadow_history",
+    "schedule": 24 * 3600,
+}
 
 # --- The broker (fleetportal/broker.py generates its configuration) ---
 BROKER_DIR = Path(env_str("FLEETPORTAL_BROKER_DIR", str(VAR_DIR / "broker")))
