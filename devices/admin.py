@@ -28,14 +28,16 @@ from devices.admin_filters import (
     DeviceTypeFilter,
     EventTypeFilter,
     FirmwareVersionFilter,
+    GroupFilter,
     OnlineFilter,
 )
 from devices.choices import DeviceStatus
 from devices.exceptions import IllegalTransition
+from devices.group_filters import FilterError
 from devices.models import Device, DeviceEvent, DeviceGroup
 from fleetportal.actors import actor_for_request
 from fleetportal.errors import DomainError
-from fleetportal.paginators import EstimatedCountPaginator
+from fleetportal.paginators import EstimatedCountPaginator, capped_count
 
 # One admin action runs in one web request and one transaction; larger batches ("select all" on
 # a big fleet) belong to a background job, so the admin refuses them instead of timing out.
@@ -99,7 +101,7 @@ class DeviceAdmin(FleetModelAdmin):
     list_filter = (
         "status",
         DeviceTypeFilter,
-        "group",
+        GroupFilter,
         FirmwareVersionFilter,
         OnlineFilter,
     )
@@ -322,7 +324,50 @@ class DeviceGroupAdmin(FleetModelAdmin):
     search_fields = ("name",)
     ordering = ("name",)
     fields = ("name", "description", "filters", "created_at", "updated_at")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at", "current_members")
+    PREVIEW_SAMPLE = 20
+
+    def get_fields(self, request, obj=None):
+        return (*self.fields, "current_members") if obj else self.fields
+
+    @admin.display(description="members now")
+    def current_members(self, group):
+        """The count (exact up to the list limit) and the newest matches; a dynamic group's
+        filter runs here, on its own page, never per row of the list."""
+        try:
+            members = group.members()
+        except FilterError as exc:
+            return format_html("Invalid filter: {}", "; ".join(exc.messages))
+        count, approximate = capped_count(members)
+        sample = members.order_by("-created_at", "-id")[: self.PREVIEW_SAMPLE]
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    reverse("admin:devices_device_change", args=[d.pk]),
+                    d.device_id,
+                    d.device_type,
+                    d.status,
+                    d.firmware_version,
+                )
+                for d in sample
+            ),
+        )
+        url = (
+            reverse("admin:devices_device_changelist")
+            + "?"
+            + urlencode({GroupFilter.parameter_name: group.pk})
+        )
+        return format_html(
+            '<p class="group-member-count">{}{} device(s) — <a href="{}">list them</a></p>'
+            '<table class="group-members"><thead><tr><th>device</th><th>type</th>'
+            "<th>status</th><th>firmware</th></tr></thead><tbody>{}</tbody></table>",
+            "about " if approximate else "",
+            f"{count:,}",
+            url,
+            rows,
+        )
 
     def get_queryset(self, request):
         # A correlated subquery rather than JOIN + GROUP BY: PostgreSQL evaluates it only for the

@@ -5,8 +5,10 @@ import json
 import django_filters as filters
 from django.core.validators import RegexValidator
 from django.db.models import Q
+from rest_framework.exceptions import ValidationError
 
 from devices.choices import DeviceStatus
+from devices.group_filters import FilterError
 from devices.models import Device, DeviceEvent, DeviceGroup
 
 AFTER = "At or after this time (ISO 8601)."
@@ -48,7 +50,8 @@ class DeviceFilterSet(filters.FilterSet):
     group = filters.ModelChoiceFilter(
         to_field_name="name",
         queryset=DeviceGroup.objects.all(),
-        help_text="A group's name.",
+        method="filter_group",
+        help_text="A group's name: its assigned members, or a dynamic group's matches.",
         error_messages={"invalid_choice": "No group is named %(value)s."},
     )
     # A strict true/false: BooleanFilter would silently ignore a misspelt value.
@@ -86,6 +89,12 @@ class DeviceFilterSet(filters.FilterSet):
 
     def filter_online(self, queryset, name, value):
         return queryset.online() if value == "true" else queryset.offline()
+
+    def filter_group(self, queryset, name, value):
+        try:
+            return queryset.in_group(value)
+        except FilterError as exc:
+            raise ValidationError({"group": [f"Group {value} has an invalid filter."]}) from exc
 
     def filter_metadata(self, queryset, name, value):
         return queryset.filter(metadata__contains=metadata_pair(value))

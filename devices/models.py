@@ -47,6 +47,28 @@ class DeviceGroup(models.Model):
     def is_dynamic(self) -> bool:
         return bool(self.filters)
 
+    def clean(self):
+        from devices.group_filters import FilterError, validate_filters
+
+        try:
+            validate_filters(self.filters)
+        except FilterError as exc:
+            raise ValidationError({"filters": exc.messages}) from exc
+        if self.filters and not self._state.adding and Device.objects.filter(group=self).exists():
+            raise ValidationError(
+                {"filters": "This group has assigned members; remove them before adding a filter."}
+            )
+
+    def membership(self) -> models.Q:
+        """The condition on Device for this group's members: assigned, or matching the filter."""
+        from devices.group_filters import compile_filters
+
+        return compile_filters(self.filters) if self.is_dynamic else models.Q(group=self)
+
+    def members(self) -> "DeviceQuerySet":
+        """The group's devices now, in one query: static members or the filter's matches."""
+        return Device.objects.filter(self.membership())
+
 
 class DeviceQuerySet(models.QuerySet):
     def online(self):
@@ -54,6 +76,9 @@ class DeviceQuerySet(models.QuerySet):
 
     def offline(self):
         return self.exclude(last_seen__gte=online_since())
+
+    def in_group(self, group: "DeviceGroup"):
+        return self.filter(group.membership())
 
 
 def online_since():

@@ -23,15 +23,8 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        limit = settings.LIST_EXACT_COUNT_LIMIT
-        # Without ORDER BY the database may stop scanning as soon as it has limit + 1 rows.
-        queryset = self.object_list.order_by()
-        exact = queryset.values("pk")[: limit + 1].count()
-        if exact <= limit:
-            return exact
-        self.count_is_approximate = True
-        # The estimate can undershoot a selective filter; we know there are more than `limit`.
-        return max(estimate_count(queryset), limit + 1)
+        count, self.count_is_approximate = capped_count(self.object_list)
+        return count
 
     def page(self, number):
         if not self.count_is_approximate:
@@ -59,6 +52,18 @@ class EstimatedCountPaginator(Paginator):
         yield from range(window_start, min(number + on_each_side, self.num_pages) + 1)
         if number + on_each_side < self.num_pages:
             yield self.ELLIPSIS
+
+
+def capped_count(queryset) -> tuple[int, bool]:
+    """(count, is_approximate): exact up to settings.LIST_EXACT_COUNT_LIMIT, else estimated."""
+    limit = settings.LIST_EXACT_COUNT_LIMIT
+    # Without ORDER BY the database may stop scanning as soon as it has limit + 1 rows.
+    queryset = queryset.order_by()
+    exact = queryset.values("pk")[: limit + 1].count()
+    if exact <= limit:
+        return exact, False
+    # The estimate can undershoot a selective filter; we know there are more than `limit`.
+    return max(estimate_count(queryset), limit + 1), True
 
 
 def estimate_count(queryset) -> int:

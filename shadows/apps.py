@@ -6,6 +6,8 @@ class ShadowsConfig(AppConfig):
     verbose_name = "Device shadows"
 
     def ready(self):
-        from shadows import handlers
+        from devices.group_filters import register_field_family
+        from shadows import group_fields, handlers
 
         handlers.register()
+        register_field_family("reported", group_fields.reported)

@@ -32,3 +32,9 @@ class CanTransitionDevices(HasPermissions):
 
 class CanViewDeviceEvents(HasPermissions):
     perms = ("devices.view_device", "devices.view_deviceevent")
+
+
+class CanPreviewGroups(HasPermissions):
+    """A preview writes nothing: whoever may read groups and devices may preview a filter."""
+
+    perms = ("devices.view_device", "devices.view_devicegroup")

@@ -1,10 +1,14 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from devices.choices import DeviceStatus
+from devices.group_filters import FilterError, validate_filters
 from devices.models import Device, DeviceEvent, DeviceGroup
 from devices.validators import validate_device_id
 from fleetportal.api.serializers import FleetModelSerializer, StrictFieldsMixin
+from fleetportal.paginators import capped_count
 
 
 class DeviceSerializer(FleetModelSerializer):
@@ -90,8 +94,12 @@ class DeviceTransitionSerializer(StrictFieldsMixin, serializers.Serializer):
 
 
 class DeviceGroupSerializer(FleetModelSerializer):
-    member_count = serializers.IntegerField(
-        read_only=True, help_text="Devices assigned to this group (static members)."
+    member_count = serializers.SerializerMethodField(
+        help_text="Members now. In lists, null for dynamic groups (counting each filter would "
+        "scan the fleet per row); on a single group, exact up to the list count limit."
+    )
+    member_count_is_approximate = serializers.SerializerMethodField(
+        help_text="True when member_count is the planner's estimate (past the exact limit)."
     )
 
     class Meta:
@@ -103,9 +111,69 @@ class DeviceGroupSerializer(FleetModelSerializer):
             "filters",
             "is_dynamic",
             "member_count",
+            "member_count_is_approximate",
             "created_at",
             "updated_at",
         ]
+
+    def _count(self, group) -> tuple[int | None, bool]:
+        if not group.is_dynamic:
+            return getattr(group, "member_count", None), False
+        if not self.context.get("count_dynamic"):
+            return None, False
+        cache = self.context.setdefault("_counts", {})
+        if group.pk not in cache:
+            try:
+                cache[group.pk] = capped_count(group.members())
+            except FilterError:  # saved before validation existed: no members to show
+                cache[group.pk] = (None, False)
+        return cache[group.pk]
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_member_count(self, group):
+        return self._count(group)[0]
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_member_count_is_approximate(self, group) -> bool:
+        return self._count(group)[1]
+
+    def validate_filters(self, value):
+        try:
+            validate_filters(value)
+        except FilterError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+        group = self.instance
+        if value and group is not None and not group.is_dynamic and group.devices.exists():
+            raise serializers.ValidationError(
+                "This group has assigned members; remove them before adding a filter."
+            )
+        return value
+
+
+class GroupPreviewSerializer(StrictFieldsMixin, serializers.Serializer):
+    filters = serializers.JSONField(help_text="A filter document (devices/group_filters.py).")
+
+    def validate_filters(self, value):
+        if not value:
+            raise serializers.ValidationError("A preview needs a filter document.")
+        try:
+            validate_filters(value)
+        except FilterError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+        return value
+
+
+class GroupPreviewDeviceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Device
+        fields = ["device_id", "device_type", "status", "firmware_version"]
+        read_only_fields = fields
+
+
+class GroupPreviewResultSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    count_is_approximate = serializers.BooleanField()
+    sample = GroupPreviewDeviceSerializer(many=True)
 
 
 class DeviceEventSerializer(FleetModelSerializer):

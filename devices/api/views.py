@@ -9,18 +9,30 @@ from rest_framework.response import Response
 
 from devices import services
 from devices.api.audit import log_group_change
-from devices.api.permissions import CanTransitionDevices, CanViewDeviceEvents, FleetPermissions
+from devices.api.permissions import (
+    CanPreviewGroups,
+    CanTransitionDevices,
+    CanViewDeviceEvents,
+    FleetPermissions,
+)
 from devices.api.serializers import (
     DeviceEventSerializer,
     DeviceGroupSerializer,
     DeviceSerializer,
     DeviceTransitionSerializer,
+    GroupPreviewDeviceSerializer,
+    GroupPreviewResultSerializer,
+    GroupPreviewSerializer,
 )
 from devices.filtersets import DeviceEventFilterSet, DeviceFilterSet, DeviceGroupFilterSet
+from devices.group_filters import compile_filters
 from devices.models import Device, DeviceEvent, DeviceGroup
 from devices.validators import DEVICE_ID_PATTERN
 from fleetportal.actors import actor_for_request
 from fleetportal.api.pagination import FleetCursorPagination
+from fleetportal.paginators import capped_count
+
+PREVIEW_SAMPLE = 20
 
 
 class DeviceViewSet(
@@ -91,6 +103,28 @@ class DeviceGroupViewSet(viewsets.ModelViewSet):
     serializer_class = DeviceGroupSerializer
     permission_classes = [FleetPermissions]
     filterset_class = DeviceGroupFilterSet
+
+    def get_serializer_context(self):
+        # A dynamic group's count runs its filter: on one group's page, not once per listed row.
+        return {**super().get_serializer_context(), "count_dynamic": self.action != "list"}
+
+    @extend_schema(request=GroupPreviewSerializer, responses=GroupPreviewResultSerializer)
+    @action(detail=False, methods=["post"], permission_classes=[CanPreviewGroups])
+    def preview(self, request):
+        """The devices a filter matches now, before saving it: a count (exact up to the list
+        limit, estimated past it) and the newest 20 matches."""
+        params = GroupPreviewSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        matches = Device.objects.filter(compile_filters(params.validated_data["filters"]))
+        count, approximate = capped_count(matches)
+        sample = matches.order_by("-created_at", "-id")[:PREVIEW_SAMPLE]
+        return Response(
+            {
+                "count": count,
+                "count_is_approximate": approximate,
+                "sample": GroupPreviewDeviceSerializer(sample, many=True).data,
+            }
+        )
 
     @transaction.atomic
     def perform_create(self, serializer):

@@ -557,7 +557,11 @@ def test_group_search(client, operator):
 def test_operator_creates_a_group(client, operator):
     response = logged_in(client, operator).post(
         reverse("admin:devices_devicegroup_add"),
-        {"name": "lab", "description": "", "filters": '{"device_type": "sensor"}'},
+        {
+            "name": "lab",
+            "description": "",
+            "filters": '{"field": "device_type", "op": "eq", "value": "sensor"}',
+        },
     )
     assert response.status_code == 302
     assert DeviceGroup.objects.get(name="lab").is_dynamic

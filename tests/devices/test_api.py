@@ -653,7 +653,8 @@ def test_viewer_retrieves_group(viewer_api):
 
 
 def test_operator_creates_group_and_it_is_logged(operator_api, operator):
-    response = operator_api.post(GROUPS, {"name": "hot", "filters": {"device_type": "heater"}})
+    heaters = {"field": "device_type", "op": "eq", "value": "heater"}
+    response = operator_api.post(GROUPS, {"name": "hot", "filters": heaters}, format="json")
     assert response.status_code == 201, response.json()
     assert response.json()["is_dynamic"] is True
     assert response.json()["member_count"] == 0
