@@ -60,6 +60,9 @@ RELOAD_LOG_LINE = "Reloading config"
 # Per client, including the bridge's session: Mosquitto's default of 1000 silently drops QoS 1
 # messages for a slow subscriber after PUBACKing the publisher (§7.6).
 MAX_QUEUED_MESSAGES = 100_000
+# Unacknowledged QoS 1 messages the broker sends one client (default 20): the bridge acks after
+# its commit, so this caps its batch size — keep it above the runner's BATCH_SIZE (§7.13).
+MAX_INFLIGHT_MESSAGES = 1000
 
 PRIVATE, PUBLIC = 0o600, 0o644
 
@@ -136,6 +139,7 @@ def render_config(
         "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
         "connection_messages true\nlog_timestamp true\nlog_timestamp_format %Y-%m-%dT%H:%M:%S\n"
         f"max_queued_messages {MAX_QUEUED_MESSAGES}\n"
+        f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}\n"
         # Without it every small reply waits for the peer's delayed ACK (~40 ms on loopback).
         "set_tcp_nodelay true\n"
         "\n# Devices: mutual TLS, CN = username = client id, confined to their own topics.\n"

@@ -1,11 +1,17 @@
 """Ask for a message to be sent to a device. Services call `send`; only the bridge publishes."""
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import orjson
 from django.db import connection
 
 from fleetportal.models import OutboxMessage
 
 NOTIFY_CHANNEL = "fleetportal_outbox"
+
+_state = threading.local()
 
 
 def send(topic: str, payload: dict | bytes, *, device_id: str = "", qos: int = 1) -> OutboxMessage:
@@ -16,6 +22,44 @@ def send(topic: str, payload: dict | bytes, *, device_id: str = "", qos: int = 1
     """
     body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     message = OutboxMessage.objects.create(topic=topic, payload=body, qos=qos, device_id=device_id)
+    if not getattr(_state, "deferred", False):
+        notify()
+    return message
+
+
+def send_many(
+    messages: list[tuple[str, dict | bytes, str]], *, qos: int = 1
+) -> list[OutboxMessage]:
+    """Queue several (topic, payload, device_id) in this order: one INSERT, at most one NOTIFY."""
+    rows = OutboxMessage.objects.bulk_create(
+        OutboxMessage(
+            topic=topic,
+            payload=payload if isinstance(payload, bytes) else orjson.dumps(payload),
+            qos=qos,
+            device_id=device_id,
+        )
+        for topic, payload, device_id in messages
+    )
+    if rows and not getattr(_state, "deferred", False):
+        notify()
+    return rows
+
+
+def notify() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
-    return message
+
+
+@contextmanager
+def one_notify() -> Iterator[None]:
+    """Inside the block `send` skips its NOTIFY; one is sent when the block ends without error.
+
+    For a batch of messages handled in one transaction (the bridge): the block must end inside
+    that transaction, so the NOTIFY is delivered at its commit.
+    """
+    _state.deferred = True
+    try:
+        yield
+    finally:
+        _state.deferred = False
+    notify()

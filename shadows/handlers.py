@@ -7,24 +7,29 @@ validation, replies, rejected documents — is shadows.services.
 
 from fleetportal import topics
 from fleetportal.bridge import router
-from shadows import services
+from shadows import batch
 
 
 def register() -> None:
+    router.on_batch(batch.begin, batch.invalidate, batch.end)
     for operation in topics.SHADOW_OPERATIONS:
         router.register(
-            topics.shadow_kind(operation), _handler(operation), *topics.shadow_filters(operation)
+            topics.shadow_kind(operation),
+            _handler(operation),
+            *topics.shadow_filters(operation),
+            isolated=True,  # services.handle_request: own atomic block, refusals are replies
         )
 
 
 def _handler(operation: str) -> router.Handler:
     def handle(message: router.InboundMessage) -> None:
-        services.handle_request(
+        batch.handle(
             operation,
             message.device_id,
             message.route.name,
             message.payload,
             now=message.received_at,
+            redelivered=message.redelivered,
         )
 
     handle.__name__ = f"shadow_{operation}"

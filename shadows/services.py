@@ -27,15 +27,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from devices.choices import DeviceStatus
 from devices.models import Device
-from fleetportal import outbox, topics
+from fleetportal import live, outbox, topics
 from shadows.document import (
     InvalidRequest,
     ShadowError,
@@ -63,6 +61,8 @@ NAME_PATTERN = re.compile(r"[$a-zA-Z0-9:_-]{1,64}")
 INVALID_NAME = "Invalid shadow name"
 # A shadow re-created within this time after its delete carries on from its old version (§1.1).
 RECREATE_WINDOW = timedelta(hours=48)
+# How many versions back a redelivered update's clientToken is looked for: more than a batch.
+REPLAY_WINDOW = 1000
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,21 @@ def _locked(device: Device, name: str, *, create: bool) -> Shadow | None:
     return rows.filter(device=device, name=name, live=True).first()
 
 
+def _device_and_locked_shadow(device: Device | str, name: str, token: str | None):
+    """The device and its locked shadow row (created if missing): one query when both exist."""
+    if isinstance(device, str):
+        row = (
+            Shadow.objects.select_for_update(of=("self",))
+            .select_related("device")
+            .filter(device__device_id=device, name=name)
+            .first()
+        )
+        if row is not None:
+            return _device(row.device, token), row
+    device = _device(device, token)
+    return device, _locked(device, name, create=True)
+
+
 def _not_found(device: Device, name: str, client_token: str | None) -> ShadowNotFound:
     # For the classic shadow AWS names the thing (§1.5).
     return ShadowNotFound(name or device.device_id, client_token=client_token)
@@ -124,17 +139,21 @@ def update(
     *,
     actor: str,
     now: datetime | None = None,
+    redelivered: bool = False,
 ) -> UpdateResult:
-    """Apply one UPDATE request (raw body or parsed document); raises ShadowError on refusal."""
+    """Apply one UPDATE request (raw body or parsed document); raises ShadowError on refusal.
+
+    `redelivered`: the bridge got this request again after a crash (MQTT DUP), so it may be any
+    of the updates of the last batch, not only the last one: look its clientToken up in the
+    recent history too."""
     now = now or timezone.now()
     document = payload if isinstance(payload, dict) else parse_request(payload)
     token = client_token_of(document)
     request = validate_update(document)
     check_name(name, token)
     with transaction.atomic():
-        device = _device(device, token)
-        row = _locked(device, name, create=True)
-        if token is not None and row.live and _is_replay(row, token, request.state):
+        device, row = _device_and_locked_shadow(device, name, token)
+        if token is not None and row.live and _is_replay(row, token, request.state, redelivered):
             log.info("shadow %s: update %s already applied (redelivery)", row, token)
             accepted = accepted_document(request, row.version, epoch(now))
             return UpdateResult(row, accepted, None, replayed=True)
@@ -157,16 +176,17 @@ def update(
         row.save()
         _history(row, HistoryOperation.UPDATE, request.state, actor, token, now)
         device_id = device.device_id
-        for reply, body in (
-            ("accepted", outcome.accepted),
-            ("documents", outcome.documents),
-            ("delta", outcome.delta),
-        ):
-            if body is not None:
-                outbox.send(
-                    topics.shadow_topic(device_id, name, "update", reply), body, device_id=device_id
-                )
-        _notify_after_commit(row)
+        replies = [
+            (topics.shadow_topic(device_id, name, "update", reply), body)
+            for reply, body in (
+                ("accepted", outcome.accepted),
+                ("documents", outcome.documents),
+                ("delta", outcome.delta),
+            )
+            if body is not None
+        ]
+        outbox.send_many([(topic, body, device_id) for topic, body in replies])
+        notify_after_commit(row, device_id)
     return UpdateResult(row, outcome.accepted, outcome)
 
 
@@ -236,19 +256,25 @@ def delete(
         body = deleted_document(row.version, epoch(now), token)
         topic = topics.shadow_topic(device.device_id, name, "delete", "accepted")
         outbox.send(topic, body, device_id=device.device_id)
-        _notify_after_commit(row)
+        notify_after_commit(row, device.device_id)
     return body
 
 
 def handle_request(
-    operation: str, device_id: str, name: str, payload: bytes, *, now: datetime | None = None
+    operation: str,
+    device_id: str,
+    name: str,
+    payload: bytes,
+    *,
+    now: datetime | None = None,
+    redelivered: bool = False,
 ) -> None:
     """Serve one MQTT shadow request: the replies, or the rejected document on P/op/rejected."""
     now = now or timezone.now()
     actor = f"device:{device_id}"
     try:
         if operation == "update":
-            update(device_id, name, payload, actor=actor, now=now)
+            update(device_id, name, payload, actor=actor, now=now, redelivered=redelivered)
         elif operation == "get":
             get(device_id, name, payload, reply=True, now=now)
         elif operation == "delete":
@@ -262,11 +288,18 @@ def handle_request(
         outbox.send(topic, error.document(epoch(now)), device_id=device_id)
 
 
-def _is_replay(row: Shadow, token: str, change: Any) -> bool:
-    """The same clientToken and the same change as the last accepted update of this shadow."""
-    if row.last_client_token != token:
+def _is_replay(row: Shadow, token: str, change: Any, redelivered: bool = False) -> bool:
+    """The same clientToken and the same change as the last accepted update of this shadow, or,
+    for a redelivered message, as one of its recent updates (a whole batch may be redelivered)."""
+    if row.last_client_token == token:
+        versions = row.history.filter(version=row.version)
+    elif redelivered:
+        versions = row.history.filter(
+            version__gt=row.version - REPLAY_WINDOW, client_token=token
+        ).order_by("-version")
+    else:
         return False
-    last = row.history.filter(version=row.version, operation=HistoryOperation.UPDATE).first()
+    last = versions.filter(operation=HistoryOperation.UPDATE).first()
     return last is not None and last.change == change
 
 
@@ -333,22 +366,16 @@ def device_group(device_pk) -> str:
     return f"device.{device_pk.hex}"
 
 
-def _notify_after_commit(row: Shadow) -> None:
+def notify_after_commit(row: Shadow, device_id: str) -> None:
     """Live pages: a small event to the device's channel-layer group once the change commits.
 
-    Best effort: a channel layer that is down is logged, never fails the shadow change."""
+    Coalesced by fleetportal.live: the bridge sends at most one per shadow per batch. Best
+    effort: a channel layer that is down is logged, never fails the shadow change."""
     event = {
         "type": "shadow.changed",
-        "device_id": row.device.device_id,
+        "device_id": device_id,
         "name": row.name,
         "version": row.version,
         "live": row.live,
     }
-    group = device_group(row.device_id)
-
-    def push() -> None:
-        layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(group, event)
-
-    transaction.on_commit(push, robust=True)
+    live.emit(device_group(row.device_id), row.name, event)

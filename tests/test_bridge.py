@@ -154,3 +154,22 @@ def test_message_nobody_serves_any_more_is_acked_and_dropped(bridge, broker, dev
     assert bridge.wait_until(lambda: bridge.runner.processed == 1)
     bridge.restart()
     assert not bridge.wait_until(lambda: bridge.runner.processed > 0, timeout=0.5)
+
+
+def test_queued_messages_are_batched_and_a_bad_one_rolls_back_alone(
+    handler, bridge, broker, device_client
+):
+    device = device_client(make_identity(broker, "bridge-dev-6"))
+    bridge.stop()  # its session queues them: they arrive together and go in one transaction
+    for n in range(30):
+        device.publish("devices/bridge-dev-6/test/group", f"batch-{n}".encode())
+    handler.failures.append(ValueError("a bug"))  # the first one handled
+
+    bridge.start()
+
+    assert bridge.wait_until(lambda: group_exists("batch-29"))
+    assert not group_exists("batch-0")
+    assert DeviceGroup.objects.filter(name__startswith="batch-").count() == 29
+    assert bridge.runner.batches >= 1
+    bridge.restart()  # all acked after the commit: nothing comes back
+    assert not bridge.wait_until(lambda: handler.calls > 30, timeout=0.5)

@@ -2,19 +2,30 @@
 
 The contract (architecture.md §3): a message is acknowledged only after the transaction its
 handler ran in has committed, so a crash before the commit means the broker redelivers it, and
-handlers are idempotent. `process` handles one message per transaction; batching many messages
-into one transaction (issue 4) replaces `process` with a loop over `Runner.messages` that commits
-a batch and then acks each of its messages — the rest stays as is.
+handlers are idempotent.
+
+Under load the runner takes every message already waiting (up to `batch_size`) and handles them
+in ONE transaction, in arrival order (so one device's messages keep their order), each in its
+own savepoint: a handler bug rolls back that message only (logged, acked, dropped). Handlers
+registered `isolated` (they keep their own atomic block) run without that savepoint; if one of
+them raises all the same, the batch is rolled back and replayed one message per transaction, so
+a bad message still costs the others nothing. After the commit the whole batch is acked.
+A database error fails the batch: nothing is acked and the batch is retried with the same
+backoff; a batch that keeps failing while the database answers is
+replayed one message per transaction (`process`), which isolates the message at fault. Outbox
+NOTIFYs are sent once per batch and live-page events are coalesced (fleetportal.live), so the
+per-message cost is the handler's own queries.
 """
 
 import logging
 import queue
+import sys
 import threading
 
 from django import db
 from django.db import transaction
 
-from fleetportal import topics
+from fleetportal import live, outbox, topics
 from fleetportal.bridge import router
 from fleetportal.bridge.transport import Connection, Received
 
@@ -25,36 +36,141 @@ BRIDGE_CLIENT_ID = "fleetportal.bridge"
 # A database that answers but fails the same message this often is treated as a poison message.
 MAX_DATABASE_ATTEMPTS = 5
 RETRY_MAX_SECONDS = 5.0
+# Messages per transaction under load; the connection's in-flight window must be at least this
+# large or the broker never has more to give (device-protocol.md §7.13).
+BATCH_SIZE = 200
+SWITCH_INTERVAL_SECONDS = 0.0005
 
 
 class Runner:
     """Consumes the router's subscriptions on one persistent session and dispatches each message."""
 
-    def __init__(self, connection: Connection | None = None, *, client_id: str = BRIDGE_CLIENT_ID):
-        self.connection = connection or Connection(client_id, clean_session=False)
+    def __init__(
+        self,
+        connection: Connection | None = None,
+        *,
+        client_id: str = BRIDGE_CLIENT_ID,
+        batch_size: int = BATCH_SIZE,
+        subscriptions: list[str] | None = None,
+    ):
+        self.connection = connection or Connection(
+            client_id, clean_session=False, max_inflight=max(100, batch_size)
+        )
+        self.batch_size = batch_size
+        self.subscriptions = subscriptions
         self.processed = 0
+        self.batches = 0
 
     def run(self, stop: threading.Event) -> None:
         """Connect, subscribe and process messages until `stop` is set."""
-        self.connection.subscribe(router.subscriptions())
+        self.connection.subscribe(
+            router.subscriptions() if self.subscriptions is None else self.subscriptions
+        )
         self.connection.connect(wait=False)
         try:
             while not stop.is_set():
-                try:
-                    received = self.connection.messages.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                self.process(received, stop)
+                batch = self.take_batch()
+                if batch:
+                    self.process_batch(batch, stop)
         finally:
             self.connection.close()
             db.connection.close()
+
+    def take_batch(self, timeout: float = 0.2) -> list[Received]:
+        """The next message (waiting up to `timeout`) and every one already queued behind it."""
+        messages = self.connection.messages
+        try:
+            batch = [messages.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while len(batch) < self.batch_size:
+            try:
+                batch.append(messages.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def process_batch(self, batch: list[Received], stop: threading.Event | None = None) -> None:
+        """Handle `batch` in one transaction (a savepoint each), commit, then ack every message."""
+        inbound = [self._inbound(received) for received in batch]
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                # The events go out when coalesced() ends: after the commit.
+                with live.coalesced(), transaction.atomic(), outbox.one_notify():
+                    try:
+                        router.begin_batch([m for m in inbound if m is not None])
+                        for message in inbound:
+                            if message is not None:
+                                if not router.is_isolated(message.route):
+                                    router.flush_batch()
+                                self._dispatch_in_batch(message)
+                        router.flush_batch()
+                    finally:
+                        router.end_batch()
+                break
+            except _Isolate:
+                for received in batch:
+                    self.process(received, stop)
+                return
+            except (db.OperationalError, db.InterfaceError) as exc:
+                db.connection.close()  # the next attempt reconnects
+                if attempt >= MAX_DATABASE_ATTEMPTS and _database_answers():
+                    log.warning("bridge: batch failed %d times; one by one now", attempt)
+                    for received in batch:
+                        self.process(received, stop)
+                    return
+                log.warning("bridge: database error on a batch (%s); retrying", exc)
+                if (stop or threading.Event()).wait(min(0.1 * 2**attempt, RETRY_MAX_SECONDS)):
+                    return  # stopping while the database is down: the broker will redeliver
+        for received in batch:
+            self.connection.ack(received)
+        self.processed += len(batch)
+        self.batches += 1
+
+    def _inbound(self, received: Received) -> router.InboundMessage | None:
+        route = topics.parse(received.topic)
+        if route is None:
+            log.warning("bridge: no route for %s; dropped", received.topic)
+            return None
+        return router.InboundMessage(
+            received.topic, received.payload, route, received.received_at, received.dup
+        )
+
+    @staticmethod
+    def _dispatch_in_batch(message: router.InboundMessage) -> None:
+        if router.is_isolated(message.route):
+            try:
+                router.dispatch(message)
+            except (db.OperationalError, db.InterfaceError):
+                raise
+            except Exception as exc:
+                log.warning("bridge: %s failed in a batch (%s); replaying one by one", message, exc)
+                raise _Isolate from exc
+            return
+        try:
+            with transaction.atomic():
+                if not router.dispatch(message):
+                    log.warning("bridge: no handler for %s; dropped", message.topic)
+        except (db.OperationalError, db.InterfaceError):
+            raise  # the database, not the message: the whole batch is retried
+        except Exception:
+            # A bug in a handler: this message's savepoint is rolled back; it is acked and
+            # dropped with the batch, so one poison message cannot block the bridge.
+            log.exception("bridge: handler for %s failed; dropped", message.topic)
 
     def process(self, received: Received, stop: threading.Event | None = None) -> None:
         """Dispatch one message in its own transaction; ack unless the database failed."""
         route = topics.parse(received.topic)
         if route is None:
             log.warning("bridge: no route for %s; dropped", received.topic)
-        elif not self._commit(router.InboundMessage(received.topic, received.payload, route), stop):
+        elif not self._commit(
+            router.InboundMessage(
+                received.topic, received.payload, route, received.received_at, received.dup
+            ),
+            stop,
+        ):
             return  # stopping while the database is down: the broker will redeliver it
         self.connection.ack(received)
         self.processed += 1
@@ -65,7 +181,7 @@ class Runner:
         while True:
             attempt += 1
             try:
-                with transaction.atomic():
+                with live.coalesced(), transaction.atomic():
                     if not router.dispatch(message):
                         log.warning("bridge: no handler for %s; dropped", message.topic)
                 return True
@@ -84,6 +200,10 @@ class Runner:
                 return True
 
 
+class _Isolate(Exception):
+    """An isolated handler raised inside a batch: replay the batch one message at a time."""
+
+
 def _database_answers() -> bool:
     try:
         with db.connection.cursor() as cursor:
@@ -94,10 +214,13 @@ def _database_answers() -> bool:
         return False
 
 
-def run_forever(stop: threading.Event, *, publisher: bool = True) -> None:
+def run_forever(stop: threading.Event, *, publisher: bool = True, inbound: bool = True) -> None:
     """`manage.py runbridge`: the runner in this thread, the outbox publisher in another."""
     from fleetportal.bridge.publisher import Publisher
 
+    # The runner is CPU-bound; the publisher and paho's network threads mostly wait. With the
+    # default 5 ms GIL switch interval each PUBACK or NOTIFY they wait for costs up to 5 ms.
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     threads = []
     if publisher:
         out = Publisher()
@@ -105,7 +228,10 @@ def run_forever(stop: threading.Event, *, publisher: bool = True) -> None:
     for thread in threads:
         thread.start()
     try:
-        Runner().run(stop)
+        if inbound:
+            Runner().run(stop)
+        else:
+            stop.wait()
     finally:
         stop.set()
         for thread in threads:

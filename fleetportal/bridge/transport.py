@@ -42,6 +42,7 @@ class Received:
     mid: int
     retain: bool
     generation: int  # which connection delivered it: acks go only to that same connection
+    dup: bool = False  # the broker sent it before without getting our ack (a redelivery)
     received_at: datetime = field(default_factory=timezone.now)
 
 
@@ -190,6 +191,7 @@ class Connection:
                 mid=message.mid,
                 retain=message.retain,
                 generation=self._generation,
+                dup=bool(message.dup),
             )
         )
 

@@ -1,0 +1,409 @@
+#!/usr/bin/env python
+"""Shadow updates end to end: devices → Mosquitto → bridge → PostgreSQL → replies → devices.
+
+    .venv/bin/python bench/shadows.py [--devices 20] [--window 40] [--seconds 10] [--rates 250,1000]
+
+N simulated devices (paho, mTLS, certificates from a throwaway CA) publish reported updates
+through the portal's own Mosquitto (generated config, free ports). Every update is answered by
+the bridge — `manage.py runbridge` as a separate process — with update/accepted and
+update/documents (all replies go through the outbox and are published).
+
+1. full speed: each device keeps --window updates in flight (closed loop, per-device order);
+   accepted updates/s and p50/p99 latency publish → update/accepted;
+2. the raw ceiling: the same messages relayed Mosquitto → paho → Mosquitto (a relay process on
+   the bridge's own transport answering with accepted + documents, no database), and the ratio;
+3. steady --rates updates/s (open loop) through the bridge: p50/p99.
+
+Uses a scratch database (BENCH_DATABASE_URL, default fleetportal_bench_shadows; its device,
+shadow and outbox tables are emptied first). Prints a markdown table.
+"""
+
+import argparse
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("FLEETPORTAL_SECRET_KEY", "bench-only-not-secret")
+os.environ["DATABASE_URL"] = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fleetportal_bench_shadows"
+)
+os.environ["DJANGO_SETTINGS_MODULE"] = "fleetportal.settings"
+os.environ.setdefault("FLEETPORTAL_LOG_LEVEL", "WARNING")
+
+import django  # noqa: E402
+
+django.setup()
+
+import orjson  # noqa: E402
+import paho.mqtt.client as mqtt  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.db.models import Sum  # noqa: E402
+from django.test import override_settings  # noqa: E402
+
+from devices import pki, services  # noqa: E402
+from devices.choices import DeviceStatus  # noqa: E402
+from devices.models import Device  # noqa: E402
+from fleetportal import broker  # noqa: E402
+from shadows.models import Shadow  # noqa: E402
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def start_broker(directory: Path) -> tuple[subprocess.Popen, dict[str, str]]:
+    ca = pki.create_ca(directory / "ca")
+    pki.write_server_files(directory / "ca", *pki.server_certificate(ca, ["localhost"], []))
+    device_port, claim_port, backend_port = free_ports(3)
+    override_settings(
+        FLEETPORTAL_CA_DIR=directory / "ca",
+        FLEETPORTAL_CA_PASSPHRASE=None,
+        BROKER_DIR=directory / "broker",
+        BROKER_HOST="127.0.0.1",
+        BROKER_DEVICE_PORT=device_port,
+        BROKER_CLAIM_PORT=claim_port,
+        BROKER_BACKEND_PORT=backend_port,
+        BROKER_BACKEND_PASSWORD="",
+    ).enable()
+    config = broker.write_config(
+        [], crl_pem=pki.build_crl(ca, [], next_update_hours=48), bind_address="127.0.0.1"
+    )
+    process = subprocess.Popen(  # noqa: S603
+        [settings.MOSQUITTO_BINARY, "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not all(port_open(p) for p in (device_port, claim_port, backend_port)):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("mosquitto did not start")
+        time.sleep(0.05)
+    env = {
+        **os.environ,
+        "FLEETPORTAL_CA_DIR": str(directory / "ca"),
+        "FLEETPORTAL_BROKER_DIR": str(directory / "broker"),
+        "FLEETPORTAL_BROKER_HOST": "127.0.0.1",
+        "FLEETPORTAL_BROKER_DEVICE_PORT": str(device_port),
+        "FLEETPORTAL_BROKER_CLAIM_PORT": str(claim_port),
+        "FLEETPORTAL_BROKER_BACKEND_PORT": str(backend_port),
+        "FLEETPORTAL_BROKER_BACKEND_PASSWORD": "",
+    }
+    return process, env
+
+
+def empty_tables() -> None:
+    name = connection.settings_dict["NAME"]
+    assert "bench" in name, f"refusing to empty {name}: not a bench database"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE shadows_shadowhistory, shadows_shadow, devices_deviceevent, "
+            "devices_devicecredential, devices_device, fleetportal_outboxmessage CASCADE"
+        )
+
+
+# --- the devices --------------------------------------------------------------------------------
+
+
+class SimDevice:
+    """One device connection: publishes updates with a clientToken, times update/accepted."""
+
+    def __init__(self, device_id: str, directory: Path, bench: "Load"):
+        self.device_id = device_id
+        self.topic = f"$aws/things/{device_id}/shadow/update"
+        self.bench = bench
+        self.seq = 0
+        self.sent: dict[str, float] = {}
+        self.lock = threading.Lock()
+        key_pem, issued = pki.generate_key_and_certificate(
+            pki.load_ca(settings.FLEETPORTAL_CA_DIR), device_id, days=2
+        )
+        cert_file, key_file = directory / f"{device_id}.pem", directory / f"{device_id}.key"
+        cert_file.write_text(issued.pem)
+        key_file.write_text(key_pem)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=device_id,
+            clean_session=True,
+            protocol=mqtt.MQTTv311,
+        )
+        context = ssl.create_default_context(cafile=str(Path(settings.BROKER_DIR) / broker.CA_FILE))
+        context.load_cert_chain(cert_file, key_file)
+        context.check_hostname = False
+        client.tls_set_context(context)
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        client.on_message = self.on_message
+        client.on_socket_open = lambda c, u, sock: sock.setsockopt(
+            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+        )
+        connected = threading.Event()
+        client.on_connect = lambda *args: connected.set()
+        client.connect("127.0.0.1", settings.BROKER_DEVICE_PORT, keepalive=60)
+        client.loop_start()
+        assert connected.wait(10), f"{device_id} did not connect"
+        done = threading.Event()
+        client.on_subscribe = lambda *args: done.set()
+        client.subscribe([(self.topic + "/accepted", 1), (self.topic + "/rejected", 1)])
+        assert done.wait(10)
+        self.client = client
+
+    def publish(self) -> None:
+        with self.lock:
+            self.seq += 1
+            token = f"{self.device_id}-{self.seq}"
+            self.sent[token] = time.perf_counter()
+            reported = {"counter": self.seq, "temp": 21.5}
+            body = {"state": {"reported": reported}, "clientToken": token}
+        self.client.publish(self.topic, orjson.dumps(body), qos=1)
+
+    def on_message(self, client, userdata, message) -> None:
+        now = time.perf_counter()
+        token = orjson.loads(message.payload).get("clientToken")
+        with self.lock:
+            started = self.sent.pop(token, None)
+        if started is None:
+            return
+        if message.topic.endswith("/rejected"):
+            self.bench.rejected += 1
+        self.bench.done(self, now - started)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class Load:
+    """Closed loop (each device keeps `window` in flight) or open loop (a total rate)."""
+
+    def __init__(self):
+        self.devices: list[SimDevice] = []
+        self.latencies: list[float] = []
+        self.rejected = 0
+        self.closed_loop = True
+        self.counting = False
+        self.stopping = False
+        self.lock = threading.Lock()
+
+    def done(self, device: SimDevice, latency: float) -> None:
+        if self.counting:
+            with self.lock:
+                self.latencies.append(latency)
+        if self.closed_loop and not self.stopping:
+            device.publish()
+
+    def full_speed(self, window: int, seconds: float, warmup: float = 2.0) -> tuple[float, list]:
+        self.closed_loop, self.stopping = True, False
+        for device in self.devices:
+            for _ in range(window):
+                device.publish()
+        time.sleep(warmup)
+        self.latencies, self.counting = [], True
+        start = time.perf_counter()
+        time.sleep(seconds)
+        self.counting = False
+        elapsed = time.perf_counter() - start
+        self.stopping = True
+        count = len(self.latencies)
+        self.drain()
+        return count / elapsed, sorted(self.latencies[:count])
+
+    def steady(self, rate: float, seconds: float) -> tuple[float, list]:
+        self.closed_loop, self.stopping = False, False
+        self.latencies, self.counting = [], True
+        interval = 1.0 / rate
+        start = time.perf_counter()
+        n = 0
+        while (now := time.perf_counter()) - start < seconds:
+            target = start + n * interval
+            if now < target:
+                time.sleep(target - now)
+            self.devices[n % len(self.devices)].publish()
+            n += 1
+        self.drain()
+        self.counting = False
+        return n / (time.perf_counter() - start), sorted(self.latencies)
+
+    def drain(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while any(d.sent for d in self.devices) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for device in self.devices:
+            device.sent.clear()
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(len(values) * p))] * 1000
+
+
+# --- the relay (the ceiling) --------------------------------------------------------------------
+
+
+def relay_main() -> None:
+    """Subscribe like the bridge, answer each update with accepted + documents, no database."""
+    from fleetportal.bridge.transport import Connection
+
+    connection = Connection("fleetportal.relay.bench", clean_session=True, max_inflight=1000)
+    connection.subscribe(["$aws/things/+/shadow/update"])
+    connection.connect()
+    print("relay: ready", flush=True)
+    version = 0
+    while True:
+        received = connection.messages.get()
+        request = orjson.loads(received.payload)
+        version += 1
+        accepted = {
+            "state": request["state"],
+            "metadata": {},
+            "version": version,
+            "timestamp": int(time.time()),
+            "clientToken": request.get("clientToken"),
+        }
+        connection.publish(received.topic + "/accepted", orjson.dumps(accepted))
+        documents = {"previous": None, "current": accepted, "timestamp": accepted["timestamp"]}
+        connection.publish(received.topic + "/documents", orjson.dumps(documents))
+        connection.ack(received)
+
+
+def start_process(args: list[str], env: dict[str, str], ready: str | None = None):
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE if ready else subprocess.DEVNULL,
+        stderr=None,
+        text=True,
+    )
+    if ready:
+        for line in process.stdout:
+            if ready in line:
+                break
+    return process
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=20)
+    parser.add_argument("--window", type=int, default=40, help="updates in flight per device")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--rates", default="250,1000", help="steady runs, updates/s (comma-separated)"
+    )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="run the outbox publisher as a process of its own (runbridge --publisher-only)",
+    )
+    parser.add_argument("--relay", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.relay:
+        relay_main()
+        return
+
+    call_command("ensuredb")
+    call_command("migrate", verbosity=0)
+    empty_tables()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        mosquitto, env = start_broker(directory)
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+        load = Load()
+        try:
+            device_ids = [f"bench-{n:04d}" for n in range(args.devices)]
+            for device_id in device_ids:
+                services.register_device(
+                    {"device_id": device_id, "device_type": "bench"}, actor="bench"
+                )
+            Device.objects.update(status=DeviceStatus.ACTIVE)
+            (directory / "clients").mkdir()
+            load.devices = [SimDevice(d, directory / "clients", load) for d in device_ids]
+
+            relay = start_process(["bench/shadows.py", "--relay"], env, ready="relay: ready")
+            try:
+                time.sleep(0.5)
+                rate, lat = load.full_speed(args.window, args.seconds)
+                ceiling = rate
+                rows.append(("raw relay, no database (ceiling)", rate, lat, ceiling))
+            finally:
+                stop_process(relay)
+
+            command = ["manage.py", "runbridge"] + (["--no-publisher"] if args.split else [])
+            bridge = start_process(command, env, ready="runbridge: started")
+            publisher = (
+                start_process(
+                    ["manage.py", "runbridge", "--publisher-only"], env, ready="runbridge: started"
+                )
+                if args.split
+                else None
+            )
+            try:
+                time.sleep(2.0)  # connected and subscribed
+                rate, lat = load.full_speed(args.window, args.seconds)
+                rows.append(("bridge + PostgreSQL, full speed", rate, lat, ceiling))
+                for target in (float(r) for r in args.rates.split(",")):
+                    time.sleep(1.0)
+                    rate, lat = load.steady(target, args.seconds)
+                    rows.append((f"bridge + PostgreSQL, steady {target:,.0f}/s", rate, lat, None))
+            finally:
+                stop_process(bridge)
+                if publisher is not None:
+                    stop_process(publisher)
+        finally:
+            for device in load.devices:
+                device.close()
+            stop_process(mosquitto)
+
+    versions = Shadow.objects.aggregate(total=Sum("version"))["total"] or 0
+    layout = "runner and publisher in two processes" if args.split else "one bridge process"
+    print(
+        f"\n{os.cpu_count()} CPUs; {layout}; {args.devices} devices x {args.window} in flight; "
+        f"{args.seconds:.0f} s per run; rejected replies: {load.rejected}; "
+        f"shadow versions written: {versions:,}\n"
+    )
+    print("| run | accepted updates/s | p50 ms | p99 ms | of raw relay |")
+    print("|---|---:|---:|---:|---:|")
+    for name, rate, lat, ceiling in rows:
+        ratio = f"{100 * rate / ceiling:.0f} %" if ceiling else "—"
+        print(
+            f"| {name} | {rate:,.0f} | {percentile(lat, 0.5):.1f} | "
+            f"{percentile(lat, 0.99):.1f} | {ratio} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

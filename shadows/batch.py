@@ -1,0 +1,195 @@
+"""Shadow updates in the bridge's batches: one SELECT, one UPDATE and two INSERTs per batch.
+
+The bridge handles up to a few hundred messages in one transaction (fleetportal.bridge.runner).
+Done one by one, each update costs about six queries (savepoint, lock, update, history, outbox,
+release). Here, when a batch begins, every shadow its updates name is locked and loaded with
+one query; each update that takes the common path — the shadow exists and is live, the device
+is not decommissioned, the request is valid, not a possible replay — is applied in memory with
+the same pure functions (shadows.document) and its row change, history row and replies are
+queued; `flush` writes them all with bulk statements, in arrival order, before the commit.
+
+Anything else — a get or delete, a refusal, a new shadow, a redelivered or repeated
+clientToken — first flushes what is queued, then goes through shadows.services as before (its
+own atomic block), and the shadow is dropped from the batch's cache so the next update reads it
+again. So the results, replies and their order are exactly those of one-by-one processing.
+"""
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import orjson
+from django.db import connection
+
+from devices.choices import DeviceStatus
+from fleetportal import topics
+from fleetportal.bridge import router
+from fleetportal.models import OutboxMessage
+from shadows import services
+from shadows.document import (
+    ShadowError,
+    apply_update,
+    client_token_of,
+    parse_request,
+    validate_update,
+)
+from shadows.models import HistoryOperation, Shadow, ShadowHistory
+
+# Plain SQL run with executemany (one pipelined round trip each): the ORM's bulk_update builds a
+# CASE per column and row, which cost more CPU than the whole update it stores.
+UPDATE_SQL = (
+    f"UPDATE {Shadow._meta.db_table} SET desired_state = %s::jsonb, "  # noqa: S608
+    "reported_state = %s::jsonb, metadata = %s::jsonb, version = %s, last_client_token = %s, "
+    "updated_at = %s WHERE id = %s"
+)
+HISTORY_SQL = (
+    f"INSERT INTO {ShadowHistory._meta.db_table} "  # noqa: S608
+    "(shadow_id, version, operation, state, change, actor, client_token, created_at) "
+    "VALUES (%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s)"
+)
+OUTBOX_SQL = (
+    f"INSERT INTO {OutboxMessage._meta.db_table} "  # noqa: S608
+    "(topic, payload, qos, device_id, created_at) VALUES (%s, %s, 1, %s, %s)"
+)
+
+_state = threading.local()
+
+
+@dataclass
+class Pending:
+    rows: dict[tuple[str, str], Shadow]  # locked by this transaction, as changed in memory
+    dirty: dict = field(default_factory=dict)  # pk -> row
+    history: list[tuple] = field(default_factory=list)
+    replies: list[tuple] = field(default_factory=list)
+
+
+def _pending() -> Pending | None:
+    return getattr(_state, "pending", None)
+
+
+def begin(messages: list[router.InboundMessage]) -> None:
+    """Lock and load, in one query, the shadows this batch's updates name."""
+    kind = topics.shadow_kind("update")
+    keys = {(m.device_id, m.route.name) for m in messages if m.route.kind == kind}
+    _state.pending = None
+    if len(keys) < 1:
+        return
+    device_ids = sorted({d for d, _ in keys})
+    names = sorted({n for _, n in keys})
+    rows = (
+        Shadow.objects.select_for_update(of=("self",))
+        .select_related("device")
+        .filter(device__device_id__in=device_ids, name__in=names)
+        .order_by("pk")  # one lock order for every bridge: no deadlocks between them
+    )
+    _state.pending = Pending({(r.device.device_id, r.name): r for r in rows})
+
+
+def flush() -> None:
+    """Write what the batch has applied in memory (in arrival order); the cache stays valid."""
+    pending = _pending()
+    if pending is None:
+        return
+    with connection.cursor() as cursor:
+        if pending.dirty:
+            cursor.executemany(UPDATE_SQL, [_row_params(row) for row in pending.dirty.values()])
+            pending.dirty.clear()
+        if pending.history:
+            cursor.executemany(HISTORY_SQL, pending.history)
+            pending.history.clear()
+        if pending.replies:
+            # The bridge's one_notify() sends the NOTIFY for the whole batch.
+            cursor.executemany(OUTBOX_SQL, pending.replies)
+            pending.replies.clear()
+
+
+def _row_params(row: Shadow) -> tuple:
+    return (
+        orjson.dumps(row.desired_state).decode(),
+        orjson.dumps(row.reported_state).decode(),
+        orjson.dumps(row.metadata).decode(),
+        row.version,
+        row.last_client_token,
+        row.updated_at,
+        row.pk,
+    )
+
+
+def invalidate() -> None:
+    """Flush, then forget the cached rows (something else may change them now)."""
+    flush()
+    pending = _pending()
+    if pending is not None:
+        pending.rows.clear()
+
+
+def end() -> None:
+    _state.pending = None
+
+
+def handle(
+    operation: str,
+    device_id: str,
+    name: str,
+    payload: bytes,
+    *,
+    now: datetime,
+    redelivered: bool = False,
+) -> None:
+    """The MQTT handler's entry point: the in-memory path when it applies, else the service."""
+    if operation == "update" and _apply(device_id, name, payload, now, redelivered):
+        return
+    pending = _pending()
+    if pending is not None:
+        flush()
+        pending.rows.pop((device_id, name), None)
+    services.handle_request(operation, device_id, name, payload, now=now, redelivered=redelivered)
+
+
+def _apply(device_id: str, name: str, payload: bytes, now: datetime, redelivered: bool) -> bool:
+    pending = _pending()
+    if pending is None or redelivered:
+        return False
+    row = pending.rows.get((device_id, name))
+    if row is None or not row.live or row.device.status == DeviceStatus.DECOMMISSIONED:
+        return False
+    try:
+        document = parse_request(payload)
+        token = client_token_of(document)
+        request = validate_update(document)
+        services.check_name(name, token)
+        if token is not None and token == row.last_client_token:
+            return False  # maybe a replay: the service checks the history
+        outcome = apply_update(services.document_of(row), request, services.epoch(now))
+    except ShadowError:
+        return False  # the service refuses it the same way, with the rejected reply
+    shadow = outcome.shadow
+    row.desired_state = shadow.state.get("desired", {})
+    row.reported_state = shadow.state.get("reported", {})
+    row.metadata = shadow.metadata
+    row.version = shadow.version
+    row.last_client_token = token or ""
+    row.updated_at = now
+    pending.dirty[row.pk] = row
+    pending.history.append(
+        (
+            row.pk,
+            row.version,
+            HistoryOperation.UPDATE.value,
+            orjson.dumps({"desired": row.desired_state, "reported": row.reported_state}).decode(),
+            orjson.dumps(request.state).decode(),
+            f"device:{device_id}",
+            token or "",
+            now,
+        )
+    )
+    for reply, body in (
+        ("accepted", outcome.accepted),
+        ("documents", outcome.documents),
+        ("delta", outcome.delta),
+    ):
+        if body is not None:
+            topic = topics.shadow_topic(device_id, name, "update", reply)
+            pending.replies.append((topic, orjson.dumps(body), device_id, now))
+    services.notify_after_commit(row, device_id)
+    return True
