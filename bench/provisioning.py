@@ -23,7 +23,6 @@ import os
 import queue
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -53,8 +52,8 @@ from cryptography.x509.oid import NameOID  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
-from django.test import override_settings  # noqa: E402
 
+from bench.broker_support import start_broker  # noqa: E402
 from devices import bulk, credentials, pki, provisioning, revocation, services  # noqa: E402
 from devices.models import DeviceCredential, ProvisioningTemplate  # noqa: E402
 from fleetportal import broker, topics  # noqa: E402
@@ -94,63 +93,11 @@ def empty_tables() -> None:
         cursor.execute(
             "TRUNCATE devices_deviceevent, devices_devicecredential, devices_device, "
             "devices_bulkprovisioningjob, devices_provisioningtemplate, "
-            "fleetportal_outboxmessage"
+            "fleetportal_outboxmessage CASCADE"
         )
 
 
 # --- the broker -------------------------------------------------------------------------------
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def start_broker(directory: Path, *, nodelay: bool) -> subprocess.Popen:
-    ca = pki.create_ca(directory / "ca")
-    pki.write_server_files(directory / "ca", *pki.server_certificate(ca, ["localhost"], []))
-    device_port, claim_port, backend_port = free_ports(3)
-    override_settings(
-        FLEETPORTAL_CA_DIR=directory / "ca",
-        FLEETPORTAL_CA_PASSPHRASE=None,
-        BROKER_DIR=directory / "broker",
-        BROKER_HOST="127.0.0.1",
-        BROKER_DEVICE_PORT=device_port,
-        BROKER_CLAIM_PORT=claim_port,
-        BROKER_BACKEND_PORT=backend_port,
-        BROKER_BACKEND_PASSWORD="",
-    ).enable()
-    config = broker.write_config(
-        provisioning.claim_templates(),
-        crl_pem=revocation.build_current_crl(),
-        bind_address="127.0.0.1",
-    )
-    if nodelay and "set_tcp_nodelay" not in config.read_text():
-        config.write_text("set_tcp_nodelay true\n" + config.read_text())
-    process = subprocess.Popen(  # noqa: S603
-        [settings.MOSQUITTO_BINARY, "-c", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not all(_port_open(port) for port in (device_port, claim_port, backend_port)):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("mosquitto did not start")
-        time.sleep(0.05)
-    return process
-
-
-def _port_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 class Bridge:
@@ -392,18 +339,17 @@ def main() -> None:
     parser.add_argument("--csrs", type=int, default=500)
     parser.add_argument("--claims", type=int, default=200)
     parser.add_argument("--window", type=int, default=8)
-    parser.add_argument(
-        "--set-tcp-nodelay",
-        action="store_true",
-        help="add Mosquitto's set_tcp_nodelay to the generated config (Nagle off on its sockets)",
-    )
     args = parser.parse_args()
 
     call_command("ensuredb")
     call_command("migrate", verbosity=0)
     empty_tables()
     with tempfile.TemporaryDirectory() as directory:
-        process = start_broker(Path(directory), nodelay=args.set_tcp_nodelay)
+        process, _ = start_broker(
+            Path(directory),
+            claim_templates=provisioning.claim_templates(),
+            build_crl=revocation.build_current_crl,
+        )
         try:
             rows = bench_issuance(args.csrs, args.claims)
             rows += bench_mqtt(Path(directory), args.claims, args.window)
@@ -411,8 +357,7 @@ def main() -> None:
             process.terminate()
             process.wait(10)
 
-    nodelay = "with" if args.set_tcp_nodelay else "without"
-    print(f"\n{os.cpu_count()} CPUs; P-256 CSRs; one process; broker {nodelay} set_tcp_nodelay\n")
+    print(f"\n{os.cpu_count()} CPUs; P-256 CSRs; one process\n")
     print("| measurement | n | per second | ceiling per second | of ceiling |")
     print("|---|---:|---:|---:|---:|")
     for name, n, rate, ceiling in rows:

@@ -48,71 +48,13 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Sum  # noqa: E402
-from django.test import override_settings  # noqa: E402
 
+from bench.broker_support import start_broker  # noqa: E402
 from devices import pki, services  # noqa: E402
 from devices.choices import DeviceStatus  # noqa: E402
 from devices.models import Device  # noqa: E402
 from fleetportal import broker  # noqa: E402
 from shadows.models import Shadow  # noqa: E402
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def port_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
-
-
-def start_broker(directory: Path) -> tuple[subprocess.Popen, dict[str, str]]:
-    ca = pki.create_ca(directory / "ca")
-    pki.write_server_files(directory / "ca", *pki.server_certificate(ca, ["localhost"], []))
-    device_port, claim_port, backend_port = free_ports(3)
-    override_settings(
-        FLEETPORTAL_CA_DIR=directory / "ca",
-        FLEETPORTAL_CA_PASSPHRASE=None,
-        BROKER_DIR=directory / "broker",
-        BROKER_HOST="127.0.0.1",
-        BROKER_DEVICE_PORT=device_port,
-        BROKER_CLAIM_PORT=claim_port,
-        BROKER_BACKEND_PORT=backend_port,
-        BROKER_BACKEND_PASSWORD="",
-    ).enable()
-    config = broker.write_config(
-        [], crl_pem=pki.build_crl(ca, [], next_update_hours=48), bind_address="127.0.0.1"
-    )
-    process = subprocess.Popen(  # noqa: S603
-        [settings.MOSQUITTO_BINARY, "-c", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not all(port_open(p) for p in (device_port, claim_port, backend_port)):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("mosquitto did not start")
-        time.sleep(0.05)
-    env = {
-        **os.environ,
-        "FLEETPORTAL_CA_DIR": str(directory / "ca"),
-        "FLEETPORTAL_BROKER_DIR": str(directory / "broker"),
-        "FLEETPORTAL_BROKER_HOST": "127.0.0.1",
-        "FLEETPORTAL_BROKER_DEVICE_PORT": str(device_port),
-        "FLEETPORTAL_BROKER_CLAIM_PORT": str(claim_port),
-        "FLEETPORTAL_BROKER_BACKEND_PORT": str(backend_port),
-        "FLEETPORTAL_BROKER_BACKEND_PASSWORD": "",
-    }
-    return process, env
 
 
 def empty_tables() -> None:

@@ -1,0 +1,73 @@
+"""A throwaway CA and Mosquitto on free ports for the benchmarks that go through the broker."""
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+from django.test import override_settings
+
+from devices import pki
+from fleetportal import broker
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def start_broker(
+    directory: Path, *, claim_templates=(), build_crl: Callable[[], bytes] | None = None
+) -> tuple[subprocess.Popen, dict[str, str]]:
+    """Start Mosquitto with the portal's generated config; returns it and the env for children.
+
+    This process's settings are pointed at the new CA and broker for the rest of the run;
+    `build_crl` runs after that (an empty CRL of the new CA by default).
+    """
+    ca = pki.create_ca(directory / "ca")
+    pki.write_server_files(directory / "ca", *pki.server_certificate(ca, ["localhost"], []))
+    device_port, claim_port, backend_port = free_ports(3)
+    values = {
+        "FLEETPORTAL_CA_DIR": directory / "ca",
+        "BROKER_DIR": directory / "broker",
+        "BROKER_HOST": "127.0.0.1",
+        "BROKER_DEVICE_PORT": device_port,
+        "BROKER_CLAIM_PORT": claim_port,
+        "BROKER_BACKEND_PORT": backend_port,
+        "BROKER_BACKEND_PASSWORD": "",
+    }
+    override_settings(FLEETPORTAL_CA_PASSPHRASE=None, **values).enable()
+    crl_pem = build_crl() if build_crl else pki.build_crl(ca, [], next_update_hours=48)
+    config = broker.write_config(list(claim_templates), crl_pem=crl_pem, bind_address="127.0.0.1")
+    process = subprocess.Popen(  # noqa: S603
+        [settings.MOSQUITTO_BINARY, "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not all(port_open(p) for p in (device_port, claim_port, backend_port)):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("mosquitto did not start")
+        time.sleep(0.05)
+    env = {**os.environ, **{_env_name(k): str(v) for k, v in values.items()}}
+    return process, env
+
+
+def _env_name(setting: str) -> str:
+    return setting if setting.startswith("FLEETPORTAL_") else f"FLEETPORTAL_{setting}"
