@@ -4,11 +4,13 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import F
 from django.db.models.functions import Upper
 from django.utils import timezone
 
 from devices import lifecycle
 from devices.choices import BulkJobStatus, CredentialStatus, CredentialType, DeviceStatus
+from devices.group_filters import VersionArray
 from devices.validators import (
     validate_device_id,
     validate_json_object,
@@ -151,6 +153,10 @@ class Device(models.Model):
             # One index per equality list filter.
             models.Index(fields=["device_type"], name="device_type_idx"),
             models.Index(fields=["firmware_version"], name="device_firmware_idx"),
+            # Dynamic-group version comparisons ({"field": "firmware_version", "op": "gt", ...}):
+            # the same expression group_filters compiles, so "VersionArray(...) > '{1,9,3}'"
+            # is an index range scan instead of parsing every device's version.
+            models.Index(VersionArray(F("firmware_version")), name="device_firmware_parts_idx"),
             models.Index(fields=["hardware_version"], name="device_hardware_idx"),
             models.Index(fields=["manufacturer"], name="device_manufacturer_idx"),
             models.Index(fields=["model"], name="device_model_idx"),

@@ -149,6 +149,20 @@ def test_hardware_version_is_version_aware_too():
     assert matching(leaf("hardware_version", "prefix", "10.")) == ["h-10"]
 
 
+def test_firmware_comparisons_can_use_the_version_index(versions):
+    """The compiled comparison is the indexed expression (device_firmware_parts_idx): if the two
+    drift apart, firmware filters silently fall back to parsing every device's version."""
+    from django.db import connection
+
+    query = Device.objects.filter(compile_filters(leaf("firmware_version", "gt", "1.9.3")))
+    sql, params = query.values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "device_firmware_parts_idx" in plan
+
+
 # -- groups, online, last_seen ----------------------------------------------------------------
 
 
