@@ -16,7 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from devices import credentials
+from devices import credentials, last_seen
 from devices.choices import CredentialStatus
 from devices.models import Device, DeviceCredential
 
@@ -58,6 +58,8 @@ class DeviceJWTAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("The token is not a JWT.") from None
         principal = verify_device_jwt(token)
         credentials.record_first_use(principal.credential)
+        # REMOTE_ADDR only: a forwarded-for header is whatever the client chose to send.
+        last_seen.seen(principal.device_id, timezone.now(), request.META.get("REMOTE_ADDR"))
         return principal, principal.credential
 
     def authenticate_header(self, request):

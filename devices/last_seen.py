@@ -8,6 +8,7 @@ written at most N times per window (a device's messages go to one bridge, so usu
 """
 
 import time
+from datetime import datetime
 
 from django.db import transaction
 
@@ -21,13 +22,26 @@ clock = time.monotonic
 
 def touch(message) -> None:
     """Record that `message.device_id` was seen at `message.received_at` (coalesced)."""
-    device_id = message.device_id
+    seen(message.device_id, message.received_at)
+
+
+def seen(device_id: str, at: datetime, ip_address: str | None = None) -> None:
+    """Record a sign of life (an MQTT message, an HTTP device API request), coalesced.
+
+    Mosquitto does not tell the bridge a client's address, so only the HTTP device API passes
+    `ip_address`.
+    """
     now = clock()
     last = _written.get(device_id)
     if last is not None and now - last < WINDOW_SECONDS:
         return
+    changes = (
+        {"last_seen": at}
+        if ip_address is None
+        else {"last_seen": at, "last_ip_address": ip_address}
+    )
     Device.objects.filter(device_id=device_id).exclude(status=DeviceStatus.DECOMMISSIONED).update(
-        last_seen=message.received_at
+        **changes
     )
     transaction.on_commit(lambda: _written.__setitem__(device_id, now))
 

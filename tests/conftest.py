@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from devices import credentials, services
+from devices import credentials, last_seen, services
 from devices.models import Device, DeviceGroup
 
 # The real-Mosquitto fixtures: broker, device_client, bridge (tests/mqtt/fixtures.py); a CA
@@ -22,6 +22,7 @@ def _forget_settled_devices():
     """Device ids repeat across tests; the first-connection cache must not carry over."""
     yield
     credentials.forget_settled()
+    last_seen.forget()
 
 
 def make_user(username: str, role: str | None = None, **extra) -> User:

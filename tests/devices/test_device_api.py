@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from devices import credentials, services
 from devices.choices import CredentialStatus, DeviceStatus, EventType
+from devices.models import Device
 from tests.conftest import token_client
 from tests.devices.credential_helpers import (
     bearer,
@@ -49,6 +50,14 @@ def test_device_with_a_valid_token_is_recognised():
         "status": "active",
         "certificateId": device.credential.fingerprint,
     }
+
+
+def test_a_device_api_request_records_last_seen_and_the_address():
+    device = credentialed(status=DeviceStatus.ACTIVE)
+    assert whoami(device.jwt()).status_code == 200
+    stored = Device.objects.get(device_id=device.device_id)
+    assert stored.last_seen is not None
+    assert stored.last_ip_address == "127.0.0.1"
 
 
 def test_token_without_kid_is_checked_against_each_certificate():
