@@ -66,3 +66,22 @@ def load(total: int, batch: int = 100_000, progress=print) -> None:
             progress(f"  loaded {stop:,} / {total:,} devices")
             start = stop + 1
         cur.execute("VACUUM ANALYZE devices_device")
+
+
+def logged_in_client(devices: int):
+    """Migrate the scratch database, top the fleet up to `devices`, return a superuser's client."""
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from django.test import Client
+
+    call_command("ensuredb")
+    call_command("migrate", verbosity=0)
+    if device_count() < devices:
+        print(f"Loading {devices:,} devices (once; kept for later runs) …")
+        load(devices)
+    user = User.objects.filter(username="bench").first() or User.objects.create_superuser(
+        "bench", password=None
+    )
+    client = Client()
+    client.force_login(user)
+    return client

@@ -31,8 +31,6 @@ import django
 
 django.setup()
 
-from django.contrib.auth.models import User  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
 
@@ -202,16 +200,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20)
     args = parser.parse_args()
 
-    call_command("ensuredb")
-    call_command("migrate", verbosity=0)
-    if fleet_data.device_count() < args.devices:
-        print(f"Loading {args.devices:,} devices (once; kept for later runs) …")
-        fleet_data.load(args.devices)
-    user = User.objects.filter(username="bench").first() or User.objects.create_superuser(
-        "bench", password=None
-    )
-    client = Client()
-    client.force_login(user)
+    client = fleet_data.logged_in_client(args.devices)
 
     rows = []
     try:
