@@ -19,7 +19,7 @@ from django.urls import reverse
 
 from devices.admin import FleetModelAdmin
 from fleetportal.actors import actor_for_request
-from shadows import services
+from shadows import document, services
 from shadows.document import ShadowError, VersionConflict
 from shadows.models import Shadow
 
@@ -33,23 +33,6 @@ def pretty(value: Any) -> str:
 
 def compact(value: Any) -> str:
     return "" if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)
-
-
-def merge_patch(old: Any, new: Any) -> Any:
-    """The JSON merge patch taking desired `old` to `new`: removed keys become null (deleted)."""
-    if not (isinstance(old, dict) and isinstance(new, dict)):
-        return new
-    patch = {key: None for key in old if key not in new}
-    for key, value in new.items():
-        if key not in old:
-            patch[key] = value
-        elif isinstance(old[key], dict) and isinstance(value, dict):
-            inner = merge_patch(old[key], value)
-            if inner:
-                patch[key] = inner
-        elif old[key] != value or type(old[key]) is not type(value):
-            patch[key] = value
-    return patch
 
 
 class DesiredForm(forms.Form):
@@ -136,7 +119,7 @@ class ShadowAdmin(FleetModelAdmin):
                 self.message_user(request, " ".join(errors), messages.ERROR)
             return REFUSED
         desired, seen = form.cleaned_data["desired"], form.cleaned_data["version"]
-        patch = merge_patch(shadow.desired_state, desired)
+        patch = document.merge_patch_between(shadow.desired_state, desired)
         try:
             if seen != shadow.version:
                 raise VersionConflict(expected=seen, current=shadow.version)

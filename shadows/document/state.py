@@ -150,3 +150,23 @@ def _delta(desired: dict, reported: dict, stamps: Any) -> tuple[dict, dict]:
         if key_stamps is not None:
             delta_stamps[key] = key_stamps
     return delta, delta_stamps
+
+
+def merge_patch_between(old: Any, new: Any) -> Any:
+    """The JSON merge patch (RFC 7386) taking `old` to `new`: removed keys become null.
+
+    Lets an operator edit a whole desired state while the update still goes through the merge.
+    """
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return new
+    patch = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        if key not in old:
+            patch[key] = value
+        elif isinstance(old[key], dict) and isinstance(value, dict):
+            inner = merge_patch_between(old[key], value)
+            if inner:
+                patch[key] = inner
+        elif old[key] != value or type(old[key]) is not type(value):
+            patch[key] = value
+    return patch

@@ -32,6 +32,7 @@ from shadows.document import (
     depth_of,
     get_document,
     json_equal,
+    merge_patch_between,
     merge_state,
     parse_request,
     state_size,
@@ -967,3 +968,9 @@ def test_the_depth_limit_holds_exactly_at_six_levels(path, leaf, first):
     with pytest.raises(InvalidRequest) as caught:
         validate_update({"state": {"reported": {}, "desired": deeper}})
     assert caught.value.message == "JSON contains too many levels of nesting; maximum is 6"
+
+
+@given(old=sections, new=sections)
+def test_merge_patch_between_takes_old_to_new(old, new):
+    patch = merge_patch_between(old, new)
+    assert oracle_merge_patch(old, patch) == new
