@@ -36,6 +36,13 @@ class DeviceGroup(models.Model):
         validators=[validate_json_object],
         help_text="Empty for a static group; a filter document makes the group dynamic.",
     )
+    priority = models.PositiveSmallIntegerField(
+        default=0,
+        help_text=(
+            "When several of a device's groups set the same configuration key, the group with "
+            "the highest priority wins; on a tie, the group created last."
+        ),
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -183,6 +183,8 @@ CELERY_BEAT_SCHEDULE["prune-shadow-history"] = {
     "task": "shadows.tasks.prune_shadow_history",
     "schedule": 24 * 3600,
 }
+# A configuration value pushed this long ago and not reported back by the device is drift.
+CONFIG_DRIFT_MINUTES = env_int("FLEETPORTAL_CONFIG_DRIFT_MINUTES", 15)
 
 # --- The broker (fleetportal/broker.py generates its configuration) ---
 BROKER_DIR = Path(env_str("FLEETPORTAL_BROKER_DIR", str(VAR_DIR / "broker")))

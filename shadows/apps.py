@@ -8,6 +8,10 @@ class ShadowsConfig(AppConfig):
     def ready(self):
         from devices.group_filters import register_field_family
         from shadows import group_fields, handlers
+        from shadows import services as shadow_service
+        from shadows.configuration import CONFIG_SHADOW
+        from shadows.configuration import services as configuration
 
         handlers.register()
         register_field_family("reported", group_fields.reported)
+        shadow_service.on_update(CONFIG_SHADOW, configuration.on_config_report)

@@ -150,6 +150,8 @@ def _apply(device_id: str, name: str, payload: bytes, now: datetime, redelivered
     pending = _pending()
     if pending is None or redelivered:
         return False
+    if services.has_update_hooks(name):
+        return False  # the service runs the hooks (rare shadows such as `config`)
     row = pending.rows.get((device_id, name))
     if row is None or not row.live or row.device.status == DeviceStatus.DECOMMISSIONED:
         return False

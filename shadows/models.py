@@ -77,3 +77,124 @@ class ShadowHistory(models.Model):
 
     def __str__(self):
         return f"{self.shadow} v{self.version}"
+
+
+# --- Configuration (shadows.configuration): layered values rendered into the `config` shadow
+
+
+class ConfigValue(models.Model):
+    """One configuration key set on a group or on one device: a layer of the configuration.
+
+    A device's effective value of a key is its own value if it has one, else the value of the
+    winning group among its groups (DeviceGroup.priority, then the newest group).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    group = models.ForeignKey(
+        "devices.DeviceGroup",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="config_values",
+    )
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, null=True, blank=True, related_name="config_values"
+    )
+    key = models.CharField("config key", max_length=64)
+    value = models.JSONField("config value")
+    version = models.PositiveIntegerField(default=1, help_text="Bumped by every change.")
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(group__isnull=True) ^ models.Q(device__isnull=True),
+                name="configvalue_group_xor_device",
+            ),
+            models.UniqueConstraint(
+                fields=["group", "key"],
+                condition=models.Q(group__isnull=False),
+                name="configvalue_unique_group_key",
+            ),
+            models.UniqueConstraint(
+                fields=["device", "key"],
+                condition=models.Q(device__isnull=False),
+                name="configvalue_unique_device_key",
+            ),
+        ]
+        ordering = ["key"]
+
+    def __str__(self):
+        return f"{self.key} on {self.scope}"
+
+    @property
+    def scope(self) -> str:
+        return f"group {self.group}" if self.group_id else f"device {self.device}"
+
+
+class DeviceConfiguration(models.Model):
+    """The seed's device_configurations: one device's effective value of one key, as pushed into
+    its `config` shadow, and whether the device has reported it back (applied)."""
+
+    id = models.BigAutoField(primary_key=True)
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="configuration")
+    config_key = models.CharField(max_length=64)
+    config_value = models.JSONField()
+    version = models.PositiveIntegerField(help_text="The version of the value it came from.")
+    source_group = models.ForeignKey(
+        "devices.DeviceGroup",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty when the device's own value is the effective one.",
+    )
+    applied = models.BooleanField(default=False)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    pushed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device", "config_key"], name="deviceconfiguration_unique_key"
+            )
+        ]
+        indexes = [
+            # The drift list: values not applied, oldest push first.
+            models.Index(
+                fields=["pushed_at"],
+                condition=models.Q(applied=False),
+                name="deviceconfig_pending_idx",
+            ),
+        ]
+        ordering = ["device", "config_key"]
+
+    def __str__(self):
+        return f"{self.device} {self.config_key}"
+
+
+class ConfigChange(models.Model):
+    """Every change of a configuration value: who set or removed which key where, and when."""
+
+    id = models.BigAutoField(primary_key=True)
+    group = models.ForeignKey(
+        "devices.DeviceGroup", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    device = models.ForeignKey(
+        Device, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    scope = models.CharField(max_length=300, help_text="The group or device, as named then.")
+    key = models.CharField(max_length=64)
+    old_value = models.JSONField(null=True, blank=True)
+    new_value = models.JSONField(null=True, blank=True, help_text="Empty when removed.")
+    version = models.PositiveIntegerField()
+    actor = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["key", "-created_at"], name="configchange_key_idx")]
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.key} on {self.scope} v{self.version}"

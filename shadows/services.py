@@ -23,6 +23,7 @@ A redelivered delete finds no shadow and gets a 404 rejected reply.
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,6 +64,22 @@ INVALID_NAME = "Invalid shadow name"
 RECREATE_WINDOW = timedelta(hours=48)
 # How many versions back a redelivered update's clientToken is looked for: more than a batch.
 REPLAY_WINDOW = 1000
+
+
+UpdateHook = Callable[[Shadow, dict[str, Any], datetime], None]
+_update_hooks: dict[str, list[UpdateHook]] = {}
+
+
+def on_update(name: str, hook: UpdateHook) -> None:
+    """Call `hook(row, change, now)` after every accepted update of shadows named `name`, in the
+    update's transaction (the configuration marks keys applied from the `config` shadow)."""
+    hooks = _update_hooks.setdefault(name, [])
+    if hook not in hooks:
+        hooks.append(hook)
+
+
+def has_update_hooks(name: str) -> bool:
+    return bool(_update_hooks.get(name))
 
 
 @dataclass(frozen=True)
@@ -175,6 +192,8 @@ def update(
         row.updated_at = now
         row.save()
         _history(row, HistoryOperation.UPDATE, request.state, actor, token, now)
+        for hook in _update_hooks.get(name, ()):
+            hook(row, request.state, now)
         device_id = device.device_id
         replies = [
             (topics.shadow_topic(device_id, name, "update", reply), body)

@@ -1,0 +1,495 @@
+"""The configuration service: the one place that changes configuration and pushes it.
+
+A change (`set_value`, `remove_value`) is checked first — the key's pattern, the value, and the
+resulting configuration of EVERY device it affects must fit the `config` shadow — and refused
+with nothing written when any would not. Then, in one transaction, the value, its new version
+and a ConfigChange (who, when, old, new) are stored and the affected devices are rendered:
+their effective configuration becomes the desired state of their `config` shadow through
+shadows.services (so the delta goes out through the outbox, to offline devices when they come
+back), and their DeviceConfiguration rows record what was pushed. A group with more members
+than RENDER_INLINE_LIMIT is rendered by a Celery task after the commit, in batches.
+
+The device's own report marks a key applied (`on_config_report`, a hook on the shadow service):
+a key is applied when the `config` shadow's reported value equals what was pushed.
+"""
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q
+from django.utils import timezone
+
+from devices.choices import DeviceStatus
+from devices.models import Device, DeviceGroup
+from shadows import services as shadow_service
+from shadows.configuration import CONFIG_SHADOW
+from shadows.configuration.keys import ConfigError, check_fits, check_key, check_value
+from shadows.configuration.layering import Effective, GroupLayer, Setting, effective, rendered
+from shadows.document import ShadowError, json_equal, merge_patch_between
+from shadows.models import ConfigChange, ConfigValue, DeviceConfiguration, Shadow
+
+log = logging.getLogger(__name__)
+
+# Groups up to this size are rendered in the request's transaction (the answer shows the
+# result); bigger ones by a Celery task after the commit, RENDER_BATCH devices per transaction.
+RENDER_INLINE_LIMIT = 200
+RENDER_BATCH = 500
+SAMPLE_SIZE = 10
+
+
+# --- Reading
+
+
+def group_layers() -> tuple[list[GroupLayer], dict[Any, DeviceGroup]]:
+    """Every group that sets configuration, with its values (few rows: groups times keys)."""
+    by_group: dict[Any, dict[str, Setting]] = defaultdict(dict)
+    groups: dict[Any, DeviceGroup] = {}
+    for value in ConfigValue.objects.filter(group__isnull=False).select_related("group"):
+        by_group[value.group_id][value.key] = Setting(value.value, value.version)
+        groups[value.group_id] = value.group
+    layers = [
+        GroupLayer(g.pk, g.name, g.priority, g.created_at, by_group[g.pk]) for g in groups.values()
+    ]
+    return layers, groups
+
+
+def _membership_flags(groups: dict[Any, DeviceGroup]) -> dict[str, ExpressionWrapper]:
+    # One boolean column per configured group: membership of many groups in one query.
+    return {
+        f"in_{index}": ExpressionWrapper(group.membership(), output_field=BooleanField())
+        for index, group in enumerate(groups.values())
+    }
+
+
+def layers_of(devices: Iterable[Device]) -> dict[Any, tuple[dict[str, Setting], list[GroupLayer]]]:
+    """For each device: its own values and the layers of the configured groups it is in.
+
+    Three queries whatever the number of devices: group values, memberships, own values."""
+    devices = list(devices)
+    pks = [d.pk for d in devices]
+    layers, groups = group_layers()
+    member_of: dict[Any, list[GroupLayer]] = {pk: [] for pk in pks}
+    if layers and pks:
+        flags = _membership_flags(groups)
+        rows = Device.objects.filter(pk__in=pks).annotate(**flags).values("pk", *flags)
+        for row in rows:
+            member_of[row["pk"]] = [
+                layer for index, layer in enumerate(layers) if row[f"in_{index}"]
+            ]
+    own: dict[Any, dict[str, Setting]] = {pk: {} for pk in pks}
+    for value in ConfigValue.objects.filter(device__in=pks):
+        own[value.device_id][value.key] = Setting(value.value, value.version)
+    return {pk: (own[pk], member_of[pk]) for pk in pks}
+
+
+def effective_configuration(device: Device) -> dict[str, Effective]:
+    """The device's effective configuration, every key with its value and source."""
+    own, layers = layers_of([device])[device.pk]
+    return effective(own, layers)
+
+
+def affected_devices(*, group: DeviceGroup | None = None, device: Device | None = None):
+    """The devices a value set on `group` or `device` applies to (decommissioned ones excluded)."""
+    queryset = group.members() if group is not None else Device.objects.filter(pk=device.pk)
+    return queryset.exclude(status=DeviceStatus.DECOMMISSIONED)
+
+
+# --- Checking a change before anything is written
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a change would do: how many devices it reaches and a sample of their results."""
+
+    devices: int
+    sample: list[tuple[Device, dict[str, Effective]]]
+
+
+def preview(
+    key: str,
+    value: Any,
+    *,
+    group: DeviceGroup | None = None,
+    device: Device | None = None,
+) -> Preview:
+    """Check a change (ConfigError if any affected device's configuration would not fit) and
+    show its effect on a sample of the devices, without writing anything."""
+    check_key(key)
+    if value is not None:
+        check_value(key, value)
+    count = _check_every_device(key, value, group=group, device=device)
+    sample = list(affected_devices(group=group, device=device).order_by("device_id")[:SAMPLE_SIZE])
+    layers = layers_of(sample)
+    results = []
+    for item in sample:
+        own, member_of = layers[item.pk]
+        own, member_of = _with_change(own, member_of, key, value, group=group, device=device)
+        results.append((item, effective(own, member_of)))
+    return Preview(count, results)
+
+
+def _with_change(own, member_of, key, value, *, group, device):
+    """A device's layers as they would be after the change."""
+    if device is not None:
+        own = {k: v for k, v in own.items() if k != key}
+        if value is not None:
+            own[key] = Setting(value, 0)
+        return own, member_of
+    layers = [layer for layer in member_of if layer.group_id != group.pk]
+    values = {k: v for k, v in _group_values(group).items() if k != key}
+    if value is not None:
+        values[key] = Setting(value, 0)
+    layers.append(GroupLayer(group.pk, group.name, group.priority, group.created_at, values))
+    return own, layers
+
+
+def _group_values(group: DeviceGroup) -> dict[str, Setting]:
+    return {v.key: Setting(v.value, v.version) for v in ConfigValue.objects.filter(group=group)}
+
+
+def _check_every_device(key, value, *, group, device) -> int:
+    """Refuse the change if any affected device's new configuration would not fit its shadow.
+
+    Devices in the same configured groups without values of their own share one configuration,
+    so a group change is checked once per distinct combination of groups (one GROUP BY query),
+    plus once per member that has values of its own. Returns how many devices are affected."""
+    if device is not None:
+        own, member_of = layers_of([device])[device.pk]
+        _check(own, member_of, key, value, group=None, device=device)
+        return 1
+    layers, groups = group_layers()
+    groups.pop(group.pk, None)
+    layers = [layer for layer in layers if layer.group_id != group.pk]
+    members = affected_devices(group=group)
+    flags = _membership_flags(groups)
+    has_own = Exists(ConfigValue.objects.filter(device=OuterRef("pk")))
+    profiles = (
+        members.annotate(has_own=has_own, **flags)
+        .values("has_own", *flags)
+        .annotate(devices=Count("pk"))
+        .order_by()
+    )
+    total = 0
+    for profile in profiles:
+        total += profile["devices"]
+        if profile["has_own"]:
+            continue  # checked one by one below
+        member_of = [layer for index, layer in enumerate(layers) if profile[f"in_{index}"]]
+        _check({}, member_of, key, value, group=group, device=None)
+    with_own = members.filter(Exists(ConfigValue.objects.filter(device=OuterRef("pk"))))
+    for chunk in _chunks(with_own.only("pk", "device_id").order_by("pk").iterator(), 1000):
+        names = {item.pk: item.device_id for item in chunk}
+        for pk, (own, member_of) in layers_of(chunk).items():
+            _check(own, member_of, key, value, group=group, device=None, device_id=names[pk])
+    return total
+
+
+def _check(own, member_of, key, value, *, group, device, device_id=None) -> None:
+    own, member_of = _with_change(own, member_of, key, value, group=group, device=device)
+    try:
+        check_fits(rendered(effective(own, member_of)))
+    except ConfigError as exc:
+        where = f" for device {device_id}" if device_id else ""
+        raise ConfigError("value", f"{exc.message}{where}") from exc
+
+
+def _chunks(items: Iterable, size: int) -> Iterable[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# --- Changing
+
+
+@transaction.atomic
+def set_value(
+    key: str,
+    value: Any,
+    *,
+    actor: str,
+    group: DeviceGroup | None = None,
+    device: Device | None = None,
+) -> ConfigValue:
+    """Set `key` to `value` on a group or a device, bump its version, record who, and push it."""
+    _one_scope(group, device)
+    check_key(key)
+    check_value(key, value)
+    if device is not None and device.status == DeviceStatus.DECOMMISSIONED:
+        raise ConfigError("device", "The device is decommissioned.")
+    if group is not None:
+        DeviceGroup.objects.select_for_update().filter(pk=group.pk).first()
+    current = _locked(key, group, device)
+    if current is not None and json_equal(current.value, value):
+        return current  # nothing changes: no new version, nothing pushed
+    _check_every_device(key, value, group=group, device=device)
+    now = timezone.now()
+    old = current.value if current is not None else None
+    version = _next_version(key, group, device)
+    if current is None:
+        current = ConfigValue(group=group, device=device, key=key)
+    current.value, current.version = value, version
+    current.updated_at, current.updated_by = now, actor
+    current.save()
+    _record(key, old, value, version, actor, group, device, now)
+    _push(group, device, actor)
+    return current
+
+
+@transaction.atomic
+def remove_value(config_value: ConfigValue, *, actor: str) -> None:
+    """Remove a value: the devices fall back to the next layer's value, or lose the key."""
+    group, device = config_value.group, config_value.device
+    current = _locked(config_value.key, group, device)
+    if current is None:
+        return
+    _check_every_device(current.key, None, group=group, device=device)
+    now = timezone.now()
+    version = _next_version(current.key, group, device)
+    current.delete()
+    _record(current.key, current.value, None, version, actor, group, device, now)
+    _push(group, device, actor)
+
+
+def _one_scope(group, device) -> None:
+    if (group is None) == (device is None):
+        raise ConfigError("non_field_errors", "Set a value on exactly one group or one device.")
+
+
+def _locked(key, group, device) -> ConfigValue | None:
+    scope = {"group": group} if group is not None else {"device": device}
+    return ConfigValue.objects.select_for_update().filter(key=key, **scope).first()
+
+
+def _next_version(key, group, device) -> int:
+    # Versions continue after a removal: the change log holds the last one.
+    scope = {"group": group} if group is not None else {"device": device}
+    last = ConfigChange.objects.filter(key=key, **scope).order_by("-version").first()
+    return (last.version if last else 0) + 1
+
+
+def _record(key, old, new, version, actor, group, device, now) -> None:
+    ConfigChange.objects.create(
+        group=group,
+        device=device,
+        scope=f"group {group.name}" if group is not None else f"device {device.device_id}",
+        key=key,
+        old_value=old,
+        new_value=new,
+        version=version,
+        actor=actor,
+        created_at=now,
+    )
+
+
+def _push(group, device, actor) -> None:
+    if device is not None:
+        render([device], actor=actor)
+        return
+    members = affected_devices(group=group)
+    if members[: RENDER_INLINE_LIMIT + 1].count() <= RENDER_INLINE_LIMIT:
+        render(members, actor=actor)
+        return
+    from shadows.tasks import render_group_configuration
+
+    group_pk = group.pk
+    transaction.on_commit(lambda: render_group_configuration.delay(str(group_pk), actor))
+
+
+# --- Rendering into the shadows
+
+
+def render(devices: Iterable[Device], *, actor: str, now: datetime | None = None) -> int:
+    """Push each device's effective configuration into its `config` shadow; how many changed.
+
+    Only what differs is sent (a merge patch from the shadow's current desired state), so an
+    unchanged device costs no shadow version and no message. The `config` shadow's desired
+    state belongs to the configuration: keys set there by other means are removed."""
+    now = now or timezone.now()
+    devices = [d for d in devices if d.status != DeviceStatus.DECOMMISSIONED]
+    if not devices:
+        return 0
+    layers = layers_of(devices)
+    pks = [d.pk for d in devices]
+    shadows = {s.device_id: s for s in Shadow.objects.filter(device__in=pks, name=CONFIG_SHADOW)}
+    pushed: dict[Any, dict[str, DeviceConfiguration]] = defaultdict(dict)
+    for row in DeviceConfiguration.objects.filter(device__in=pks):
+        pushed[row.device_id][row.config_key] = row
+    changed = 0
+    for device in devices:
+        own, member_of = layers[device.pk]
+        configuration = effective(own, member_of)
+        shadow = shadows.get(device.pk)
+        current = shadow.desired_state if shadow is not None and shadow.live else {}
+        reported = shadow.reported_state if shadow is not None and shadow.live else {}
+        patch = merge_patch_between(current, rendered(configuration))
+        if patch:
+            try:
+                shadow_service.set_desired(device, CONFIG_SHADOW, patch, actor=f"config:{actor}")
+            except ShadowError as exc:
+                # Checked before the change was written; only a device whose own reported
+                # state fills the shadow can still refuse it. The others go ahead.
+                log.warning("config: %s refused %s: %s", device.device_id, patch, exc.message)
+                continue
+            changed += 1
+        _sync_rows(device, configuration, pushed[device.pk], reported, now)
+    return changed
+
+
+def _sync_rows(device, configuration, pushed, reported, now) -> None:
+    """DeviceConfiguration = what was pushed; applied at once if the device already reports it."""
+    upserts = []
+    for key, entry in configuration.items():
+        row = pushed.get(key)
+        same_value = row is not None and json_equal(row.config_value, entry.value)
+        if (
+            same_value
+            and row.version == entry.version
+            and row.source_group_id == (entry.source_group_id)
+        ):
+            continue
+        if not same_value:
+            applied = key in reported and json_equal(reported[key], entry.value)
+            row = DeviceConfiguration(
+                device=device,
+                config_key=key,
+                applied=applied,
+                applied_at=now if applied else None,
+                pushed_at=now,
+            )
+        row.config_value, row.version = entry.value, entry.version
+        row.source_group_id = entry.source_group_id
+        upserts.append(row)
+    if upserts:
+        DeviceConfiguration.objects.bulk_create(
+            upserts,
+            update_conflicts=True,
+            unique_fields=["device", "config_key"],
+            update_fields=[
+                "config_value",
+                "version",
+                "source_group",
+                "applied",
+                "applied_at",
+                "pushed_at",
+            ],
+        )
+    gone = [row.pk for key, row in pushed.items() if key not in configuration]
+    if gone:
+        DeviceConfiguration.objects.filter(pk__in=gone).delete()
+
+
+def render_group(group: DeviceGroup, *, actor: str) -> int:
+    """Render every member of a (big) group, RENDER_BATCH devices per transaction."""
+    changed = 0
+    last_pk = None
+    while True:
+        batch = affected_devices(group=group).order_by("pk")
+        if last_pk is not None:
+            batch = batch.filter(pk__gt=last_pk)
+        batch = list(batch[:RENDER_BATCH])
+        if not batch:
+            return changed
+        with transaction.atomic():
+            changed += render(batch, actor=actor)
+        last_pk = batch[-1].pk
+
+
+# --- Applied, by the device's own report
+
+
+def on_config_report(row: Shadow, change: dict[str, Any], now: datetime) -> None:
+    """Shadow hook: the device reported on its `config` shadow. A key whose reported value now
+    equals the pushed one is applied; one the device reports differently is not (any more)."""
+    if not isinstance(change, dict) or not isinstance(change.get("reported"), dict):
+        return
+    reported = row.reported_state
+    touched = []
+    for config in DeviceConfiguration.objects.filter(
+        device_id=row.device_id, config_key__in=list(change["reported"])
+    ):
+        matches = config.config_key in reported and json_equal(
+            reported[config.config_key], config.config_value
+        )
+        if matches and not config.applied:
+            config.applied, config.applied_at = True, now
+            touched.append(config)
+        elif not matches and config.applied:
+            config.applied, config.applied_at = False, None
+            touched.append(config)
+    if touched:
+        DeviceConfiguration.objects.bulk_update(touched, ["applied", "applied_at"])
+
+
+# --- Drift
+
+
+def drift_cutoff(now: datetime | None = None) -> datetime:
+    return (now or timezone.now()) - timedelta(minutes=settings.CONFIG_DRIFT_MINUTES)
+
+
+def drifted(now: datetime | None = None):
+    """DeviceConfiguration rows pushed before the grace period and still not applied."""
+    return DeviceConfiguration.objects.filter(applied=False, pushed_at__lt=drift_cutoff(now))
+
+
+def drifted_devices(group: DeviceGroup | None = None, now: datetime | None = None):
+    """Devices with at least one drifted key (optionally only a group's members)."""
+    rows = drifted(now).filter(device=OuterRef("pk"))
+    devices = Device.objects.filter(Exists(rows))
+    if group is not None:
+        devices = devices.filter(group.membership())
+    return devices
+
+
+def drift_details(devices: list[Device], now: datetime | None = None) -> dict[Any, list[dict]]:
+    """For each device, its drifted keys: pushed value, reported value, since when (2 queries)."""
+    pks = [d.pk for d in devices]
+    reported = {
+        s.device_id: s.reported_state
+        for s in Shadow.objects.filter(device__in=pks, name=CONFIG_SHADOW, live=True)
+    }
+    details: dict[Any, list[dict]] = {pk: [] for pk in pks}
+    for row in drifted(now).filter(device__in=pks).order_by("config_key"):
+        state = reported.get(row.device_id, {})
+        details[row.device_id].append(
+            {
+                "key": row.config_key,
+                "desired": row.config_value,
+                "reported": state.get(row.config_key),
+                "reported_present": row.config_key in state,
+                "version": row.version,
+                "pushed_at": row.pushed_at,
+            }
+        )
+    return details
+
+
+def group_summary(group: DeviceGroup, now: datetime | None = None) -> dict[str, int]:
+    """How many of a group's configured members have applied everything, are still within the
+    grace period, or have drifted (one aggregate query)."""
+    cutoff = drift_cutoff(now)
+    pending = DeviceConfiguration.objects.filter(device=OuterRef("pk"), applied=False)
+    configured = DeviceConfiguration.objects.filter(device=OuterRef("pk"))
+    members = affected_devices(group=group).annotate(
+        configured=Exists(configured),
+        late=Exists(pending.filter(pushed_at__lt=cutoff)),
+        waiting=Exists(pending),
+    )
+    counts = members.filter(configured=True).aggregate(
+        drift=Count("pk", filter=Q(late=True)),
+        pending=Count("pk", filter=Q(late=False, waiting=True)),
+        applied=Count("pk", filter=Q(waiting=False)),
+    )
+    return {key: counts[key] for key in ("applied", "pending", "drift")}

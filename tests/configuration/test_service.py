@@ -1,0 +1,284 @@
+"""The configuration service on PostgreSQL: layering, pushing into the `config` shadow, the
+device's report marking keys applied, versions and the change log, refusals, drift."""
+
+from datetime import timedelta
+
+import orjson
+import pytest
+from django.utils import timezone
+
+from devices.choices import DeviceStatus
+from fleetportal.models import OutboxMessage
+from shadows import services as shadows
+from shadows.configuration import services as config
+from shadows.configuration.keys import ConfigError
+from shadows.models import ConfigChange, ConfigValue, DeviceConfiguration, Shadow
+from tests.conftest import make_device, make_group
+
+pytestmark = pytest.mark.django_db
+
+
+def config_shadow(device) -> Shadow:
+    return Shadow.objects.get(device=device, name="config")
+
+
+def deltas(device_id: str) -> list[dict]:
+    topic = f"$aws/things/{device_id}/shadow/name/config/update/delta"
+    return [
+        orjson.loads(bytes(row.payload))["state"]
+        for row in OutboxMessage.objects.filter(topic=topic).order_by("id")
+    ]
+
+
+def report(device, state: dict) -> None:
+    shadows.update(device, "config", {"state": {"reported": state}}, actor="device")
+
+
+def rows(device) -> dict[str, DeviceConfiguration]:
+    return {row.config_key: row for row in DeviceConfiguration.objects.filter(device=device)}
+
+
+@pytest.fixture
+def site():
+    return make_group("site-a")
+
+
+def test_a_group_value_reaches_every_member_as_the_config_shadows_desired_state(site):
+    members = [make_device(f"m{i}", group=site) for i in range(3)]
+    outsider = make_device("outsider")
+
+    config.set_value("interval", 60, group=site, actor="otto")
+
+    for device in members:
+        assert config_shadow(device).desired_state == {"interval": 60}
+        assert deltas(device.device_id) == [{"interval": 60}]
+        row = rows(device)["interval"]
+        assert (row.config_value, row.version, row.source_group, row.applied) == (
+            60,
+            1,
+            site,
+            False,
+        )
+    assert not Shadow.objects.filter(device=outsider).exists()
+
+
+def test_the_device_value_overrides_the_group_and_removing_it_falls_back(site):
+    device = make_device("d1", group=site)
+    config.set_value("interval", 60, group=site, actor="otto")
+    own = config.set_value("interval", 5, device=device, actor="otto")
+
+    effective = config.effective_configuration(device)
+    assert (effective["interval"].value, effective["interval"].source_name) == (5, "device")
+    assert config_shadow(device).desired_state == {"interval": 5}
+
+    config.remove_value(own, actor="otto")
+
+    effective = config.effective_configuration(device)
+    assert (effective["interval"].value, effective["interval"].source_name) == (60, "site-a")
+    assert config_shadow(device).desired_state == {"interval": 60}
+    assert rows(device)["interval"].source_group == site
+
+
+def test_dynamic_group_priority_decides_between_groups(site):
+    device = make_device("d1", group=site, device_type="meter")
+    meters = make_group("meters", filters={"field": "device_type", "op": "eq", "value": "meter"})
+    config.set_value("mode", "site", group=site, actor="otto")
+    config.set_value("mode", "meters", group=meters, actor="otto")
+    # Equal priority: the group created last (meters) wins.
+    assert config_shadow(device).desired_state == {"mode": "meters"}
+
+    site.priority = 10
+    site.save()
+    config.render([device], actor="otto")
+    assert config_shadow(device).desired_state == {"mode": "site"}
+    assert config.effective_configuration(device)["mode"].source_name == "site-a"
+
+
+def test_removing_the_last_value_removes_the_key_from_the_shadow(site):
+    device = make_device("d1", group=site)
+    value = config.set_value("debug", True, group=site, actor="otto")
+    config.set_value("interval", 10, group=site, actor="otto")
+
+    config.remove_value(value, actor="ada")
+
+    assert config_shadow(device).desired_state == {"interval": 10}
+    assert set(rows(device)) == {"interval"}
+
+
+def test_the_devices_report_marks_the_key_applied(site):
+    device = make_device("d1", group=site)
+    config.set_value("interval", 60, group=site, actor="otto")
+    config.set_value("mode", "eco", group=site, actor="otto")
+
+    report(device, {"interval": 60, "mode": "turbo"})
+
+    state = rows(device)
+    assert state["interval"].applied and state["interval"].applied_at is not None
+    assert not state["mode"].applied and state["mode"].applied_at is None
+
+    report(device, {"mode": "eco"})
+    assert rows(device)["mode"].applied
+
+
+def test_a_device_that_changes_an_applied_value_itself_is_no_longer_applied(site):
+    device = make_device("d1", group=site)
+    config.set_value("interval", 60, group=site, actor="otto")
+    report(device, {"interval": 60})
+    assert rows(device)["interval"].applied
+
+    report(device, {"interval": 30})
+
+    assert not rows(device)["interval"].applied
+
+
+def test_a_value_the_device_already_reports_is_applied_when_pushed(site):
+    device = make_device("d1", group=site)
+    report(device, {"interval": 60})
+
+    config.set_value("interval", 60, group=site, actor="otto")
+
+    assert rows(device)["interval"].applied
+
+
+def test_every_change_bumps_the_version_and_is_logged_with_who(site):
+    config.set_value("interval", 60, group=site, actor="otto")
+    config.set_value("interval", 30, group=site, actor="ada")
+    value = ConfigValue.objects.get(group=site, key="interval")
+    assert value.version == 2 and value.updated_by == "ada"
+
+    config.remove_value(value, actor="ada")
+    again = config.set_value("interval", 15, group=site, actor="otto")
+
+    assert again.version == 4  # versions continue after a removal
+    log = list(ConfigChange.objects.filter(key="interval").order_by("version"))
+    assert [(c.version, c.old_value, c.new_value, c.actor) for c in log] == [
+        (1, None, 60, "otto"),
+        (2, 60, 30, "ada"),
+        (3, 30, None, "ada"),
+        (4, None, 15, "otto"),
+    ]
+    assert log[0].scope == "group site-a"
+
+
+def test_setting_the_same_value_again_changes_nothing(site):
+    device = make_device("d1", group=site)
+    config.set_value("interval", 60, group=site, actor="otto")
+    version = config_shadow(device).version
+
+    config.set_value("interval", 60, group=site, actor="ada")
+
+    assert ConfigValue.objects.get(group=site).version == 1
+    assert config_shadow(device).version == version
+    assert ConfigChange.objects.count() == 1
+
+
+def test_a_value_that_would_overflow_a_members_shadow_is_refused_before_anything_is_written(
+    site,
+):
+    big_group = make_group("big", priority=1)
+    device = make_device("d1", group=site)
+    make_device("d2", group=site)
+    config.set_value("a", "x" * 2000, group=site, actor="otto")
+    config.set_value("own", "y" * 1500, device=device, actor="otto")
+    before = (
+        ConfigValue.objects.count(),
+        ConfigChange.objects.count(),
+        OutboxMessage.objects.count(),
+    )
+
+    # Alone it fits; with d1's own value and the site's value it would pass 8 KB (x2) for d1.
+    with pytest.raises(ConfigError) as caught:
+        config.set_value("b", "z" * 1000, group=site, actor="otto")
+
+    assert caught.value.field == "value"
+    assert "d1" in caught.value.message
+    after = (
+        ConfigValue.objects.count(),
+        ConfigChange.objects.count(),
+        OutboxMessage.objects.count(),
+    )
+    assert after == before
+    assert config_shadow(device).desired_state == {"a": "x" * 2000, "own": "y" * 1500}
+    assert not ConfigValue.objects.filter(group=big_group).exists()
+
+
+def test_combined_groups_are_checked_together(site):
+    other = make_group("other")
+    make_device("d1", group=site)
+    dynamic = make_group(
+        "all-sensors", filters={"field": "device_type", "op": "eq", "value": "sensor"}
+    )
+    config.set_value("a", "x" * 3000, group=dynamic, actor="otto")
+    config.set_value("b", "x" * 900, group=other, actor="otto")  # no members: no effect
+
+    with pytest.raises(ConfigError, match="maximum size"):
+        config.set_value("c", "x" * 1200, group=site, actor="otto")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "field"),
+    [
+        ("9bad", 1, "key"),
+        ("a.b", 1, "key"),
+        ("ok", None, "value"),
+        ("ok", [1, None], "value"),
+        ("ok", "x" * 5000, "value"),
+    ],
+)
+def test_bad_keys_and_values_are_refused_with_the_field(site, key, value, field):
+    make_device("d1", group=site)
+    with pytest.raises(ConfigError) as caught:
+        config.set_value(key, value, group=site, actor="otto")
+    assert caught.value.field == field
+    assert not ConfigValue.objects.exists() and not ConfigChange.objects.exists()
+
+
+def test_decommissioned_devices_get_nothing(site):
+    gone = make_device("gone", group=site, status=DeviceStatus.DECOMMISSIONED)
+    config.set_value("interval", 60, group=site, actor="otto")
+    assert not Shadow.objects.filter(device=gone).exists()
+    with pytest.raises(ConfigError):
+        config.set_value("interval", 1, device=gone, actor="otto")
+
+
+def test_big_groups_are_rendered_by_the_task_in_batches(
+    site, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(config, "RENDER_INLINE_LIMIT", 2)
+    monkeypatch.setattr(config, "RENDER_BATCH", 2)
+    devices = [make_device(f"m{i}", group=site) for i in range(5)]
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        config.set_value("interval", 60, group=site, actor="otto")
+    assert not Shadow.objects.filter(name="config").exists()  # not inline: too many members
+    assert len(callbacks) == 1
+
+    assert config.render_group(site, actor="otto") == 5
+    for device in devices:
+        assert config_shadow(device).desired_state == {"interval": 60}
+
+
+def test_drift_lists_devices_whose_values_are_not_applied_after_the_grace_period(site, settings):
+    settings.CONFIG_DRIFT_MINUTES = 15
+    late, fine, fresh = (make_device(n, group=site) for n in ("late", "fine", "fresh"))
+    config.set_value("interval", 60, group=site, actor="otto")
+    report(fine, {"interval": 60})
+    report(late, {"interval": 5})
+    DeviceConfiguration.objects.exclude(device=fresh).update(
+        pushed_at=timezone.now() - timedelta(minutes=20)
+    )
+
+    drifted = list(config.drifted_devices(site))
+    assert drifted == [late]
+    details = config.drift_details(drifted)[late.pk]
+    assert details == [
+        {
+            "key": "interval",
+            "desired": 60,
+            "reported": 5,
+            "reported_present": True,
+            "version": 1,
+            "pushed_at": DeviceConfiguration.objects.get(device=late).pushed_at,
+        }
+    ]
+    assert config.group_summary(site) == {"applied": 1, "pending": 1, "drift": 1}
