@@ -185,6 +185,12 @@ CELERY_BEAT_SCHEDULE["prune-shadow-history"] = {
 }
 # A configuration value pushed this long ago and not reported back by the device is drift.
 CONFIG_DRIFT_MINUTES = env_int("FLEETPORTAL_CONFIG_DRIFT_MINUTES", 15)
+# Devices that joined or left a configured group (registration, a moved device, a dynamic
+# filter now matching) get their configuration from this periodic reconcile.
+CELERY_BEAT_SCHEDULE["reconcile-configuration"] = {
+    "task": "shadows.tasks.reconcile_configuration",
+    "schedule": 300,
+}
 
 # --- The broker (fleetportal/broker.py generates its configuration) ---
 BROKER_DIR = Path(env_str("FLEETPORTAL_BROKER_DIR", str(VAR_DIR / "broker")))

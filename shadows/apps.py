@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_save
 
 
 class ShadowsConfig(AppConfig):
@@ -7,6 +8,7 @@ class ShadowsConfig(AppConfig):
 
     def ready(self):
         from devices.group_filters import register_field_family
+        from devices.models import DeviceGroup
         from shadows import group_fields, handlers
         from shadows import services as shadow_service
         from shadows.configuration import CONFIG_SHADOW
@@ -15,3 +17,11 @@ class ShadowsConfig(AppConfig):
         handlers.register()
         register_field_family("reported", group_fields.reported)
         shadow_service.on_update(CONFIG_SHADOW, configuration.on_config_report)
+        post_save.connect(_group_saved, sender=DeviceGroup, dispatch_uid="config-group-saved")
+
+
+def _group_saved(sender, instance, created, raw=False, **kwargs):
+    from shadows.configuration import services as configuration
+
+    if not created and not raw:
+        configuration.group_saved(instance)

@@ -21,3 +21,15 @@ def render_group_configuration(group_pk: str, actor: str) -> int:
     if group is None:
         return 0
     return configuration.render_group(group, actor=actor)
+
+
+@shared_task
+def reconcile_configuration(group_pk: str | None = None) -> int:
+    """Render devices whose group membership changed (beat; and after a group is saved)."""
+    from devices.models import DeviceGroup
+    from shadows.configuration import services as configuration
+
+    group = DeviceGroup.objects.filter(pk=group_pk).first() if group_pk else None
+    if group_pk and group is None:
+        return 0
+    return configuration.reconcile(group)

@@ -406,6 +406,77 @@ def render_group(group: DeviceGroup, *, actor: str) -> int:
         last_pk = batch[-1].pk
 
 
+def reconcile(group: DeviceGroup | None = None, *, actor: str = "system") -> int:
+    """Render the devices whose groups changed under them; how many shadows changed.
+
+    A change of a value renders its devices at once, but membership also changes by itself:
+    a device registered into a group, moved to another, or now matching (or no longer matching)
+    a dynamic group's filter, and a group's priority or filter edited. For each group that sets
+    configuration (or just `group`), the devices to render are:
+    - members lacking a row for one of the group's keys (they joined);
+    - devices whose row names the group as source but that are no longer members (they left);
+    - members whose row for one of the group's keys comes from a group this one now beats.
+    Run by Celery beat and after a group is saved."""
+    layers, groups = group_layers()
+    by_id = {layer.group_id: layer for layer in layers}
+    if group is not None:
+        layers = [layer for layer in layers if layer.group_id == group.pk]
+        layers_left = [group.pk]
+    else:
+        layers_left = list(
+            DeviceConfiguration.objects.filter(source_group__isnull=False)
+            .values_list("source_group", flat=True)
+            .distinct()
+        )
+    stale: set = set()
+    for layer in layers:
+        members = affected_devices(group=groups[layer.group_id])
+        for key in layer.values:
+            has_row = DeviceConfiguration.objects.filter(device=OuterRef("pk"), config_key=key)
+            stale.update(members.exclude(Exists(has_row)).values_list("pk", flat=True))
+            stale.update(_beaten(layer, key, members, by_id, groups))
+    for group_pk in layers_left:
+        current = groups.get(group_pk) or DeviceGroup.objects.filter(pk=group_pk).first()
+        rows = DeviceConfiguration.objects.filter(source_group_id=group_pk)
+        if current is not None:
+            rows = rows.exclude(device__in=current.members().values("pk"))
+        stale.update(rows.values_list("device", flat=True).distinct())
+    changed = 0
+    for chunk in _chunks(sorted(stale), RENDER_BATCH):
+        with transaction.atomic():
+            changed += render(Device.objects.filter(pk__in=chunk), actor=actor)
+    return changed
+
+
+def _beaten(layer: GroupLayer, key: str, members, by_id, groups) -> list:
+    """Members whose `key` comes from another group that `layer` now outranks."""
+    rows = (
+        DeviceConfiguration.objects.filter(config_key=key, device__in=members.values("pk"))
+        .exclude(source_group=layer.group_id)
+        .exclude(source_group__isnull=True)
+        .values_list("device", "source_group")
+    )
+    stale = []
+    for device_pk, source_pk in rows:
+        source = by_id.get(source_pk)
+        if source is None or layer.precedence() < source.precedence():
+            stale.append(device_pk)
+    return stale
+
+
+def group_saved(group: DeviceGroup) -> None:
+    """A group's filter, priority or name changed: reconcile its devices after the commit."""
+    has_configuration = (
+        ConfigValue.objects.filter(group=group).exists()
+        or DeviceConfiguration.objects.filter(source_group=group).exists()
+    )
+    if has_configuration:
+        from shadows.tasks import reconcile_configuration
+
+        group_pk = str(group.pk)
+        transaction.on_commit(lambda: reconcile_configuration.delay(group_pk))
+
+
 # --- Applied, by the device's own report
 
 

@@ -282,3 +282,58 @@ def test_drift_lists_devices_whose_values_are_not_applied_after_the_grace_period
         }
     ]
     assert config.group_summary(site) == {"applied": 1, "pending": 1, "drift": 1}
+
+
+def test_reconcile_gives_a_new_member_its_configuration_and_takes_it_from_one_that_left(site):
+    first = make_device("d1", group=site)
+    config.set_value("interval", 60, group=site, actor="otto")
+    newcomer = make_device("d2", group=site)  # registered after the change
+    first.group = None
+    first.save(update_fields=["group"])  # moved out of the group
+
+    assert config.reconcile() == 2
+
+    assert config_shadow(newcomer).desired_state == {"interval": 60}
+    assert config_shadow(first).desired_state == {}
+    assert set(rows(first)) == set()
+    assert config.reconcile() == 0  # nothing left to do
+
+
+def test_reconcile_follows_dynamic_membership_and_priority(site):
+    device = make_device("d1", group=site, firmware_version="1.0.0")
+    new_firmware = make_group(
+        "new-firmware",
+        filters={"field": "firmware_version", "op": "gte", "value": "2.0.0"},
+        priority=5,
+    )
+    config.set_value("mode", "site", group=site, actor="otto")
+    config.set_value("mode", "fw2", group=new_firmware, actor="otto")
+    assert config_shadow(device).desired_state == {"mode": "site"}
+
+    device.firmware_version = "2.1.0"
+    device.save(update_fields=["firmware_version"])
+    config.reconcile()
+    assert config_shadow(device).desired_state == {"mode": "fw2"}
+
+    new_firmware.priority = 0
+    new_firmware.save()
+    config.reconcile(new_firmware)
+    # Equal priority now: the newest group (new-firmware) still wins.
+    assert config_shadow(device).desired_state == {"mode": "fw2"}
+    site.priority = 9
+    site.save()
+    config.reconcile(site)
+    assert config_shadow(device).desired_state == {"mode": "site"}
+
+
+def test_saving_a_configured_group_queues_a_reconcile_after_commit(
+    site, django_capture_on_commit_callbacks
+):
+    bare = make_group("bare")
+    config.set_value("interval", 60, group=site, actor="otto")
+    with django_capture_on_commit_callbacks() as callbacks:
+        bare.save()
+    assert callbacks == []
+    with django_capture_on_commit_callbacks() as callbacks:
+        site.save()
+    assert len(callbacks) == 1
