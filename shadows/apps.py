@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_delete
 
 
 class ShadowsConfig(AppConfig):
@@ -18,6 +18,7 @@ class ShadowsConfig(AppConfig):
         register_field_family("reported", group_fields.reported)
         shadow_service.on_update(CONFIG_SHADOW, configuration.on_config_report)
         post_save.connect(_group_saved, sender=DeviceGroup, dispatch_uid="config-group-saved")
+        pre_delete.connect(_group_deleted, sender=DeviceGroup, dispatch_uid="config-group-deleted")
 
 
 def _group_saved(sender, instance, created, raw=False, **kwargs):
@@ -25,3 +26,9 @@ def _group_saved(sender, instance, created, raw=False, **kwargs):
 
     if not created and not raw:
         configuration.group_saved(instance)
+
+
+def _group_deleted(sender, instance, **kwargs):
+    from shadows.configuration import services as configuration
+
+    configuration.group_deleted(instance)

@@ -415,7 +415,8 @@ def reconcile(group: DeviceGroup | None = None, *, actor: str = "system") -> int
     configuration (or just `group`), the devices to render are:
     - members lacking a row for one of the group's keys (they joined);
     - devices whose row names the group as source but that are no longer members (they left);
-    - members whose row for one of the group's keys comes from a group this one now beats.
+    - members whose row for one of the group's keys comes from a group this one now beats;
+    - (for all groups) devices whose value came from a group that was deleted.
     Run by Celery beat and after a group is saved."""
     layers, groups = group_layers()
     by_id = {layer.group_id: layer for layer in layers}
@@ -441,6 +442,11 @@ def reconcile(group: DeviceGroup | None = None, *, actor: str = "system") -> int
         if current is not None:
             rows = rows.exclude(device__in=current.members().values("pk"))
         stale.update(rows.values_list("device", flat=True).distinct())
+    if group is None:
+        # Rows whose group was deleted (source_group set to NULL) and no own value backs them.
+        own = ConfigValue.objects.filter(device=OuterRef("device"), key=OuterRef("config_key"))
+        orphans = DeviceConfiguration.objects.filter(source_group__isnull=True).exclude(Exists(own))
+        stale.update(orphans.values_list("device", flat=True).distinct())
     changed = 0
     for chunk in _chunks(sorted(stale), RENDER_BATCH):
         with transaction.atomic():
@@ -475,6 +481,15 @@ def group_saved(group: DeviceGroup) -> None:
 
         group_pk = str(group.pk)
         transaction.on_commit(lambda: reconcile_configuration.delay(group_pk))
+
+
+def group_deleted(group: DeviceGroup) -> None:
+    """Before a group is deleted: if it set configuration, reconcile everything after the
+    commit (its members fall back to their other layers)."""
+    if DeviceConfiguration.objects.filter(source_group=group).exists():
+        from shadows.tasks import reconcile_configuration
+
+        transaction.on_commit(lambda: reconcile_configuration.delay(None))
 
 
 # --- Applied, by the device's own report

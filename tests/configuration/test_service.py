@@ -337,3 +337,24 @@ def test_saving_a_configured_group_queues_a_reconcile_after_commit(
     with django_capture_on_commit_callbacks() as callbacks:
         site.save()
     assert len(callbacks) == 1
+
+
+def test_deleting_a_group_falls_back_to_the_other_layers_at_the_next_reconcile(
+    site, django_capture_on_commit_callbacks
+):
+    fallback = make_group("all", filters={"field": "device_type", "op": "eq", "value": "sensor"})
+    site.priority = 1
+    site.save()
+    device = make_device("d1", group=site)
+    config.set_value("mode", "base", group=fallback, actor="otto")
+    config.set_value("mode", "site", group=site, actor="otto")
+    config.set_value("debug", True, group=site, actor="otto")
+    assert config_shadow(device).desired_state == {"debug": True, "mode": "site"}
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        site.delete()
+    assert len(callbacks) == 1  # a reconcile is queued
+
+    config.reconcile()
+    assert config_shadow(device).desired_state == {"mode": "base"}
+    assert rows(device)["mode"].source_group == fallback
