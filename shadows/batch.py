@@ -17,12 +17,15 @@ again. So the results, replies and their order are exactly those of one-by-one p
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import orjson
-from django.db import connection
+from django.db import connection, transaction
+from django.utils import timezone
 
 from devices.choices import DeviceStatus
-from fleetportal import topics
+from devices.models import Device
+from fleetportal import outbox, topics
 from fleetportal.bridge import router
 from fleetportal.models import OutboxMessage
 from shadows import services
@@ -40,7 +43,7 @@ from shadows.models import HistoryOperation, Shadow, ShadowHistory
 UPDATE_SQL = (
     f"UPDATE {Shadow._meta.db_table} SET desired_state = %s::jsonb, "  # noqa: S608
     "reported_state = %s::jsonb, metadata = %s::jsonb, version = %s, last_client_token = %s, "
-    "updated_at = %s WHERE id = %s"
+    "updated_at = %s, live = true, deleted_at = NULL WHERE id = %s"
 )
 HISTORY_SQL = (
     f"INSERT INTO {ShadowHistory._meta.db_table} "  # noqa: S608
@@ -88,8 +91,11 @@ def begin(messages: list[router.InboundMessage]) -> None:
 def flush() -> None:
     """Write what the batch has applied in memory (in arrival order); the cache stays valid."""
     pending = _pending()
-    if pending is None:
-        return
+    if pending is not None:
+        _write(pending)
+
+
+def _write(pending: Pending) -> None:
     with connection.cursor() as cursor:
         if pending.dirty:
             cursor.executemany(UPDATE_SQL, [_row_params(row) for row in pending.dirty.values()])
@@ -165,11 +171,18 @@ def _apply(device_id: str, name: str, payload: bytes, now: datetime, redelivered
         outcome = apply_update(services.document_of(row), request, services.epoch(now))
     except ShadowError:
         return False  # the service refuses it the same way, with the rejected reply
+    _stage(pending, row, request.state, outcome, token, now, f"device:{device_id}", device_id)
+    return True
+
+
+def _stage(pending, row, change, outcome, token, now, actor, device_id) -> None:
+    """Apply an accepted outcome to the cached row and queue its row, history and replies."""
     shadow = outcome.shadow
     row.desired_state = shadow.state.get("desired", {})
     row.reported_state = shadow.state.get("reported", {})
     row.metadata = shadow.metadata
     row.version = shadow.version
+    row.live, row.deleted_at = True, None
     row.last_client_token = token or ""
     row.updated_at = now
     pending.dirty[row.pk] = row
@@ -179,8 +192,8 @@ def _apply(device_id: str, name: str, payload: bytes, now: datetime, redelivered
             row.version,
             HistoryOperation.UPDATE.value,
             orjson.dumps({"desired": row.desired_state, "reported": row.reported_state}).decode(),
-            orjson.dumps(request.state).decode(),
-            f"device:{device_id}",
+            orjson.dumps(change).decode(),
+            actor,
             token or "",
             now,
         )
@@ -191,7 +204,65 @@ def _apply(device_id: str, name: str, payload: bytes, now: datetime, redelivered
         ("delta", outcome.delta),
     ):
         if body is not None:
-            topic = topics.shadow_topic(device_id, name, "update", reply)
+            topic = topics.shadow_topic(device_id, row.name, "update", reply)
             pending.replies.append((topic, orjson.dumps(body), device_id, now))
     services.notify_after_commit(row, device_id)
-    return True
+
+
+def set_desired_many(
+    name: str,
+    patches: list[tuple[Device, dict[str, Any]]],
+    *,
+    actor: str,
+    now: datetime | None = None,
+) -> dict[Any, ShadowError]:
+    """Merge a desired patch into shadow `name` of many devices: what services.set_desired does
+    for one, with one lock query, one insert for the shadows that do not exist yet and three
+    bulk writes for all (the configuration pushes a group's change this way).
+
+    Returns the refusals by device pk (those devices are left unchanged). Runs the shadow's
+    update hooks like the service."""
+    now = now or timezone.now()
+    services.check_name(name)
+    refused: dict[Any, ShadowError] = {}
+    if not patches:
+        return refused
+    with transaction.atomic():
+        pks = [device.pk for device, _ in patches]
+        Shadow.objects.bulk_create(
+            [Shadow(device_id=pk, name=name, created_at=now, updated_at=now) for pk in pks],
+            ignore_conflicts=True,
+        )
+        rows = {
+            row.device_id: row
+            for row in Shadow.objects.select_for_update()
+            .filter(device__in=pks, name=name)
+            .order_by("pk")
+        }
+        pending = Pending({})
+        for device, patch in patches:
+            row = rows[device.pk]
+            try:
+                request = validate_update({"state": {"desired": patch}})
+                current = services.document_of(row) if row.live else None
+                recently_deleted = (
+                    row.deleted_at is not None and now - row.deleted_at < services.RECREATE_WINDOW
+                )
+                outcome = apply_update(
+                    current,
+                    request,
+                    services.epoch(now),
+                    deleted_version=row.version if current is None and recently_deleted else 0,
+                )
+            except ShadowError as exc:
+                refused[device.pk] = exc
+                continue
+            _stage(pending, row, request.state, outcome, None, now, actor, device.device_id)
+            services.run_update_hooks(row, request.state, now)
+        with outbox.one_notify():
+            _write(pending)
+        # A refused first update leaves no shadow: drop the fresh rows made above for them.
+        Shadow.objects.filter(
+            pk__in=[rows[pk].pk for pk in refused], live=False, version=0, deleted_at=None
+        ).delete()
+    return refused

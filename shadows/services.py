@@ -82,6 +82,11 @@ def has_update_hooks(name: str) -> bool:
     return bool(_update_hooks.get(name))
 
 
+def run_update_hooks(row: Shadow, change: dict[str, Any], now: datetime) -> None:
+    for hook in _update_hooks.get(row.name, ()):
+        hook(row, change, now)
+
+
 @dataclass(frozen=True)
 class UpdateResult:
     """An accepted update: the stored row, the accepted document, and whether it was a replay."""
@@ -192,8 +197,7 @@ def update(
         row.updated_at = now
         row.save()
         _history(row, HistoryOperation.UPDATE, request.state, actor, token, now)
-        for hook in _update_hooks.get(name, ()):
-            hook(row, request.state, now)
+        run_update_hooks(row, request.state, now)
         device_id = device.device_id
         replies = [
             (topics.shadow_topic(device_id, name, "update", reply), body)

@@ -27,11 +27,11 @@ from django.utils import timezone
 
 from devices.choices import DeviceStatus
 from devices.models import Device, DeviceGroup
-from shadows import services as shadow_service
+from shadows import batch
 from shadows.configuration import CONFIG_SHADOW
 from shadows.configuration.keys import ConfigError, check_fits, check_key, check_value
 from shadows.configuration.layering import Effective, GroupLayer, Setting, effective, rendered
-from shadows.document import ShadowError, json_equal, merge_patch_between
+from shadows.document import json_equal, merge_patch_between
 from shadows.models import ConfigChange, ConfigValue, DeviceConfiguration, Shadow
 
 log = logging.getLogger(__name__)
@@ -326,51 +326,28 @@ def render(devices: Iterable[Device], *, actor: str, now: datetime | None = None
     pushed: dict[Any, dict[str, DeviceConfiguration]] = defaultdict(dict)
     for row in DeviceConfiguration.objects.filter(device__in=pks):
         pushed[row.device_id][row.config_key] = row
-    changed = 0
+    patches, results = [], []
     for device in devices:
         own, member_of = layers[device.pk]
         configuration = effective(own, member_of)
         shadow = shadows.get(device.pk)
-        current = shadow.desired_state if shadow is not None and shadow.live else {}
-        reported = shadow.reported_state if shadow is not None and shadow.live else {}
+        live = shadow is not None and shadow.live
+        current = shadow.desired_state if live else {}
         patch = merge_patch_between(current, rendered(configuration))
         if patch:
-            try:
-                shadow_service.set_desired(device, CONFIG_SHADOW, patch, actor=f"config:{actor}")
-            except ShadowError as exc:
-                # Checked before the change was written; only a device whose own reported
-                # state fills the shadow can still refuse it. The others go ahead.
-                log.warning("config: %s refused %s: %s", device.device_id, patch, exc.message)
-                continue
-            changed += 1
-        _sync_rows(device, configuration, pushed[device.pk], reported, now)
-    return changed
-
-
-def _sync_rows(device, configuration, pushed, reported, now) -> None:
-    """DeviceConfiguration = what was pushed; applied at once if the device already reports it."""
-    upserts = []
-    for key, entry in configuration.items():
-        row = pushed.get(key)
-        same_value = row is not None and json_equal(row.config_value, entry.value)
-        if (
-            same_value
-            and row.version == entry.version
-            and row.source_group_id == (entry.source_group_id)
-        ):
+            patches.append((device, patch))
+        results.append((device, configuration, shadow.reported_state if live else {}))
+    refused = batch.set_desired_many(CONFIG_SHADOW, patches, actor=f"config:{actor}", now=now)
+    upserts, gone = [], []
+    for device, configuration, reported in results:
+        if device.pk in refused:
+            # Checked before the change was written; only a device whose own reported state
+            # fills the shadow can still refuse it. The others go ahead.
+            log.warning("config: %s refused: %s", device.device_id, refused[device.pk].message)
             continue
-        if not same_value:
-            applied = key in reported and json_equal(reported[key], entry.value)
-            row = DeviceConfiguration(
-                device=device,
-                config_key=key,
-                applied=applied,
-                applied_at=now if applied else None,
-                pushed_at=now,
-            )
-        row.config_value, row.version = entry.value, entry.version
-        row.source_group_id = entry.source_group_id
-        upserts.append(row)
+        rows = pushed[device.pk]
+        upserts += _changed_rows(device, configuration, rows, reported, now)
+        gone += [row.pk for key, row in rows.items() if key not in configuration]
     if upserts:
         DeviceConfiguration.objects.bulk_create(
             upserts,
@@ -385,9 +362,37 @@ def _sync_rows(device, configuration, pushed, reported, now) -> None:
                 "pushed_at",
             ],
         )
-    gone = [row.pk for key, row in pushed.items() if key not in configuration]
     if gone:
         DeviceConfiguration.objects.filter(pk__in=gone).delete()
+    return len(patches) - len(refused)
+
+
+def _changed_rows(device, configuration, pushed, reported, now) -> list[DeviceConfiguration]:
+    """DeviceConfiguration rows to write: what was pushed; applied at once if the device
+    already reports that value."""
+    changed = []
+    for key, entry in configuration.items():
+        row = pushed.get(key)
+        same_value = row is not None and json_equal(row.config_value, entry.value)
+        if (
+            same_value
+            and row.version == entry.version
+            and row.source_group_id == entry.source_group_id
+        ):
+            continue
+        if not same_value:
+            applied = key in reported and json_equal(reported[key], entry.value)
+            row = DeviceConfiguration(
+                device=device,
+                config_key=key,
+                applied=applied,
+                applied_at=now if applied else None,
+                pushed_at=now,
+            )
+        row.config_value, row.version = entry.value, entry.version
+        row.source_group_id = entry.source_group_id
+        changed.append(row)
+    return changed
 
 
 def render_group(group: DeviceGroup, *, actor: str) -> int:
