@@ -110,6 +110,7 @@ class DeviceGroupSerializer(FleetModelSerializer):
             "description",
             "filters",
             "is_dynamic",
+            "priority",
             "member_count",
             "member_count_is_approximate",
             "created_at",

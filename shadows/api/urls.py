@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from shadows.api import views
 
@@ -19,4 +19,5 @@ urlpatterns = [
         views.ShadowHistoryView.as_view(),
         name="shadow-history",
     ),
+    path("", include("shadows.api.config_urls")),
 ]

@@ -120,9 +120,7 @@ def preview(
 ) -> Preview:
     """Check a change (ConfigError if any affected device's configuration would not fit) and
     show its effect on a sample of the devices, without writing anything."""
-    check_key(key)
-    if value is not None:
-        check_value(key, value)
+    _check_request(key, value, group, device)
     count = _check_every_device(key, value, group=group, device=device)
     sample = list(affected_devices(group=group, device=device).order_by("device_id")[:SAMPLE_SIZE])
     layers = layers_of(sample)
@@ -221,16 +219,18 @@ def set_value(
     actor: str,
     group: DeviceGroup | None = None,
     device: Device | None = None,
+    create: bool = False,
 ) -> ConfigValue:
-    """Set `key` to `value` on a group or a device, bump its version, record who, and push it."""
-    _one_scope(group, device)
-    check_key(key)
-    check_value(key, value)
-    if device is not None and device.status == DeviceStatus.DECOMMISSIONED:
-        raise ConfigError("device", "The device is decommissioned.")
+    """Set `key` to `value` on a group or a device, bump its version, record who, and push it.
+
+    `create`: refuse (ConfigError on `key`) if the key is already set there, instead of
+    changing it — so two integrators creating the same key cannot overwrite each other."""
+    _check_request(key, value, group, device)
     if group is not None:
         DeviceGroup.objects.select_for_update().filter(pk=group.pk).first()
     current = _locked(key, group, device)
+    if current is not None and create:
+        raise ConfigError("key", f"Already set here: change config value {current.pk} instead.")
     if current is not None and json_equal(current.value, value):
         return current  # nothing changes: no new version, nothing pushed
     _check_every_device(key, value, group=group, device=device)
@@ -248,6 +248,21 @@ def set_value(
 
 
 @transaction.atomic
+def update_value(config_value: ConfigValue, value: Any, *, actor: str) -> ConfigValue:
+    """Change an existing value (ConfigValueGone if it was removed meanwhile: a change must not
+    bring back a value someone else just removed)."""
+    if _locked(config_value.key, config_value.group, config_value.device) is None:
+        raise ConfigValueGone()
+    return set_value(
+        config_value.key,
+        value,
+        actor=actor,
+        group=config_value.group,
+        device=config_value.device,
+    )
+
+
+@transaction.atomic
 def remove_value(config_value: ConfigValue, *, actor: str) -> None:
     """Remove a value: the devices fall back to the next layer's value, or lose the key."""
     group, device = config_value.group, config_value.device
@@ -262,9 +277,21 @@ def remove_value(config_value: ConfigValue, *, actor: str) -> None:
     _push(group, device, actor)
 
 
-def _one_scope(group, device) -> None:
+class ConfigValueGone(ConfigError):
+    code = "gone"
+    http_status = 404
+
+    def __init__(self):
+        super().__init__("non_field_errors", "This configuration value has been removed.")
+
+
+def _check_request(key, value, group, device) -> None:
+    """What any change or preview must satisfy before the devices are looked at."""
     if (group is None) == (device is None):
         raise ConfigError("non_field_errors", "Set a value on exactly one group or one device.")
+    check_value(check_key(key), value)
+    if device is not None and device.status == DeviceStatus.DECOMMISSIONED:
+        raise ConfigError("device", "The device is decommissioned.")
 
 
 def _locked(key, group, device) -> ConfigValue | None:

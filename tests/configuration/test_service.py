@@ -358,3 +358,29 @@ def test_deleting_a_group_falls_back_to_the_other_layers_at_the_next_reconcile(
     config.reconcile()
     assert config_shadow(device).desired_state == {"mode": "base"}
     assert rows(device)["mode"].source_group == fallback
+
+
+def test_creating_a_key_that_is_already_set_is_refused_and_changes_nothing(site):
+    first = config.set_value("interval", 60, group=site, actor="otto", create=True)
+    with pytest.raises(ConfigError) as caught:
+        config.set_value("interval", 30, group=site, actor="ada", create=True)
+    assert caught.value.field == "key" and str(first.pk) in caught.value.message
+    assert ConfigValue.objects.get(pk=first.pk).value == 60
+
+
+def test_updating_a_value_removed_meanwhile_does_not_bring_it_back(site):
+    value = config.set_value("interval", 60, group=site, actor="otto")
+    stale = ConfigValue.objects.get(pk=value.pk)
+    config.remove_value(value, actor="ada")
+
+    with pytest.raises(config.ConfigValueGone):
+        config.update_value(stale, 30, actor="otto")
+    assert not ConfigValue.objects.exists()
+
+
+def test_preview_refuses_what_the_change_would_refuse(site):
+    gone = make_device("gone", status=DeviceStatus.DECOMMISSIONED)
+    with pytest.raises(ConfigError, match="null"):
+        config.preview("interval", None, group=site)
+    with pytest.raises(ConfigError, match="decommissioned"):
+        config.preview("interval", 1, device=gone)
