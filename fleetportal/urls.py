@@ -10,6 +10,7 @@ admin.site.index_title = "Fleet administration"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("config/", include("shadows.urls")),
     path("api/v1/", include("fleetportal.api.urls")),
     path("device/v1/", include("devices.device_api.urls")),
     path("device/v1/", include("shadows.device_api")),

@@ -179,3 +179,7 @@ class ShadowAdmin(FleetModelAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.change_page_template, context)
+
+
+# The configuration pages, and the device and group pages extended with configuration.
+from shadows import admin_config  # noqa: E402, F401

@@ -59,6 +59,11 @@ def group_layers() -> tuple[list[GroupLayer], dict[Any, DeviceGroup]]:
     return layers, groups
 
 
+def configured_groups():
+    """The groups that set at least one configuration value."""
+    return DeviceGroup.objects.filter(Exists(ConfigValue.objects.filter(group=OuterRef("pk"))))
+
+
 def _membership_flags(groups: dict[Any, DeviceGroup]) -> dict[str, ExpressionWrapper]:
     # One boolean column per configured group: membership of many groups in one query.
     return {
@@ -565,7 +570,8 @@ def drifted(now: datetime | None = None):
 def drifted_devices(group: DeviceGroup | None = None, now: datetime | None = None):
     """Devices with at least one drifted key (optionally only a group's members)."""
     rows = drifted(now).filter(device=OuterRef("pk"))
-    devices = Device.objects.filter(Exists(rows))
+    # Decommissioned devices are never pushed again: their old rows are not drift.
+    devices = Device.objects.filter(Exists(rows)).exclude(status=DeviceStatus.DECOMMISSIONED)
     if group is not None:
         devices = devices.filter(group.membership())
     return devices
