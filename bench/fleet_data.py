@@ -51,8 +51,9 @@ def load(total: int, batch: int = 100_000, progress=print) -> None:
     with connection.cursor() as cur:
         cur.execute(
             "INSERT INTO devices_devicegroup"
-            " (id, name, description, filters, created_at, updated_at)"
-            " SELECT gen_random_uuid(), 'group-' || lpad(g::text, 2, '0'), '', '{}', now(), now()"
+            " (id, name, description, filters, priority, created_at, updated_at)"
+            " SELECT gen_random_uuid(), 'group-' || lpad(g::text, 2, '0'), '', '{}', 0, now(),"
+            " now()"
             " FROM generate_series(1, %s) g ON CONFLICT (name) DO NOTHING",
             [GROUPS],
         )

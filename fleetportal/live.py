@@ -16,6 +16,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
@@ -49,17 +50,22 @@ def coalesced() -> Iterator[None]:
             send([(group, event) for (group, _key), event in buffer.items()])
 
 
-def send(events: list[tuple[str, dict[str, Any]]]) -> None:
-    """Hand the events to the background loop; returns at once."""
+def send(events: list[tuple[str, dict[str, Any]]]) -> Future | None:
+    """Hand the events to the background loop; returns at once (the future: for tests)."""
     layer = get_channel_layer()
     if layer is None or not events:
-        return
+        return None
+
+    async def send_one(group: str, event: dict[str, Any]) -> None:
+        async with _in_flight():
+            await layer.group_send(group, event)
 
     async def send_all() -> None:
-        await asyncio.gather(*(layer.group_send(group, event) for group, event in events))
+        await asyncio.gather(*(send_one(group, event) for group, event in events))
 
     future = asyncio.run_coroutine_threadsafe(send_all(), _loop())
     future.add_done_callback(_log_failure)
+    return future
 
 
 _loop_lock = threading.Lock()
@@ -70,9 +76,24 @@ def _loop() -> asyncio.AbstractEventLoop:
     global _background
     with _loop_lock:
         if _background is None or _background.is_closed():
+            global _semaphore
+            _semaphore = None  # bound to the loop that first used it
             _background = asyncio.new_event_loop()
             threading.Thread(target=_background.run_forever, name="live", daemon=True).start()
         return _background
+
+
+# Sends in flight at once: each holds a Redis connection, and a configuration change can emit
+# an event for every device of a group (thousands) — unbounded, Redis refuses connections.
+MAX_IN_FLIGHT = 16
+_semaphore: asyncio.Semaphore | None = None
+
+
+def _in_flight() -> asyncio.Semaphore:
+    global _semaphore
+    if _semaphore is None:  # made on the background loop, the only one that uses it
+        _semaphore = asyncio.Semaphore(MAX_IN_FLIGHT)
+    return _semaphore
 
 
 def _log_failure(future) -> None:
