@@ -14,6 +14,10 @@ update/documents (all replies go through the outbox and are published).
    the bridge's own transport answering with accepted + documents, no database), and the ratio;
 3. steady --rates updates/s (open loop) through the bridge: p50/p99.
 
+With --partitions 1,2,4 steps 1 and 3 run once per partition count N, in the same run: N runner
+processes (`runbridge --no-publisher --partition K --partitions N`) and N outbox publishers
+(`--publisher-only`), the split layout bin/run uses for one bridge, so N = 1 is today's bridge.
+
 Uses a scratch database (BENCH_DATABASE_URL, default fleetportal_bench_shadows; its device,
 shadow and outbox tables are emptied first). Prints a markdown table.
 """
@@ -54,6 +58,9 @@ from devices import pki, services  # noqa: E402
 from devices.choices import DeviceStatus  # noqa: E402
 from devices.models import Device  # noqa: E402
 from fleetportal import broker  # noqa: E402
+from fleetportal.bridge.partitions import Partition, partition_of  # noqa: E402
+from fleetportal.bridge.transport import Connection  # noqa: E402
+from fleetportal.models import BridgePartition  # noqa: E402
 from shadows.models import Shadow  # noqa: E402
 
 
@@ -257,6 +264,39 @@ def stop_process(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def start_bridges(env: dict[str, str], partitions: int, *, split: bool) -> list:
+    """The bridge processes for `partitions` partitions, subscribed and ready for load."""
+    since = time.time()
+    layout = ["--partition", "0", "--partitions", str(partitions)]
+    processes = []
+    for k in range(partitions):
+        layout[1] = str(k)
+        runner = ["manage.py", "runbridge", *layout] + (["--no-publisher"] if split else [])
+        processes.append(start_process(runner, env, ready="runbridge: started"))
+        if split:
+            publisher = ["manage.py", "runbridge", "--publisher-only", *layout]
+            processes.append(start_process(publisher, env, ready="runbridge: started"))
+    if partitions > 1:
+        covered = BridgePartition.objects.filter(partitions=partitions)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            rows = list(covered)
+            if len(rows) == partitions and all(r.covered_at.timestamp() > since for r in rows):
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"the {partitions} bridges did not subscribe within 60 s")
+    return processes
+
+
+def forget_sessions(partitions: int) -> None:
+    """Drop the runners' persistent sessions: nothing may queue for them during the next run."""
+    for k in range(partitions):
+        session = Connection(Partition(k, partitions).runner_client_id, clean_session=True)
+        session.connect(timeout=5)
+        session.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=20)
@@ -270,8 +310,15 @@ def main() -> None:
         action="store_true",
         help="run the outbox publisher as a process of its own (runbridge --publisher-only)",
     )
+    parser.add_argument(
+        "--partitions",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1],
+        help="bridge partition counts to run one after another, e.g. 1,2,4 (implies --split)",
+    )
     parser.add_argument("--relay", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.split = args.split or args.partitions != [1]
     if args.relay:
         relay_main()
         return
@@ -304,39 +351,40 @@ def main() -> None:
             finally:
                 stop_process(relay)
 
-            command = ["manage.py", "runbridge"] + (["--no-publisher"] if args.split else [])
-            bridge = start_process(command, env, ready="runbridge: started")
-            publisher = (
-                start_process(
-                    ["manage.py", "runbridge", "--publisher-only"], env, ready="runbridge: started"
-                )
-                if args.split
-                else None
-            )
-            try:
-                time.sleep(2.0)  # connected and subscribed
-                rate, lat = load.full_speed(args.window, args.seconds)
-                rows.append(("bridge + PostgreSQL, full speed", rate, lat, ceiling))
-                for target in (float(r) for r in args.rates.split(",")):
-                    time.sleep(1.0)
-                    rate, lat = load.steady(target, args.seconds)
-                    rows.append((f"bridge + PostgreSQL, steady {target:,.0f}/s", rate, lat, None))
-            finally:
-                stop_process(bridge)
-                if publisher is not None:
-                    stop_process(publisher)
+            for partitions in args.partitions:
+                bridges = start_bridges(env, partitions, split=args.split)
+                label = f"{partitions} bridge{'s' if partitions > 1 else ''}"
+                try:
+                    time.sleep(2.0)  # connected and subscribed
+                    rate, lat = load.full_speed(args.window, args.seconds)
+                    rows.append((f"{label}, full speed", rate, lat, ceiling))
+                    for target in (float(r) for r in args.rates.split(",") if r):
+                        time.sleep(1.0)
+                        rate, lat = load.steady(target, args.seconds)
+                        rows.append((f"{label}, steady {target:,.0f}/s", rate, lat, None))
+                finally:
+                    for process in bridges:
+                        stop_process(process)
+                    forget_sessions(partitions)
         finally:
             for device in load.devices:
                 device.close()
             stop_process(mosquitto)
 
     versions = Shadow.objects.aggregate(total=Sum("version"))["total"] or 0
-    layout = "runner and publisher in two processes" if args.split else "one bridge process"
+    layout = "runner and publisher in separate processes" if args.split else "one bridge process"
     print(
         f"\n{os.cpu_count()} CPUs; {layout}; {args.devices} devices x {args.window} in flight; "
         f"{args.seconds:.0f} s per run; rejected replies: {load.rejected}; "
-        f"shadow versions written: {versions:,}\n"
+        f"shadow versions written: {versions:,}"
     )
+    for partitions in args.partitions:
+        if partitions > 1:
+            shares = [0] * partitions
+            for n in range(args.devices):
+                shares[partition_of(f"bench-{n:04d}", partitions)] += 1
+            print(f"devices per partition with {partitions} bridges: {shares}")
+    print()
     print("| run | accepted updates/s | p50 ms | p99 ms | of raw relay |")
     print("|---|---:|---:|---:|---:|")
     for name, rate, lat, ceiling in rows:

@@ -6,6 +6,14 @@ class DevicesConfig(AppConfig):
     verbose_name = "Device registry"
 
     def ready(self):
+        from devices.choices import DeviceStatus
         from devices.handlers import register_all
+        from devices.models import Device
+        from fleetportal.bridge import coverage
 
         register_all()
+        # Partitioned bridges subscribe the explicit topics of these devices (fleetportal does
+        # not import devices, so devices says which rows those are).
+        coverage.set_device_source(
+            lambda: Device.objects.exclude(status=DeviceStatus.DECOMMISSIONED)
+        )

@@ -25,6 +25,7 @@ from devices.exceptions import DeviceDecommissioned, DeviceError
 from devices.models import Device, DeviceCredential, DeviceEvent
 from fleetportal import outbox, topics
 from fleetportal.actors import DEVICE, SYSTEM
+from fleetportal.bridge import coverage
 from fleetportal.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -180,6 +181,11 @@ def _record_issued(
                 for credential in created
             ),
             batch_size=1000,
+        )
+        # A device must not publish before a partitioned bridge subscribed its topics: the
+        # caller gets its certificate only once they are (bounded; architecture.md §3).
+        coverage.wait_until_covered_after_commit(
+            (credential.common_name for credential in created), what="newly certified devices"
         )
     return results
 

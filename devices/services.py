@@ -21,6 +21,7 @@ from devices.exceptions import (
     StatusConflict,
 )
 from devices.models import Device, DeviceEvent, DeviceGroup
+from fleetportal.bridge import coverage
 
 
 def _jsonable(value: Any) -> Any:
@@ -112,6 +113,8 @@ def _insert_registered(devices: list[Device], actor: str) -> None:
             (DeviceEvent(device=d, event_type=EventType.REGISTERED, actor=actor) for d in devices),
             batch_size=1000,
         )
+        # After the commit: partitioned bridges subscribe the new devices' topics.
+        coverage.announce_new_devices()
 
 
 def _register_one(device: Device, actor: str) -> Device | DeviceIdTaken:

@@ -26,3 +26,21 @@ class OutboxMessage(models.Model):
 
     def __str__(self):
         return f"{self.topic} ({len(self.payload)} bytes)"
+
+
+class BridgePartition(models.Model):
+    """How far one partitioned bridge has subscribed: every device registered before covered_at.
+
+    Written by `runbridge --partition K --partitions N` (N > 1) after its SUBACKs; read by
+    credential issuance, which waits until the owning partition covers a new device, so a
+    device never publishes before its topics have a subscriber (architecture.md §3).
+    """
+
+    partition = models.PositiveSmallIntegerField(primary_key=True)
+    partitions = models.PositiveSmallIntegerField()
+    # Taken before the device query's snapshot: every device committed earlier is subscribed.
+    covered_at = models.DateTimeField()
+    devices = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"partition {self.partition} of {self.partitions}"

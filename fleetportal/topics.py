@@ -110,3 +110,21 @@ def _shadow_route(parts: list[str]) -> Route | None:
     if named and parts[6] in SHADOW_OPERATIONS:
         return Route(shadow_kind(parts[6]), device_id=parts[2], name=parts[5])
     return None
+
+
+def filter_for_device(topic_filter: str, device_id: str) -> str | None:
+    """A bridge filter narrowed to one device (its device `+` replaced), or None if the filter
+    names no device (claim and provisioning topics).
+
+    A partitioned bridge subscribes to these explicit filters for the devices it owns
+    (architecture.md §3): `$share` does not deliver `$aws/…` topics on Mosquitto 2.0.11 and
+    breaks per-device order (device-protocol.md §7.11).
+    """
+    parts = topic_filter.split("/")
+    if len(parts) >= 3 and parts[0] == "devices" and parts[1] == "+":
+        index = 1
+    elif len(parts) >= 4 and parts[:2] == ["$aws", "things"] and parts[2] == "+":
+        index = 2
+    else:
+        return None
+    return "/".join([*parts[:index], device_id, *parts[index + 1 :]])

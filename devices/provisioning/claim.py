@@ -37,6 +37,7 @@ from devices.provisioning.errors import (
 )
 from fleetportal import outbox, topics
 from fleetportal.actors import DEVICE
+from fleetportal.bridge import coverage
 from fleetportal.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -205,7 +206,9 @@ def register_thing(template_name: str, token: Any, parameters: Any) -> dict:
             "deviceConfiguration": dict(template.device_configuration),
         }
         outbox.send(topics.accepted(topics.provision(template.name)), reply)
-        # Release the hold once the certificate is active for everyone to see.
+        # Release the hold once the certificate is active for everyone to see, and once a
+        # partitioned bridge subscribed the device's topics (on_commit keeps this order).
+        coverage.wait_until_covered_after_commit([device.device_id], what=device.device_id)
         transaction.on_commit(_release_holds)
     return reply
 

@@ -15,13 +15,14 @@ import time
 import psycopg
 from django.db import connections
 
+from fleetportal.bridge.partitions import SINGLE, Partition, partition_sql
 from fleetportal.bridge.transport import Connection
 from fleetportal.models import OutboxMessage
 from fleetportal.outbox import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 
-PUBLISHER_CLIENT_ID = "fleetportal.outbox"
+PUBLISHER_CLIENT_ID = SINGLE.publisher_client_id
 BATCH_SIZE = 200
 POLL_SECONDS = 2.0
 PUBACK_TIMEOUT = 10.0  # seconds
@@ -32,12 +33,22 @@ class Publisher:
         self,
         connection: Connection | None = None,
         *,
-        client_id: str = PUBLISHER_CLIENT_ID,
+        client_id: str | None = None,
         batch_size: int = BATCH_SIZE,
         poll_seconds: float = POLL_SECONDS,
+        partition: Partition = SINGLE,
     ):
         # Nothing is ever received on this connection, so it needs no persistent session.
-        self.connection = connection or Connection(client_id, clean_session=True)
+        self.connection = connection or Connection(
+            client_id or partition.publisher_client_id, clean_session=True
+        )
+        # Several publishers: each claims only its partition's rows, so one device's messages
+        # are all sent by one publisher, in id order (rows naming no device: partition 0).
+        self.claim_filter = (
+            f"WHERE {partition_sql('device_id', partition.count)} = {partition.index} "
+            if partition.partitioned
+            else ""
+        )
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.published = 0
@@ -70,7 +81,7 @@ class Publisher:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
             cursor.execute(
                 f"SELECT id, topic, payload, qos FROM {OutboxMessage._meta.db_table} "  # noqa: S608
-                "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                f"{self.claim_filter}ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                 [self.batch_size],
             )
             rows = cursor.fetchall()

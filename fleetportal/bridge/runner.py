@@ -17,6 +17,7 @@ NOTIFYs are sent once per batch and live-page events are coalesced (fleetportal.
 per-message cost is the handler's own queries.
 """
 
+import dataclasses
 import logging
 import queue
 import sys
@@ -26,13 +27,15 @@ from django import db
 from django.db import transaction
 
 from fleetportal import live, outbox, topics
-from fleetportal.bridge import router
+from fleetportal.bridge import coverage, router
+from fleetportal.bridge.partitions import RUNNER_CLIENT_ID, SINGLE, Partition
+from fleetportal.bridge.subscriber import Subscriber, shared_filters
 from fleetportal.bridge.transport import Connection, Received
 
 log = logging.getLogger(__name__)
 
 # Not a valid device_id ('.'), so no device certificate can take over the bridge's session.
-BRIDGE_CLIENT_ID = "fleetportal.bridge"
+BRIDGE_CLIENT_ID = RUNNER_CLIENT_ID
 # A database that answers but fails the same message this often is treated as a poison message.
 MAX_DATABASE_ATTEMPTS = 5
 RETRY_MAX_SECONDS = 5.0
@@ -43,38 +46,69 @@ SWITCH_INTERVAL_SECONDS = 0.0005
 
 
 class Runner:
-    """Consumes the router's subscriptions on one persistent session and dispatches each message."""
+    """Consumes the router's subscriptions on one persistent session and dispatches each message.
+
+    With one partition (the default) it holds the router's wildcard filters. As partition K of
+    N > 1 it holds the explicit filters of the devices K owns, kept current by a Subscriber
+    thread, plus (K = 0 only) the filters that name no device (architecture.md §3).
+    """
 
     def __init__(
         self,
         connection: Connection | None = None,
         *,
-        client_id: str = BRIDGE_CLIENT_ID,
+        client_id: str | None = None,
         batch_size: int = BATCH_SIZE,
         subscriptions: list[str] | None = None,
+        partition: Partition = SINGLE,
     ):
+        self.partition = partition
         self.connection = connection or Connection(
-            client_id, clean_session=False, max_inflight=max(100, batch_size)
+            client_id or partition.runner_client_id,
+            clean_session=False,
+            max_inflight=max(100, batch_size),
         )
         self.batch_size = batch_size
         self.subscriptions = subscriptions
+        self.subscriber = Subscriber(self.connection, partition) if partition.partitioned else None
         self.processed = 0
         self.batches = 0
 
     def run(self, stop: threading.Event) -> None:
         """Connect, subscribe and process messages until `stop` is set."""
-        self.connection.subscribe(
-            router.subscriptions() if self.subscriptions is None else self.subscriptions
-        )
+        self.connection.subscribe(self._fixed_subscriptions())
         self.connection.connect(wait=False)
+        # The subscriber shares the connection: it stops before the connection closes, also
+        # when the runner ends by an exception.
+        subscriber_stop = threading.Event()
+        subscriber = self._start_subscriber(subscriber_stop)
         try:
             while not stop.is_set():
                 batch = self.take_batch()
                 if batch:
                     self.process_batch(batch, stop)
         finally:
+            subscriber_stop.set()
+            if subscriber is not None:
+                subscriber.join(timeout=10)
             self.connection.close()
             db.connection.close()
+
+    def _fixed_subscriptions(self) -> list[str]:
+        if self.subscriptions is not None:
+            return self.subscriptions
+        if not self.partition.partitioned:
+            return router.subscriptions()
+        return shared_filters() if self.partition.index == 0 else []
+
+    def _start_subscriber(self, stop: threading.Event) -> threading.Thread | None:
+        if self.subscriber is None:
+            return None
+        thread = threading.Thread(
+            target=self.subscriber.run, args=(stop,), name="subscriber", daemon=True
+        )
+        thread.start()
+        return thread
 
     def take_batch(self, timeout: float = 0.2) -> list[Received]:
         """The next message (waiting up to `timeout`) and every one already queued behind it."""
@@ -116,10 +150,14 @@ class Runner:
                 return
             except (db.OperationalError, db.InterfaceError) as exc:
                 db.connection.close()  # the next attempt reconnects
+                # The connection may have died after the server committed (the COMMIT's reply
+                # lost): the retry must treat every message as a possible replay, as if the
+                # broker had redelivered it, or the handlers apply the batch a second time.
+                inbound = [_possible_replay(message) for message in inbound]
                 if attempt >= MAX_DATABASE_ATTEMPTS and _database_answers():
                     log.warning("bridge: batch failed %d times; one by one now", attempt)
                     for received in batch:
-                        self.process(received, stop)
+                        self.process(received, stop, possible_replay=True)
                     return
                 log.warning("bridge: database error on a batch (%s); retrying", exc)
                 if (stop or threading.Event()).wait(min(0.1 * 2**attempt, RETRY_MAX_SECONDS)):
@@ -160,14 +198,26 @@ class Runner:
             # dropped with the batch, so one poison message cannot block the bridge.
             log.exception("bridge: handler for %s failed; dropped", message.topic)
 
-    def process(self, received: Received, stop: threading.Event | None = None) -> None:
-        """Dispatch one message in its own transaction; ack unless the database failed."""
+    def process(
+        self,
+        received: Received,
+        stop: threading.Event | None = None,
+        *,
+        possible_replay: bool = False,
+    ) -> None:
+        """Dispatch one message in its own transaction; ack unless the database failed.
+
+        `possible_replay`: an earlier transaction with this message may have committed."""
         route = topics.parse(received.topic)
         if route is None:
             log.warning("bridge: no route for %s; dropped", received.topic)
         elif not self._commit(
             router.InboundMessage(
-                received.topic, received.payload, route, received.received_at, received.dup
+                received.topic,
+                received.payload,
+                route,
+                received.received_at,
+                received.dup or possible_replay,
             ),
             stop,
         ):
@@ -187,6 +237,7 @@ class Runner:
                 return True
             except (db.OperationalError, db.InterfaceError) as exc:
                 db.connection.close()  # the next attempt reconnects
+                message = _possible_replay(message)  # it may have committed (see process_batch)
                 if attempt >= MAX_DATABASE_ATTEMPTS and _database_answers():
                     log.exception("bridge: %s failed %d times; dropped", message.topic, attempt)
                     return True
@@ -198,6 +249,14 @@ class Runner:
                 # cannot block the bridge forever.
                 log.exception("bridge: handler for %s failed; dropped", message.topic)
                 return True
+
+
+def _possible_replay(
+    message: router.InboundMessage | None,
+) -> router.InboundMessage | None:
+    if message is None or message.redelivered:
+        return message
+    return dataclasses.replace(message, redelivered=True)
 
 
 class _Isolate(Exception):
@@ -214,7 +273,13 @@ def _database_answers() -> bool:
         return False
 
 
-def run_forever(stop: threading.Event, *, publisher: bool = True, inbound: bool = True) -> None:
+def run_forever(
+    stop: threading.Event,
+    *,
+    publisher: bool = True,
+    inbound: bool = True,
+    partition: Partition = SINGLE,
+) -> None:
     """`manage.py runbridge`: the runner in this thread, the outbox publisher in another."""
     from fleetportal.bridge.publisher import Publisher
 
@@ -223,16 +288,28 @@ def run_forever(stop: threading.Event, *, publisher: bool = True, inbound: bool 
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     threads = []
     if publisher:
-        out = Publisher()
+        out = Publisher(partition=partition)
         threads.append(threading.Thread(target=out.run, args=(stop,), name="outbox", daemon=True))
     for thread in threads:
         thread.start()
     try:
         if inbound:
-            Runner().run(stop)
+            _forget_other_layouts(partition)
+            Runner(partition=partition).run(stop)
         else:
             stop.wait()
     finally:
         stop.set()
         for thread in threads:
             thread.join(timeout=10)
+
+
+def _forget_other_layouts(partition: Partition) -> None:
+    # Rows of another layout (N changed, or back to one bridge) would make issuance wait for
+    # partitions that no longer run. A database that is down now must not stop the bridge.
+    try:
+        coverage.forget_other_layouts(partition)
+    except db.Error as exc:
+        log.warning("bridge: could not clear other partition layouts (%s)", exc)
+    finally:
+        db.connection.close()

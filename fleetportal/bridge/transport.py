@@ -13,6 +13,7 @@ import queue
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 RECONNECT_MIN_SECONDS = 1
 RECONNECT_MAX_SECONDS = 30
 KEEPALIVE_SECONDS = 30
+# Filters per SUBSCRIBE/UNSUBSCRIBE packet: a partitioned bridge holds ~10 explicit filters per
+# device it owns, so tens of thousands in all; a few hundred per packet keeps each packet small.
+FILTERS_PER_PACKET = 200
 
 
 class TransportError(Exception):
@@ -70,6 +74,11 @@ class Connection:
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         self._lock = threading.Lock()
+        # SUBSCRIBE packets of this connection still waiting for their SUBACK, and SUBACKs that
+        # arrived before their sender noted the packet id (paho's network thread is quick).
+        self._acks = threading.Condition()
+        self._unacked: set[int] = set()
+        self._early_acks: set[int] = set()
         self._client = self._make_client(clean_session, max_inflight)
 
     # --- lifecycle
@@ -119,8 +128,60 @@ class Connection:
         with self._lock:
             self._subscriptions = list(dict.fromkeys([*self._subscriptions, *topic_filters]))
         if topic_filters and self.is_connected:
-            self._subscribed.clear()
-            self._client.subscribe([(f, qos) for f in topic_filters])
+            self._send_subscribe(self._client, topic_filters, qos)
+
+    def subscribe_confirmed(
+        self, topic_filters: list[str], *, qos: int = 1, timeout: float = 30.0
+    ) -> bool:
+        """subscribe(), then wait for every SUBACK of these filters; False if not all came in
+        time on this one connection (disconnected meanwhile: they are sent again on reconnect,
+        and the caller asks again)."""
+        with self._lock:
+            self._subscriptions = list(dict.fromkeys([*self._subscriptions, *topic_filters]))
+        if not topic_filters:
+            return True
+        generation = self._generation
+        if not self.is_connected:
+            return False
+        mids = self._send_subscribe(self._client, topic_filters, qos)
+        if mids is None:
+            return False
+        deadline = time.monotonic() + timeout
+        with self._acks:
+            while self._unacked.intersection(mids) and generation == self._generation:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._acks.wait(min(left, 0.5))
+        return generation == self._generation
+
+    def unsubscribe(self, topic_filters: list[str]) -> None:
+        """Stop receiving these filters (and do not subscribe them again after a reconnect)."""
+        gone = set(topic_filters)
+        with self._lock:
+            self._subscriptions = [f for f in self._subscriptions if f not in gone]
+        if topic_filters and self.is_connected:
+            for chunk in _packets(topic_filters):
+                self._client.unsubscribe(chunk)
+
+    def _send_subscribe(self, client, topic_filters: list[str], qos: int) -> list[int] | None:
+        """SUBSCRIBE packets of FILTERS_PER_PACKET filters; their packet ids, None if not sent."""
+        mids = []
+        self._subscribed.clear()
+        for chunk in _packets(topic_filters):
+            rc, mid = client.subscribe([(f, qos) for f in chunk])
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return None
+            mids.append(mid)
+        with self._acks:
+            for mid in mids:
+                if mid in self._early_acks:
+                    self._early_acks.discard(mid)
+                else:
+                    self._unacked.add(mid)
+            if not self._unacked:
+                self._subscribed.set()
+        return mids
 
     def ack(self, message: Received) -> bool:
         """Acknowledge a QoS 1 message; False if it came on an earlier connection (redelivered)."""
@@ -154,7 +215,7 @@ class Connection:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.on_subscribe = lambda *args: self._subscribed.set()
+        client.on_subscribe = self._on_subscribe
         client.on_socket_open = _no_delay
         return client
 
@@ -162,21 +223,35 @@ class Connection:
         if reason_code.is_failure:
             log.error("transport %s: connection refused: %s", self.client_id, reason_code)
             return
-        self._generation += 1
+        with self._acks:
+            # SUBACKs of an earlier connection will never come; waiters see the new generation.
+            self._generation += 1
+            self._unacked.clear()
+            self._early_acks.clear()
+            self._acks.notify_all()
         with self._lock:
             filters = list(self._subscriptions)
         # A resumed session keeps its subscriptions; subscribing again would replay retained
         # messages. The first connection of this process subscribes anyway, in case the filters
         # changed since the session was made.
         if filters and (self._generation == 1 or not flags.session_present):
-            self._subscribed.clear()
-            client.subscribe([(f, 1) for f in filters])
+            self._send_subscribe(client, filters, 1)
         else:
             self._subscribed.set()
         self._connected.set()
         log.info(
             "transport %s: connected (session present: %s)", self.client_id, flags.session_present
         )
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        with self._acks:
+            if mid in self._unacked:
+                self._unacked.discard(mid)
+            else:
+                self._early_acks.add(mid)
+            if not self._unacked:
+                self._subscribed.set()
+            self._acks.notify_all()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self._connected.clear()
@@ -227,6 +302,13 @@ def evict(device_id: str, *, timeout: float = 5.0) -> bool:
         return False
     connection.close()
     return True
+
+
+def _packets(topic_filters: list[str]) -> list[list[str]]:
+    return [
+        topic_filters[i : i + FILTERS_PER_PACKET]
+        for i in range(0, len(topic_filters), FILTERS_PER_PACKET)
+    ]
 
 
 def _no_delay(client, userdata, sock) -> None:
