@@ -42,7 +42,7 @@ from shadows import services as shadows  # noqa: E402
 from shadows.configuration import CONFIG_SHADOW  # noqa: E402
 from shadows.configuration import services as config  # noqa: E402
 from shadows.configuration.layering import effective, rendered  # noqa: E402
-from shadows.models import ConfigValue, DeviceConfiguration  # noqa: E402
+from shadows.models import ConfigValue, DeviceConfiguration, Shadow  # noqa: E402
 
 GROUP = "bench-configuration"
 
@@ -62,6 +62,13 @@ def fleet(size: int) -> DeviceGroup:
     for start in range(0, len(rows), 5000):
         devices.register_devices(rows[start : start + 5000], actor="bench")
     return group
+
+
+def clean(group: DeviceGroup) -> None:
+    """Start from no configuration, so every run does the same work."""
+    ConfigValue.objects.filter(group=group).delete()
+    DeviceConfiguration.objects.filter(device__group=group).delete()
+    Shadow.objects.filter(device__group=group, name=CONFIG_SHADOW).delete()
 
 
 def set_without_render(group: DeviceGroup, key: str, value) -> None:
@@ -110,6 +117,7 @@ def main() -> None:
     args = parser.parse_args()
     ensure_database()
     group = fleet(args.devices)
+    clean(group)
     size = config.affected_devices(group=group).count()
     run = int(time.time())
 

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from devices.choices import DeviceStatus
 from devices.models import Device, DeviceGroup
+from fleetportal import live
 from shadows import batch
 from shadows.configuration import CONFIG_SHADOW
 from shadows.configuration.keys import ConfigError, check_fits, check_key, check_value
@@ -438,7 +439,8 @@ def render_group(group: DeviceGroup, *, actor: str) -> int:
         batch = list(batch[:RENDER_BATCH])
         if not batch:
             return changed
-        with transaction.atomic():
+        # One channel-layer call per batch for the live pages, not one per device.
+        with live.coalesced(), transaction.atomic():
             changed += render(batch, actor=actor)
         last_pk = batch[-1].pk
 
@@ -486,7 +488,8 @@ def reconcile(group: DeviceGroup | None = None, *, actor: str = "system") -> int
         stale.update(orphans.values_list("device", flat=True).distinct())
     changed = 0
     for chunk in _chunks(sorted(stale), RENDER_BATCH):
-        with transaction.atomic():
+        # One channel-layer call per batch for the live pages, not one per device.
+        with live.coalesced(), transaction.atomic():
             changed += render(Device.objects.filter(pk__in=chunk), actor=actor)
     return changed
 
