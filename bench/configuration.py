@@ -9,13 +9,15 @@ migrated when missing) registers --devices devices in one static group. Then, in
 - the baseline: the change rendered one device at a time, through the shadow service's
   set_desired and one DeviceConfiguration upsert per device (what the code did first);
 - the batched render (`render_group`: 500 devices per transaction, one bulk shadow write);
-- a no-op render (nothing changed: what the reconcile costs per device).
+- a no-op render (nothing changed: what the reconcile costs per device);
+- the production path: the fan-out task on a real Celery worker with 1 and 2 processes.
 Each change sets a new key, so both paths do the same work: one shadow version, history row and
 three replies per device. Prints devices per second and the ratio.
 """
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,6 +45,7 @@ from shadows.configuration import CONFIG_SHADOW  # noqa: E402
 from shadows.configuration import services as config  # noqa: E402
 from shadows.configuration.layering import effective, rendered  # noqa: E402
 from shadows.models import ConfigValue, DeviceConfiguration, Shadow  # noqa: E402
+from shadows.tasks import render_group_configuration  # noqa: E402
 
 GROUP = "bench-configuration"
 
@@ -104,6 +107,32 @@ def one_by_one(group: DeviceGroup) -> int:
     return len(members)
 
 
+def fanned_out(group: DeviceGroup, key: str, size: int, processes: int) -> float:
+    """The production path for a big group: render_group_configuration on a real Celery worker
+    (prefork, `processes` processes), one task per batch; done when every member has the key."""
+    queue = f"bench-configuration-{os.getpid()}"
+    worker = subprocess.Popen(  # noqa: S603
+        [
+            str(Path(sys.executable).parent / "celery"),
+            *("-A", "fleetportal", "worker", "-Q", queue, "--concurrency", str(processes)),
+            *("--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "WARNING"),
+        ],
+        env=os.environ,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        time.sleep(5)  # the worker's processes start
+        start = time.perf_counter()
+        render_group_configuration.apply_async((str(group.pk), "bench"), queue=queue)
+        done = DeviceConfiguration.objects.filter(device__group=group, config_key=key)
+        while done.count() < size:
+            time.sleep(0.2)
+        return time.perf_counter() - start
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
 def timed(label: str, work, devices_count: int) -> tuple[str, float, float]:
     start = time.perf_counter()
     work()
@@ -131,6 +160,11 @@ def main() -> None:
     rows.append(
         timed("no-op render (reconcile)", lambda: config.render_group(group, actor="bench"), size)
     )
+    for processes in (1, 2):
+        key = f"k{run}w{processes}"
+        set_without_render(group, key, processes)
+        seconds = fanned_out(group, key, size, processes)
+        rows.append((f"Celery fan-out, {processes} process(es)", seconds, size / seconds))
 
     print(f"\nPushing one group value to {size:,} devices\n")
     print(f"{'path':<28} {'seconds':>9} {'devices/s':>11}")

@@ -7,7 +7,7 @@ and a ConfigChange (who, when, old, new) are stored and the affected devices are
 their effective configuration becomes the desired state of their `config` shadow through
 shadows.services (so the delta goes out through the outbox, to offline devices when they come
 back), and their DeviceConfiguration rows record what was pushed. A group with more members
-than RENDER_INLINE_LIMIT is rendered by a Celery task after the commit, in batches.
+than RENDER_INLINE_LIMIT is rendered after the commit by Celery, one task per batch.
 
 The device's own report marks a key applied (`on_config_report`, a hook on the shadow service):
 a key is applied when the `config` shadow's reported value equals what was pushed.
@@ -38,7 +38,7 @@ from shadows.models import ConfigChange, ConfigValue, DeviceConfiguration, Shado
 log = logging.getLogger(__name__)
 
 # Groups up to this size are rendered in the request's transaction (the answer shows the
-# result); bigger ones by a Celery task after the commit, RENDER_BATCH devices per transaction.
+# result); bigger ones after the commit, one Celery task per RENDER_BATCH devices.
 RENDER_INLINE_LIMIT = 200
 RENDER_BATCH = 500
 SAMPLE_SIZE = 10
@@ -428,21 +428,30 @@ def _changed_rows(device, configuration, pushed, reported, now) -> list[DeviceCo
     return changed
 
 
-def render_group(group: DeviceGroup, *, actor: str) -> int:
-    """Render every member of a (big) group, RENDER_BATCH devices per transaction."""
-    changed = 0
+def member_batches(group: DeviceGroup, size: int = RENDER_BATCH) -> Iterable[list]:
+    """The group's member pks in keyset order, `size` at a time (one indexed query each)."""
     last_pk = None
     while True:
-        batch = affected_devices(group=group).order_by("pk")
+        members = affected_devices(group=group).order_by("pk")
         if last_pk is not None:
-            batch = batch.filter(pk__gt=last_pk)
-        batch = list(batch[:RENDER_BATCH])
+            members = members.filter(pk__gt=last_pk)
+        batch = list(members.values_list("pk", flat=True)[:size])
         if not batch:
-            return changed
-        # One channel-layer call per batch for the live pages, not one per device.
-        with live.coalesced(), transaction.atomic():
-            changed += render(batch, actor=actor)
-        last_pk = batch[-1].pk
+            return
+        yield batch
+        last_pk = batch[-1]
+
+
+def render_pks(pks: list, *, actor: str) -> int:
+    """Render these devices in one transaction (a batch of a big group: a Celery task each)."""
+    # One channel-layer call per batch for the live pages, not one per device.
+    with live.coalesced(), transaction.atomic():
+        return render(Device.objects.filter(pk__in=pks).order_by("pk"), actor=actor)
+
+
+def render_group(group: DeviceGroup, *, actor: str) -> int:
+    """Render every member of a group here, RENDER_BATCH devices per transaction."""
+    return sum(render_pks(batch, actor=actor) for batch in member_batches(group))
 
 
 def reconcile(group: DeviceGroup | None = None, *, actor: str = "system") -> int:
