@@ -297,6 +297,38 @@ def forget_sessions(partitions: int) -> None:
         session.close()
 
 
+def drain_backlog(load: Load, env: dict[str, str], partitions: int, per_device: int, split: bool):
+    """The bridge's own rate, without a load generator competing for the cores: the devices
+    publish `per_device` updates each while the bridge is stopped (its persistent session
+    queues them at the broker), then the bridge starts and drains the backlog. Returns
+    (updates/s from start to the last version written, updates)."""
+    total = per_device * len(load.devices)
+    for process in start_bridges(env, partitions, split=split):  # makes the sessions
+        stop_process(process)
+    before = Shadow.objects.aggregate(total=Sum("version"))["total"] or 0
+    for device in load.devices:
+        for _ in range(per_device):
+            device.publish()
+    time.sleep(2.0)  # every publish PUBACKed and queued for the bridge's session
+    for device in load.devices:
+        device.sent.clear()
+    start = time.perf_counter()
+    bridges = start_bridges(env, partitions, split=split)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            written = (Shadow.objects.aggregate(total=Sum("version"))["total"] or 0) - before
+            if written >= total:
+                break
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - start
+    finally:
+        for process in bridges:
+            stop_process(process)
+        forget_sessions(partitions)
+    return total / elapsed, written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=20)
@@ -315,6 +347,13 @@ def main() -> None:
         type=lambda text: [int(n) for n in text.split(",")],
         default=[1],
         help="bridge partition counts to run one after another, e.g. 1,2,4 (implies --split)",
+    )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=0,
+        metavar="UPDATES",
+        help="also: UPDATES per device queued while the bridge is stopped, then drained",
     )
     parser.add_argument("--relay", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -366,6 +405,9 @@ def main() -> None:
                     for process in bridges:
                         stop_process(process)
                     forget_sessions(partitions)
+                if args.backlog:
+                    rate, _ = drain_backlog(load, env, partitions, args.backlog, args.split)
+                    rows.append((f"{label}, draining a backlog", rate, [], ceiling))
         finally:
             for device in load.devices:
                 device.close()

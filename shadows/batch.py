@@ -38,21 +38,32 @@ from shadows.document import (
 )
 from shadows.models import HistoryOperation, Shadow, ShadowHistory
 
-# Plain SQL run with executemany (one pipelined round trip each): the ORM's bulk_update builds a
-# CASE per column and row, which cost more CPU than the whole update it stores.
+# One statement per table and batch, the rows passed as arrays and unnested in order: the
+# server parses and plans each statement once, where executemany ran one per row (and the ORM's
+# bulk_update builds a CASE per column and row, which cost more CPU than the update it stores).
 UPDATE_SQL = (
-    f"UPDATE {Shadow._meta.db_table} SET desired_state = %s::jsonb, "  # noqa: S608
-    "reported_state = %s::jsonb, metadata = %s::jsonb, version = %s, last_client_token = %s, "
-    "updated_at = %s, live = true, deleted_at = NULL WHERE id = %s"
+    f"UPDATE {Shadow._meta.db_table} AS s SET desired_state = v.desired, "  # noqa: S608
+    "reported_state = v.reported, metadata = v.metadata, version = v.version, "
+    "last_client_token = v.token, updated_at = v.updated_at, live = true, deleted_at = NULL "
+    "FROM unnest(%s::uuid[], %s::jsonb[], %s::jsonb[], %s::jsonb[], %s::int[], %s::text[], "
+    "%s::timestamptz[]) AS v(id, desired, reported, metadata, version, token, updated_at) "
+    "WHERE s.id = v.id"
 )
 HISTORY_SQL = (
     f"INSERT INTO {ShadowHistory._meta.db_table} "  # noqa: S608
     "(shadow_id, version, operation, state, change, actor, client_token, created_at) "
-    "VALUES (%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s)"
+    "SELECT shadow_id, version, operation, state, change, actor, client_token, created_at "
+    "FROM unnest(%s::uuid[], %s::int[], %s::text[], %s::jsonb[], %s::jsonb[], %s::text[], "
+    "%s::text[], %s::timestamptz[]) WITH ORDINALITY AS v(shadow_id, version, operation, state, "
+    "change, actor, client_token, created_at, n) ORDER BY n"
 )
+# In arrival order: the outbox ids are the publishing order of each device's replies.
 OUTBOX_SQL = (
     f"INSERT INTO {OutboxMessage._meta.db_table} "  # noqa: S608
-    "(topic, payload, qos, device_id, created_at) VALUES (%s, %s, 1, %s, %s)"
+    "(topic, payload, qos, device_id, created_at) "
+    "SELECT topic, payload, 1, device_id, created_at "
+    "FROM unnest(%s::text[], %s::bytea[], %s::text[], %s::timestamptz[]) WITH ORDINALITY "
+    "AS v(topic, payload, device_id, created_at, n) ORDER BY n"
 )
 
 _state = threading.local()
@@ -98,26 +109,31 @@ def flush() -> None:
 def _write(pending: Pending) -> None:
     with connection.cursor() as cursor:
         if pending.dirty:
-            cursor.executemany(UPDATE_SQL, [_row_params(row) for row in pending.dirty.values()])
+            cursor.execute(UPDATE_SQL, _columns(_row_params(r) for r in pending.dirty.values()))
             pending.dirty.clear()
         if pending.history:
-            cursor.executemany(HISTORY_SQL, pending.history)
+            cursor.execute(HISTORY_SQL, _columns(pending.history))
             pending.history.clear()
         if pending.replies:
             # The bridge's one_notify() sends the NOTIFY for the whole batch.
-            cursor.executemany(OUTBOX_SQL, pending.replies)
+            cursor.execute(OUTBOX_SQL, _columns(pending.replies))
             pending.replies.clear()
+
+
+def _columns(rows) -> list[list]:
+    """Rows of parameters as one list per column (the statements unnest them)."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def _row_params(row: Shadow) -> tuple:
     return (
+        row.pk,
         orjson.dumps(row.desired_state).decode(),
         orjson.dumps(row.reported_state).decode(),
         orjson.dumps(row.metadata).decode(),
         row.version,
         row.last_client_token,
         row.updated_at,
-        row.pk,
     )
 
 
