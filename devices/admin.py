@@ -392,8 +392,21 @@ class DeviceGroupAdmin(FleetModelAdmin):
         return "—" if group.is_dynamic else group.member_count
 
 
+class ReadOnlyAdmin(FleetModelAdmin):
+    """For records only a service writes (events, logs): operators look, nobody edits."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(DeviceEvent)
-class DeviceEventAdmin(FleetModelAdmin):
+class DeviceEventAdmin(ReadOnlyAdmin):
     """The fleet-wide timeline. Read-only: events are written by the services only."""
 
     list_display = ("created_at", "device", "event_type", "actor", "details")
@@ -409,15 +422,6 @@ class DeviceEventAdmin(FleetModelAdmin):
     @admin.display(description="details")
     def details(self, event):
         return summarize(event.event_data)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # Identity and provisioning pages register themselves on import.

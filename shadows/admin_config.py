@@ -19,7 +19,7 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
-from devices.admin import DeviceAdmin, DeviceGroupAdmin, FleetModelAdmin
+from devices.admin import DeviceAdmin, DeviceGroupAdmin, FleetModelAdmin, ReadOnlyAdmin
 from devices.admin_filters import MAX_FILTER_VALUES, distinct_values
 from devices.choices import DeviceStatus
 from devices.models import Device, DeviceGroup
@@ -217,17 +217,6 @@ class ConfigValueAdmin(FleetModelAdmin):
 
 
 # -- what was pushed, and the change log (written by the service only) ----------------------
-
-
-class ReadOnlyAdmin(FleetModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(DeviceConfiguration)

@@ -1,9 +1,12 @@
 """`manage.py runbridge` as a real subprocess on this test session's database and broker."""
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -64,3 +67,34 @@ class BridgeProcess:
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05) -> bool:
+    """Poll `predicate` until it holds or `timeout` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+@contextlib.contextmanager
+def persistent_bridge_session() -> Iterator[None]:
+    """The single bridge's persistent session exists (and queues) before the process first
+    starts, and is dropped afterwards so nothing queues for it after the test."""
+    from fleetportal.bridge import router
+    from fleetportal.bridge.runner import BRIDGE_CLIENT_ID
+    from fleetportal.bridge.transport import Connection
+
+    session = Connection(BRIDGE_CLIENT_ID, clean_session=False)
+    session.subscribe(router.subscriptions())
+    session.connect(timeout=5)
+    assert session.wait_subscribed(5)
+    session.close()
+    try:
+        yield
+    finally:
+        session = Connection(BRIDGE_CLIENT_ID, clean_session=True)
+        session.connect(timeout=5)
+        session.close()

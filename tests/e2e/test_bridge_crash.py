@@ -12,12 +12,9 @@ import orjson
 import pytest
 
 from devices.choices import DeviceStatus
-from fleetportal.bridge import router
-from fleetportal.bridge.runner import BRIDGE_CLIENT_ID
-from fleetportal.bridge.transport import Connection
 from shadows.models import Shadow, ShadowHistory
 from tests.devices.credential_helpers import credentialed, identity_of
-from tests.e2e.bridge_process import BridgeProcess
+from tests.e2e.bridge_process import BridgeProcess, persistent_bridge_session, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -26,28 +23,10 @@ UPDATES = 600
 
 @pytest.fixture
 def bridge_process(broker, tmp_path):
-    # The bridge's persistent session exists (and queues) before the process first starts.
-    session = Connection(BRIDGE_CLIENT_ID, clean_session=False)
-    session.subscribe(router.subscriptions())
-    session.connect(timeout=5)
-    assert session.wait_subscribed(5)
-    session.close()
-    process = BridgeProcess(broker, tmp_path / "bridge.log")
-    yield process
-    process.stop()
-    # Drop the bridge's persistent session so nothing queues for it after the test.
-    session = Connection(BRIDGE_CLIENT_ID, clean_session=True)
-    session.connect(timeout=5)
-    session.close()
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+    with persistent_bridge_session():
+        process = BridgeProcess(broker, tmp_path / "bridge.log")
+        yield process
+        process.stop()
 
 
 def version_of(device_id: str) -> int:

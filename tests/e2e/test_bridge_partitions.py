@@ -22,7 +22,7 @@ from fleetportal.models import BridgePartition, OutboxMessage
 from shadows.models import Shadow, ShadowHistory
 from tests.conftest import make_device
 from tests.devices.credential_helpers import credentialed, identity_of
-from tests.e2e.bridge_process import BridgeProcess
+from tests.e2e.bridge_process import BridgeProcess, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -40,15 +40,6 @@ def ids_per_partition(prefix: str, per_partition: int) -> dict[int, list[str]]:
             share.append(device_id)
         if all(len(share) == per_partition for share in owned.values()):
             return owned
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 class Bridges:

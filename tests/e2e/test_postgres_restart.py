@@ -22,12 +22,15 @@ import psycopg
 import pytest
 
 from devices.models import Device
-from fleetportal.bridge import router
-from fleetportal.bridge.runner import BRIDGE_CLIENT_ID
-from fleetportal.bridge.transport import Connection
 from fleetportal.models import OutboxMessage
 from shadows.models import Shadow, ShadowHistory
-from tests.e2e.bridge_process import ROOT, BridgeProcess, bridge_env
+from tests.e2e.bridge_process import (
+    ROOT,
+    BridgeProcess,
+    bridge_env,
+    persistent_bridge_session,
+    wait_until,
+)
 from tests.e2e.private_postgres import PostgresUnavailable, PrivatePostgres
 from tests.mqtt.clients import DeviceClient, write_identity
 
@@ -56,15 +59,6 @@ for device_id in %r:
     identities[device_id] = [key_pem, credential.credential_value]
 print(json.dumps(identities))
 """
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 @pytest.fixture
@@ -119,20 +113,11 @@ def devices(broker, portal_env, device_client) -> dict[str, DeviceClient]:
 
 @pytest.fixture
 def bridge_process(broker, portal_env, tmp_path):
-    # The bridge's persistent session exists (and queues) before the process first starts.
-    session = Connection(BRIDGE_CLIENT_ID, clean_session=False)
-    session.subscribe(router.subscriptions())
-    session.connect(timeout=5)
-    assert session.wait_subscribed(5)
-    session.close()
-    process = BridgeProcess(broker, tmp_path / "bridge.log")
-    process.env = portal_env
-    yield process
-    process.stop()
-    # Drop the bridge's persistent session so nothing queues for it after the test.
-    session = Connection(BRIDGE_CLIENT_ID, clean_session=True)
-    session.connect(timeout=5)
-    session.close()
+    with persistent_bridge_session():
+        process = BridgeProcess(broker, tmp_path / "bridge.log")
+        process.env = portal_env
+        yield process
+        process.stop()
 
 
 def update_topic(device_id: str) -> str:
