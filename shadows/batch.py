@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -107,7 +108,10 @@ def flush() -> None:
 
 
 def _write(pending: Pending) -> None:
-    with connection.cursor() as cursor:
+    # Server-side parameter binding: Django's cursors bind on the client, quoting every JSON
+    # document into the SQL text in Python — a fifth of the runner's time at a steady load.
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
         if pending.dirty:
             cursor.execute(UPDATE_SQL, _columns(_row_params(r) for r in pending.dirty.values()))
             pending.dirty.clear()
