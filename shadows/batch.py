@@ -67,6 +67,8 @@ OUTBOX_SQL = (
     "AS v(topic, payload, device_id, created_at, n) ORDER BY n"
 )
 
+SHADOW_FIELDS = [f.name for f in Shadow._meta.concrete_fields]
+
 _state = threading.local()
 
 
@@ -94,6 +96,9 @@ def begin(messages: list[router.InboundMessage]) -> None:
     rows = (
         Shadow.objects.select_for_update(of=("self",))
         .select_related("device")
+        # Of the device only what the batch path reads: its metadata and location documents
+        # would be parsed for nothing.
+        .only(*SHADOW_FIELDS, "device__device_id", "device__status")
         .filter(device__device_id__in=device_ids, name__in=names)
         .order_by("pk")  # one lock order for every bridge: no deadlocks between them
     )
