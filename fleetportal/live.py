@@ -10,17 +10,29 @@ that is down is logged and never fails the change that caused the event.
 The sends run on one background event loop of the process (its Redis connections are kept),
 so neither a request nor the bridge's acks wait for the channel layer (~7 ms per call made
 with a fresh loop each time).
+
+Only watched groups get events. A page that shows a device live joins its group with `join()`
+(the channel layer's group_add, plus a note in Redis that the group is watched, until `leave()`
+or the layer's group expiry); the senders read the watched groups at most every
+REFRESH_SECONDS and drop the events of the others. A channel-layer send costs ~0.2-0.3 ms of
+CPU whether anyone listens or not, so sending every accepted update took a third of a core at
+1,000 updates/s (docs/benchmarks.md); of a million devices only the few on someone's screen are
+watched. `join()` returns once every sender sees the new watch, so a page that reads the
+current state after it misses no change.
 """
 
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
+import redis.asyncio as redis
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 
 log = logging.getLogger(__name__)
@@ -61,7 +73,10 @@ def send(events: list[tuple[str, dict[str, Any]]]) -> Future | None:
             await layer.group_send(group, event)
 
     async def send_all() -> None:
-        await asyncio.gather(*(send_one(group, event) for group, event in events))
+        watched = await _watched_groups()
+        await asyncio.gather(
+            *(send_one(group, event) for group, event in events if group in watched)
+        )
 
     future = asyncio.run_coroutine_threadsafe(send_all(), _loop())
     future.add_done_callback(_log_failure)
@@ -76,8 +91,9 @@ def _loop() -> asyncio.AbstractEventLoop:
     global _background
     with _loop_lock:
         if _background is None or _background.is_closed():
-            global _semaphore
-            _semaphore = None  # bound to the loop that first used it
+            global _semaphore, _watched_lock, _watched_client
+            # Bound to the loop that first used them.
+            _semaphore = _watched_lock = _watched_client = None
             _background = asyncio.new_event_loop()
             threading.Thread(target=_background.run_forever, name="live", daemon=True).start()
         return _background
@@ -99,3 +115,61 @@ def _in_flight() -> asyncio.Semaphore:
 def _log_failure(future) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.warning("live: events not sent to the channel layer: %s", future.exception())
+
+
+# --- who watches which group --------------------------------------------------------------------
+
+# A sorted set: "<group> <channel>" -> when that watch expires (epoch seconds).
+WATCHED_KEY = "fleetportal:live:watched"
+REFRESH_SECONDS = 0.25
+
+
+async def join(channel: str, *groups: str) -> None:
+    """Add `channel` to `groups` and mark them watched; returns once every sender sees it."""
+    layer = get_channel_layer()
+    for group in groups:
+        await layer.group_add(group, channel)
+    expires = time.time() + getattr(layer, "group_expiry", 86400)
+    async with _redis() as client:
+        await client.zadd(WATCHED_KEY, {_watch(group, channel): expires for group in groups})
+    # A sender's view is at most REFRESH_SECONDS old when it filters a batch of events.
+    await asyncio.sleep(REFRESH_SECONDS * 1.2)
+
+
+async def leave(channel: str, *groups: str) -> None:
+    layer = get_channel_layer()
+    for group in groups:
+        await layer.group_discard(group, channel)
+    async with _redis() as client:
+        await client.zrem(WATCHED_KEY, *(_watch(group, channel) for group in groups))
+
+
+def _watch(group: str, channel: str) -> str:
+    return f"{group} {channel}"  # group names hold no space (the channel layer refuses them)
+
+
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+_watched: tuple[float, frozenset[str]] = (0.0, frozenset())
+_watched_lock: asyncio.Lock | None = None
+_watched_client: redis.Redis | None = None
+
+
+async def _watched_groups() -> frozenset[str]:
+    """The watched groups, as read at most REFRESH_SECONDS ago (on the background loop)."""
+    global _watched, _watched_lock, _watched_client
+    if _watched_lock is None:  # made on the background loop, the only one that uses them
+        _watched_lock, _watched_client = asyncio.Lock(), _redis()
+    async with _watched_lock:
+        read_at, groups = _watched
+        if time.monotonic() - read_at > REFRESH_SECONDS:
+            read_at, now = time.monotonic(), time.time()
+            async with _watched_client.pipeline(transaction=False) as pipe:
+                pipe.zremrangebyscore(WATCHED_KEY, "-inf", now)
+                pipe.zrangebyscore(WATCHED_KEY, now, "+inf")
+                _, members = await pipe.execute()
+            groups = frozenset(m.decode().rsplit(" ", 1)[0] for m in members)
+            _watched = (read_at, groups)
+        return groups

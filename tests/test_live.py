@@ -1,8 +1,11 @@
-"""Live events reach the channel layer (real Redis), also when thousands are sent at once — a
-configuration change can emit one for every device of a group."""
+"""Live events reach the channel layer (real Redis): every watched group gets its events, also
+when thousands are sent at once (a configuration change can emit one for every device of a
+group), and groups nobody watches cost no channel-layer send."""
 
 import asyncio
 
+import pytest
+from channels.layers import get_channel_layer
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
@@ -11,23 +14,84 @@ from fleetportal import live
 EVENTS = 3000
 
 
-def test_thousands_of_events_at_once_all_reach_their_groups(monkeypatch):
-    # The project's layer, with room for every event in the one process-channel they all reach.
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+async def receive_all(layer, channel, timeout=10.0) -> list:
+    events = []
+    while True:
+        try:
+            events.append(await asyncio.wait_for(layer.receive(channel), timeout))
+        except TimeoutError:
+            return events
+        timeout = 0.5  # the rest arrive together
+
+
+def test_thousands_of_events_at_once_all_reach_their_watched_groups(monkeypatch):
+    # The project's layer, with room for every event in the one channel they all reach.
     layer = RedisChannelLayer(hosts=[settings.REDIS_URL], capacity=EVENTS * 2)
     monkeypatch.setattr(live, "get_channel_layer", lambda: layer)
     groups = [f"live-test.{n}" for n in range(EVENTS)]
 
     async def scenario():
-        channels = [await layer.new_channel() for _ in groups]
-        for group, channel in zip(groups, channels, strict=True):
-            await layer.group_add(group, channel)
+        channel = await layer.new_channel()
+        await live.join(channel, *groups)
         try:
             future = live.send([(group, {"type": "t", "n": n}) for n, group in enumerate(groups)])
             # Raises if any send failed (Redis refuses connections past its limit).
             await asyncio.wait_for(asyncio.wrap_future(future), timeout=60)
-            return [(await layer.receive(channel))["n"] for channel in channels]
+            return await receive_all(layer, channel)
         finally:
-            for group, channel in zip(groups, channels, strict=True):
-                await layer.group_discard(group, channel)
+            await live.leave(channel, *groups)
 
-    assert asyncio.run(scenario()) == list(range(EVENTS))
+    assert sorted(event["n"] for event in run(scenario())) == list(range(EVENTS))
+
+
+def test_only_watched_groups_get_events_and_leaving_stops_them(monkeypatch):
+    layer = get_channel_layer()
+    watched, unwatched = "live-test.watched", "live-test.unwatched"
+
+    async def scenario():
+        channel = await layer.new_channel()
+        # Joined to both groups through the channel layer, but only one is watched.
+        await layer.group_add(unwatched, channel)
+        await live.join(channel, watched)
+        try:
+            sent = live.send([(watched, {"type": "t", "n": 1}), (unwatched, {"type": "t", "n": 2})])
+            await asyncio.wrap_future(sent)
+            before_leaving = await receive_all(layer, channel, timeout=5)
+            await live.leave(channel, watched)
+            await asyncio.sleep(live.REFRESH_SECONDS * 1.2)  # every sender has seen it
+            await asyncio.wrap_future(live.send([(watched, {"type": "t", "n": 3})]))
+            after_leaving = await receive_all(layer, channel, timeout=1)
+        finally:
+            await layer.group_discard(unwatched, channel)
+            await live.leave(channel, watched)
+        return before_leaving, after_leaving
+
+    before_leaving, after_leaving = run(scenario())
+    assert [event["n"] for event in before_leaving] == [1]
+    assert after_leaving == []
+
+
+@pytest.mark.parametrize("waited", [False, True])
+def test_a_send_right_after_join_returns_is_delivered(waited):
+    # join() returns only once every sender's view includes the new watch, whatever that
+    # sender read last (here: just before the join, the worst case).
+    layer = get_channel_layer()
+    group = f"live-test.fresh-{waited}"
+
+    async def scenario():
+        channel = await layer.new_channel()
+        await asyncio.wrap_future(live.send([("live-test.other", {"type": "t"})]))
+        if waited:
+            await asyncio.sleep(live.REFRESH_SECONDS)
+        await live.join(channel, group)
+        try:
+            await asyncio.wrap_future(live.send([(group, {"type": "t", "n": 7})]))
+            return await receive_all(layer, channel, timeout=5)
+        finally:
+            await live.leave(channel, group)
+
+    assert [event["n"] for event in run(scenario())] == [7]

@@ -241,16 +241,18 @@ def test_accepted_change_is_pushed_to_the_device_group_after_commit():
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
+    from fleetportal import live
+
     device = make_device("dev-s1")
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(services.device_group(device.pk), channel)
+    async_to_sync(live.join)(channel, services.device_group(device.pk))
     try:
         services.set_desired(device, "", {"on": True}, actor="x")
 
         event = async_to_sync(layer.receive)(channel)
     finally:
-        async_to_sync(layer.group_discard)(services.device_group(device.pk), channel)
+        async_to_sync(live.leave)(channel, services.device_group(device.pk))
     assert event == {
         "type": "shadow.changed",
         "device_id": "dev-s1",
