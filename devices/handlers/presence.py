@@ -1,7 +1,7 @@
 """MQTT handlers: presence and telemetry, for now only as proof that a device is connected.
 
-Any inbound message runs the router's device hooks (first-connection activation; last_seen comes
-with the shadows issue), so these handlers have nothing more to do yet. Telemetry storage arrives
+Any inbound message runs the router's device hooks (first-connection activation, last_seen —
+batched per bridge batch), so these handlers have nothing more to do yet. Telemetry storage arrives
 with the monitoring app; until then its payloads are acknowledged and not kept.
 """
 
@@ -16,6 +16,7 @@ def register() -> None:
     from devices import last_seen
 
     router.on_device_message(last_seen.touch)
+    router.on_batch(last_seen.begin, last_seen.flush, last_seen.end)
     router.register("device:" + PRESENCE, _seen, topics.device_filter(PRESENCE))
     router.register("device:" + TELEMETRY, _seen, topics.device_filter(TELEMETRY))
 

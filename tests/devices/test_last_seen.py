@@ -3,12 +3,16 @@
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from devices import last_seen
+from devices.choices import DeviceStatus
+from devices.models import Device
 from fleetportal import topics
 from fleetportal.bridge import router
 from tests.conftest import make_device
+from tests.sql import statements
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -41,3 +45,59 @@ def test_messages_update_last_seen_at_most_once_per_30_seconds(fake_clock):
     router.dispatch(message("seen-1", start + timedelta(seconds=35)))
     device.refresh_from_db()
     assert device.last_seen == start + timedelta(seconds=35)
+
+
+def run_batch(messages, *, fail: bool = False) -> None:
+    """As the bridge runs a batch: hooks around the dispatches, one transaction."""
+
+    class Rollback(Exception):
+        pass
+
+    try:
+        with transaction.atomic():
+            router.begin_batch(messages)
+            try:
+                for m in messages:
+                    router.dispatch(m)
+                router.flush_batch()
+                if fail:
+                    raise Rollback
+            finally:
+                router.end_batch()
+    except Rollback:
+        pass
+
+
+def test_a_batch_writes_last_seen_of_all_its_devices_in_one_statement(fake_clock):
+    devices = [make_device(f"seen-b{n}") for n in range(20)]
+    make_device("seen-gone", status=DeviceStatus.DECOMMISSIONED)
+    start = timezone.now()
+    messages = [
+        message(d.device_id, start + timedelta(seconds=k)) for k in range(3) for d in devices
+    ] + [message("seen-gone", start)]
+
+    with statements() as sent:
+        run_batch(messages)
+
+    assert len([sql for sql in sent if sql.startswith("UPDATE")]) == 1
+    seen = dict(
+        Device.objects.filter(device_id__startswith="seen-").values_list("device_id", "last_seen")
+    )
+    assert seen == {
+        **{d.device_id: start + timedelta(seconds=2) for d in devices},
+        "seen-gone": None,
+    }
+    # Remembered after the commit: the next messages inside the window write nothing.
+    fake_clock[0] += 10
+    run_batch([message(d.device_id, start + timedelta(seconds=10)) for d in devices])
+    assert Device.objects.get(device_id="seen-b0").last_seen == start + timedelta(seconds=2)
+
+
+def test_a_rolled_back_batch_is_not_remembered(fake_clock):
+    make_device("seen-rb")
+    start = timezone.now()
+    run_batch([message("seen-rb", start)], fail=True)
+    assert Device.objects.get(device_id="seen-rb").last_seen is None
+
+    run_batch([message("seen-rb", start + timedelta(seconds=1))])
+    assert Device.objects.get(device_id="seen-rb").last_seen == start + timedelta(seconds=1)
