@@ -13,8 +13,8 @@ with a fresh loop each time).
 
 Only watched groups get events. A page that shows a device live joins its group with `join()`
 (the channel layer's group_add, plus a note in Redis that the group is watched, until `leave()`
-or the layer's group expiry); the senders read the watched groups at most every
-REFRESH_SECONDS and drop the events of the others. A channel-layer send costs ~0.2-0.3 ms of
+or the layer's group expiry); every process re-reads the watched groups every few tenths of a
+second, and `emit` drops the events of the others before they cost even a commit hook. A channel-layer send costs ~0.2-0.3 ms of
 CPU whether anyone listens or not, so sending every accepted update took a third of a core at
 1,000 updates/s (docs/benchmarks.md); of a million devices only the few on someone's screen are
 watched. `join()` returns once every sender sees the new watch, so a page that reads the
@@ -42,6 +42,8 @@ _state = threading.local()
 
 def emit(group: str, key: str, event: dict[str, Any]) -> None:
     """Send `event` to `group` once the current transaction commits (coalesced per key)."""
+    if not _may_be_watched(group):
+        return  # nobody watched it a moment ago: not even a commit hook for it
     buffer = getattr(_state, "buffer", None)
     if buffer is not None:
         # Registered per event, so a message whose savepoint rolls back takes its event with it.
@@ -91,9 +93,9 @@ def _loop() -> asyncio.AbstractEventLoop:
     global _background
     with _loop_lock:
         if _background is None or _background.is_closed():
-            global _semaphore, _watched_lock, _watched_client
+            global _semaphore, _watched_lock, _watched_client, _refresher
             # Bound to the loop that first used them.
-            _semaphore = _watched_lock = _watched_client = None
+            _semaphore = _watched_lock = _watched_client = _refresher = None
             _background = asyncio.new_event_loop()
             threading.Thread(target=_background.run_forever, name="live", daemon=True).start()
         return _background
@@ -132,8 +134,9 @@ async def join(channel: str, *groups: str) -> None:
     expires = time.time() + getattr(layer, "group_expiry", 86400)
     async with _redis() as client:
         await client.zadd(WATCHED_KEY, {_watch(group, channel): expires for group in groups})
-    # A sender's view is at most REFRESH_SECONDS old when it filters a batch of events.
-    await asyncio.sleep(REFRESH_SECONDS * 1.2)
+    # Every process's view of the watched groups is read again within this time (see
+    # _may_be_watched and _watched_groups).
+    await asyncio.sleep(REFRESH_SECONDS * 2)
 
 
 async def leave(channel: str, *groups: str) -> None:
@@ -173,3 +176,39 @@ async def _watched_groups() -> frozenset[str]:
             groups = frozenset(m.decode().rsplit(" ", 1)[0] for m in members)
             _watched = (read_at, groups)
         return groups
+
+
+def _may_be_watched(group: str) -> bool:
+    """False only if this process's view, read at most 2 x REFRESH_SECONDS ago, lacks `group`.
+
+    The view is kept fresh by a task on the background loop, started by the first event; until
+    it is, every event goes to send(), which filters with a view of its own."""
+    read_at, groups = _watched
+    if time.monotonic() - read_at <= 2 * REFRESH_SECONDS:
+        return group in groups
+    _keep_fresh()
+    return True
+
+
+_refresher: Future | None = None
+_refresher_lock = threading.Lock()
+
+
+def _keep_fresh() -> None:
+    global _refresher
+    with _refresher_lock:
+        if _refresher is None or _refresher.done():
+            _refresher = asyncio.run_coroutine_threadsafe(_refresh_forever(), _loop())
+
+
+async def _refresh_forever() -> None:
+    failing = False
+    while True:
+        try:
+            await _watched_groups()
+            failing = False
+        except Exception as exc:  # Redis away: the view goes stale and events pass to send()
+            if not failing:
+                log.warning("live: cannot read the watched groups: %s", exc)
+            failing = True
+        await asyncio.sleep(REFRESH_SECONDS / 2)

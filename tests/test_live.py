@@ -3,6 +3,7 @@ when thousands are sent at once (a configuration change can emit one for every d
 group), and groups nobody watches cost no channel-layer send."""
 
 import asyncio
+import time
 
 import pytest
 from channels.layers import get_channel_layer
@@ -95,3 +96,33 @@ def test_a_send_right_after_join_returns_is_delivered(waited):
             await live.leave(channel, group)
 
     assert [event["n"] for event in run(scenario())] == [7]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_change_committed_right_after_join_returns_reaches_the_page():
+    # The process already holds a fresh view of the watched groups (its events are filtered
+    # before the commit); join() must not return before that view includes the new group.
+    from django.db import transaction
+
+    layer = get_channel_layer()
+    group = "live-test.emit-after-join"
+    with transaction.atomic():
+        live.emit("live-test.nobody", "k", {"type": "t"})  # starts this process's view
+    time.sleep(live.REFRESH_SECONDS * 2)
+    assert live._may_be_watched(group) is False  # fresh, and nobody watches it yet
+
+    async def scenario():
+        channel = await layer.new_channel()
+        await live.join(channel, group)
+        try:
+
+            def change():
+                with transaction.atomic():
+                    live.emit(group, "k", {"type": "t", "n": 9})
+
+            await asyncio.to_thread(change)
+            return await receive_all(layer, channel, timeout=5)
+        finally:
+            await live.leave(channel, group)
+
+    assert [event["n"] for event in run(scenario())] == [9]
