@@ -217,7 +217,8 @@ def relay_main() -> None:
     """Subscribe like the bridge, answer each update with accepted + documents, no database."""
     from fleetportal.bridge.transport import Connection
 
-    connection = Connection("fleetportal.relay.bench", clean_session=True, max_inflight=1000)
+    # No in-flight cap, like the outbox publisher (paho scans the unacknowledged on each PUBACK).
+    connection = Connection("fleetportal.relay.bench", clean_session=True, max_inflight=0)
     connection.subscribe(["$aws/things/+/shadow/update"])
     connection.connect()
     print("relay: ready", flush=True)
