@@ -14,11 +14,11 @@ with a fresh loop each time).
 Only watched groups get events. A page that shows a device live joins its group with `join()`
 (the channel layer's group_add, plus a note in Redis that the group is watched, until `leave()`
 or the layer's group expiry); every process re-reads the watched groups every few tenths of a
-second, and `emit` drops the events of the others before they cost even a commit hook. A channel-layer send costs ~0.2-0.3 ms of
-CPU whether anyone listens or not, so sending every accepted update took a third of a core at
-1,000 updates/s (docs/benchmarks.md); of a million devices only the few on someone's screen are
-watched. `join()` returns once every sender sees the new watch, so a page that reads the
-current state after it misses no change.
+second, and `emit` drops the events of the others before they cost even a commit hook. A
+channel-layer send costs ~0.2-0.3 ms of CPU whether anyone listens or not, so sending every
+accepted update took a third of a core at 1,000 updates/s (docs/benchmarks.md); of a million
+devices only the few on someone's screen are watched. `join()` returns once every process's
+view includes the new watch, so a page that reads the current state after it misses no change.
 """
 
 import asyncio
