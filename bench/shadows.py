@@ -268,6 +268,14 @@ def stop_process(process: subprocess.Popen) -> None:
 def start_bridges(env: dict[str, str], partitions: int, *, split: bool) -> list:
     """The bridge processes for `partitions` partitions, subscribed and ready for load."""
     since = time.time()
+    processes = launch_bridges(env, partitions, split=split)
+    if partitions > 1:
+        wait_covered(partitions, since)
+    return processes
+
+
+def launch_bridges(env: dict[str, str], partitions: int, *, split: bool) -> list:
+    """The bridge processes, each started (Django loaded); they connect right after."""
     layout = ["--partition", "0", "--partitions", str(partitions)]
     processes = []
     for k in range(partitions):
@@ -277,17 +285,19 @@ def start_bridges(env: dict[str, str], partitions: int, *, split: bool) -> list:
         if split:
             publisher = ["manage.py", "runbridge", "--publisher-only", *layout]
             processes.append(start_process(publisher, env, ready="runbridge: started"))
-    if partitions > 1:
-        covered = BridgePartition.objects.filter(partitions=partitions)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            rows = list(covered)
-            if len(rows) == partitions and all(r.covered_at.timestamp() > since for r in rows):
-                break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"the {partitions} bridges did not subscribe within 60 s")
     return processes
+
+
+def wait_covered(partitions: int, since: float) -> None:
+    """Until every partition has recorded its subscriptions (made after `since`)."""
+    covered = BridgePartition.objects.filter(partitions=partitions)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rows = list(covered)
+        if len(rows) == partitions and all(r.covered_at.timestamp() > since for r in rows):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the {partitions} bridges did not subscribe within 60 s")
 
 
 def forget_sessions(partitions: int) -> None:
@@ -313,8 +323,9 @@ def drain_backlog(load: Load, env: dict[str, str], partitions: int, per_device: 
     time.sleep(2.0)  # every publish PUBACKed and queued for the bridge's session
     for device in load.devices:
         device.sent.clear()
-    bridges = start_bridges(env, partitions, split=split)
-    # From the moment the processes are up (Python and Django loaded, ~1 s not counted).
+    # Their sessions hold the subscriptions: the backlog flows as soon as they connect. Timed
+    # from the moment the processes are up (Python and Django loaded, ~1 s, not counted).
+    bridges = launch_bridges(env, partitions, split=split)
     start = time.perf_counter()
     try:
         deadline = time.monotonic() + 600

@@ -23,16 +23,18 @@ from devices.choices import DeviceStatus
 from devices.models import Device
 
 WINDOW_SECONDS = 30.0
-_written: dict[str, float] = {}
+# device_id -> (when last written, by this process's clock; the address written or known).
+_written: dict[str, tuple[float, str | None]] = {}
 clock = time.monotonic
 
-_batch = threading.local()  # .due: device_id -> when seen, while a bridge batch is open
+_batch = threading.local()  # .due: device_id -> (when seen, address or None), in a batch
 
-# The rows in device_id order: one lock order for every writer.
+# The rows in device_id order: one lock order for every writer. An address only where known.
 BATCH_SQL = (
-    f"UPDATE {Device._meta.db_table} AS d SET last_seen = v.at "  # noqa: S608
-    "FROM (SELECT * FROM unnest(%s::text[], %s::timestamptz[]) AS u(device_id, at) "
-    "ORDER BY device_id) AS v "
+    f"UPDATE {Device._meta.db_table} AS d SET last_seen = v.at, "  # noqa: S608
+    "last_ip_address = COALESCE(v.address, d.last_ip_address) "
+    "FROM (SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::inet[]) "
+    "AS u(device_id, at, address) ORDER BY device_id) AS v "
     "WHERE d.device_id = v.device_id AND d.status <> %s"
 )
 
@@ -45,16 +47,17 @@ def touch(message) -> None:
 def seen(device_id: str, at: datetime, ip_address: str | None = None) -> None:
     """Record a sign of life (an MQTT message, an HTTP device API request), coalesced.
 
-    Mosquitto does not tell the bridge a client's address, so only the HTTP device API passes
-    `ip_address`.
+    `ip_address` comes from the HTTP device API's requests and from the broker's connection
+    log (devices.handlers.connections), once per connection.
     """
     now = clock()
     last = _written.get(device_id)
-    if last is not None and now - last < WINDOW_SECONDS:
-        return
+    if last is not None and now - last[0] < WINDOW_SECONDS and ip_address in (None, last[1]):
+        return  # written lately, and no new address
     due = getattr(_batch, "due", None)
-    if due is not None and ip_address is None:
-        due[device_id] = at  # written by flush(), with the rest of the batch
+    if due is not None:
+        known = due.get(device_id, (None, None))[1]
+        due[device_id] = (at, ip_address or known)  # written by flush(), with the batch
         return
     changes = (
         {"last_seen": at}
@@ -64,7 +67,13 @@ def seen(device_id: str, at: datetime, ip_address: str | None = None) -> None:
     Device.objects.filter(device_id=device_id).exclude(status=DeviceStatus.DECOMMISSIONED).update(
         **changes
     )
-    transaction.on_commit(lambda: _written.__setitem__(device_id, now))
+    transaction.on_commit(lambda: _remember({device_id: ip_address}, now))
+
+
+def _remember(addresses: dict[str, str | None], now: float) -> None:
+    for device_id, address in addresses.items():
+        known = _written.get(device_id, (0.0, None))[1]
+        _written[device_id] = (now, address or known)
 
 
 # --- the bridge's batches (router.on_batch) ------------------------------------------------------
@@ -80,19 +89,17 @@ def flush() -> None:
     if not due:
         return
     device_ids = list(due)
+    seen_at, addresses = zip(*due.values(), strict=True)
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(
-            BATCH_SQL, [device_ids, list(due.values()), DeviceStatus.DECOMMISSIONED.value]
+            BATCH_SQL,
+            [device_ids, list(seen_at), list(addresses), DeviceStatus.DECOMMISSIONED.value],
         )
+    written = dict(zip(device_ids, addresses, strict=True))
     due.clear()
     now = clock()
-
-    def remember() -> None:
-        for device_id in device_ids:
-            _written[device_id] = now
-
-    transaction.on_commit(remember)
+    transaction.on_commit(lambda: _remember(written, now))
 
 
 def end() -> None:

@@ -136,6 +136,9 @@ def render_config(
         f"pid_file {d / PID_FILE}\n"
         f"persistence true\npersistence_location {d / PERSISTENCE_DIR}/\n"
         f"log_dest file {d / LOG_FILE}\n"
+        # Also on $SYS/broker/log/<level> (backend listener only, devices' ACLs exclude it):
+        # the bridge learns each device's address from its connection line.
+        "log_dest topic\n"
         "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
         "connection_messages true\nlog_timestamp true\nlog_timestamp_format %Y-%m-%dT%H:%M:%S\n"
         f"max_queued_messages {MAX_QUEUED_MESSAGES}\n"

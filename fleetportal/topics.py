@@ -13,6 +13,10 @@ PROVISION_PREFIX = "$aws/provisioning-templates/"
 PROVISION_SUFFIX = "/provision/json"
 
 
+# The broker's own log at notice level (`log_dest topic`): connections, with client addresses.
+BROKER_LOG_NOTICE = "$SYS/broker/log/N"
+
+
 def provision(template_name: str) -> str:
     return f"{PROVISION_PREFIX}{template_name}{PROVISION_SUFFIX}"
 
@@ -89,6 +93,8 @@ def parse(topic: str) -> Route | None:
         return Route("create_from_csr")
     if topic == CREATE_KEYS:
         return Route("create_keys")
+    if topic == BROKER_LOG_NOTICE:
+        return Route("broker_log")
     if topic.startswith(PROVISION_PREFIX) and topic.endswith(PROVISION_SUFFIX):
         name = topic[len(PROVISION_PREFIX) : -len(PROVISION_SUFFIX)]
         return Route("provision", name=name) if name and "/" not in name else None

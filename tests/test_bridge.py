@@ -148,12 +148,11 @@ def test_message_nobody_serves_any_more_is_acked_and_dropped(bridge, broker, dev
         bridge.restart()  # subscribes to the filter, which then loses its handler
     finally:
         router.unregister("device:test/retired")
-
     device.publish("devices/bridge-dev-5/test/retired", b"x")
 
-    assert bridge.wait_until(lambda: bridge.runner.processed == 1)
+    assert bridge.wait_until(lambda: bridge.device_messages == 1)
     bridge.restart()
-    assert not bridge.wait_until(lambda: bridge.runner.processed > 0, timeout=0.5)
+    assert not bridge.wait_until(lambda: bridge.device_messages > 0, timeout=0.5)
 
 
 def test_queued_messages_are_batched_and_a_bad_one_rolls_back_alone(

@@ -2,8 +2,9 @@
 
 
 def register_all() -> None:
-    from devices.handlers import presence, provisioning, rotation
+    from devices.handlers import connections, presence, provisioning, rotation
 
+    connections.register()
     presence.register()
     provisioning.register()
     rotation.register()

@@ -68,6 +68,11 @@ def on_device_message(hook: DeviceHook) -> None:
         _device_hooks.append(hook)
 
 
+def remove_device_hook(hook: DeviceHook) -> None:
+    if hook in _device_hooks:
+        _device_hooks.remove(hook)
+
+
 def on_batch(
     begin: Callable[[list[InboundMessage]], None],
     flush: Callable[[], None],

@@ -101,3 +101,38 @@ def test_a_rolled_back_batch_is_not_remembered(fake_clock):
 
     run_batch([message("seen-rb", start + timedelta(seconds=1))])
     assert Device.objects.get(device_id="seen-rb").last_seen == start + timedelta(seconds=1)
+
+
+def test_an_address_is_written_when_it_changes_not_on_every_request(fake_clock):
+    make_device("seen-ip")
+    start = timezone.now()
+    last_seen.seen("seen-ip", start, "10.0.0.1")
+    fake_clock[0] += 5
+    last_seen.seen("seen-ip", start + timedelta(seconds=5), "10.0.0.1")
+    device = Device.objects.get(device_id="seen-ip")
+    assert (device.last_seen, device.last_ip_address) == (start, "10.0.0.1")
+
+    fake_clock[0] += 5
+    last_seen.seen("seen-ip", start + timedelta(seconds=10), "10.0.0.2")  # it moved
+    device.refresh_from_db()
+    assert (device.last_seen, device.last_ip_address) == (start + timedelta(seconds=10), "10.0.0.2")
+
+
+def test_a_batch_keeps_the_address_it_learned_and_the_latest_time(fake_clock):
+    make_device("seen-bip")
+    start = timezone.now()
+    connect = message("seen-bip", start)
+    later = message("seen-bip", start + timedelta(seconds=1))
+
+    with transaction.atomic():
+        router.begin_batch([connect, later])
+        try:
+            last_seen.seen("seen-bip", start, "10.0.0.9")  # as the connection log does
+            router.dispatch(later)
+            router.flush_batch()
+        finally:
+            router.end_batch()
+
+    device = Device.objects.get(device_id="seen-bip")
+    assert device.last_ip_address == "10.0.0.9"
+    assert device.last_seen == start + timedelta(seconds=1)

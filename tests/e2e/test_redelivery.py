@@ -27,13 +27,13 @@ def test_batch_redelivered_after_commit_is_applied_once(bridge, broker, device_c
     # The bridge dies after its commits and before any ack: here it never acks, then stops.
     monkeypatch.setattr(Connection, "ack", lambda self, message: True)
     bridge.start()
-    assert bridge.wait_until(lambda: bridge.runner.processed >= UPDATES, timeout=15)
+    assert bridge.wait_until(lambda: bridge.device_messages >= UPDATES, timeout=15)
     shadow = Shadow.objects.get(device=device.device, name="")
     assert shadow.version == UPDATES  # committed, none acknowledged
     monkeypatch.undo()
 
     bridge.restart()  # the broker redelivers all of them, flagged DUP
-    assert bridge.wait_until(lambda: bridge.runner.processed >= UPDATES, timeout=15)
+    assert bridge.wait_until(lambda: bridge.device_messages >= UPDATES, timeout=15)
     time.sleep(0.3)
     shadow.refresh_from_db()
     assert shadow.version == UPDATES
@@ -71,7 +71,7 @@ def test_batch_whose_commit_reply_was_lost_is_not_applied_twice(
 
     monkeypatch.setattr(runner.live, "coalesced", commit_then_lose_the_reply)
     bridge.start()
-    assert bridge.wait_until(lambda: bridge.runner.processed >= UPDATES, timeout=20)
+    assert bridge.wait_until(lambda: bridge.device_messages >= UPDATES, timeout=20)
     assert not faults  # the fault did hit a committed batch
 
     shadow = Shadow.objects.get(device=device.device, name="")

@@ -3,6 +3,9 @@
 import threading
 import time
 
+from django.db import transaction
+
+from fleetportal.bridge import router
 from fleetportal.bridge.publisher import Publisher
 from fleetportal.bridge.runner import Runner
 from fleetportal.bridge.transport import Connection
@@ -15,9 +18,20 @@ class BridgeThreads:
         self.publisher: Publisher | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Messages naming a device that the runner handled and committed. runner.processed
+        # also counts the broker's connection log, which comes whenever any client connects.
+        self.device_messages = 0
+
+    def _count(self, message) -> None:
+        transaction.on_commit(self._counted)
+
+    def _counted(self) -> None:
+        self.device_messages += 1
 
     def start(self, *, timeout: float = 10.0) -> None:
         self._stop = threading.Event()
+        self.device_messages = 0
+        router.on_device_message(self._count)
         self.runner = Runner(client_id=self.client_id)
         self.publisher = Publisher(client_id=self.client_id + ".out", poll_seconds=0.5)
         self.crashed = []
@@ -41,6 +55,7 @@ class BridgeThreads:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
+        router.remove_device_hook(self._count)
         if forget_session:
             # Drop the persistent session so nothing queues for it after the test.
             connection = Connection(self.client_id, clean_session=True)
