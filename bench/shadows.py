@@ -276,7 +276,10 @@ def stop_process(process: subprocess.Popen) -> None:
 def start_bridges(env: dict[str, str], partitions: int, *, split: bool) -> list:
     """The bridge processes for `partitions` partitions, subscribed and ready for load."""
     since = time.time()
-    processes = launch_bridges(env, partitions, split=split)
+    processes = [
+        start_process(c, env, ready="runbridge: started")
+        for c in bridge_commands(partitions, split=split)
+    ]
     if partitions > 1:
         wait_covered(partitions, since)
     return processes
@@ -285,16 +288,22 @@ def start_bridges(env: dict[str, str], partitions: int, *, split: bool) -> list:
 def launch_bridges(env: dict[str, str], partitions: int, *, split: bool) -> list:
     """The bridge processes, started side by side; returns once each has loaded Django (they
     connect right after)."""
+    processes = [
+        spawn(command, env, piped=True) for command in bridge_commands(partitions, split=split)
+    ]
+    for process in processes:
+        wait_ready(process, "runbridge: started")
+    return processes
+
+
+def bridge_commands(partitions: int, *, split: bool) -> list[list[str]]:
     commands = []
     for k in range(partitions):
         layout = ["--partition", str(k), "--partitions", str(partitions)]
         commands.append(["manage.py", "runbridge", *layout] + (["--no-publisher"] if split else []))
         if split:
             commands.append(["manage.py", "runbridge", "--publisher-only", *layout])
-    processes = [spawn(command, env, piped=True) for command in commands]
-    for process in processes:
-        wait_ready(process, "runbridge: started")
-    return processes
+    return commands
 
 
 def wait_covered(partitions: int, since: float) -> None:
