@@ -10,7 +10,11 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleetportal.settings")
 django_asgi_app = get_asgi_application()
 
-from fleetportal.routing import websocket_urlpatterns  # noqa: E402  (needs Django set up)
+from fleetportal.startup import require_real_secret_key  # noqa: E402  (needs Django set up)
+
+require_real_secret_key("asgi")
+
+from fleetportal.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

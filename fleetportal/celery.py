@@ -3,9 +3,24 @@
 import os
 
 from celery import Celery
+from celery.signals import beat_init, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleetportal.settings")
 
 app = Celery("fleetportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _refuse_insecure_key_in_worker(**kwargs):
+    from fleetportal.startup import require_real_secret_key
+
+    require_real_secret_key("celery worker")
+
+
+@beat_init.connect
+def _refuse_insecure_key_in_beat(**kwargs):
+    from fleetportal.startup import require_real_secret_key
+
+    require_real_secret_key("celery beat")

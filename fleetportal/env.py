@@ -5,6 +5,7 @@ start-up rather than a silently different setting. Secrets may also come from `N
 """
 
 import os
+from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -28,6 +29,16 @@ def env_str(name: str, default: str | None = None) -> str:
     if default is None:
         raise ImproperlyConfigured(f"The environment variable {name} is required.")
     return default
+
+
+def read_key_file(path: Path) -> str:
+    """The key kept in PATH, or "" when there is no such file (unreadable is an error)."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{path} cannot be read: {exc}") from exc
 
 
 def env_bool(name: str, default: bool) -> bool:

@@ -2,15 +2,28 @@
 
 from pathlib import Path
 
-from fleetportal.env import database_from_url, env_bool, env_int, env_list, env_str
+from fleetportal.env import (
+    database_from_url,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    read_key_file,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("FLEETPORTAL_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("FLEETPORTAL_DEBUG", False)
-# The fallback key only serves local runs and tests; checks.py refuses it when DEBUG is off
-# and FLEETPORTAL_ALLOW_INSECURE_KEY is not set.
+# The key comes from the environment, else from the file `make run` generates once per checkout
+# (so a `manage.py` command typed in a new shell signs with the same key as the running portal).
+# The fallback key only serves local runs and tests: checks.py (under manage.py) and
+# startup.py (daphne, Celery) refuse it when DEBUG is off and FLEETPORTAL_ALLOW_INSECURE_KEY is
+# not set.
 INSECURE_KEY = "insecure-development-key-change-me"
-SECRET_KEY = env_str("FLEETPORTAL_SECRET_KEY", INSECURE_KEY)
+SECRET_KEY = (
+    env_str("FLEETPORTAL_SECRET_KEY", "") or read_key_file(VAR_DIR / "secret_key") or INSECURE_KEY
+)
 ALLOW_INSECURE_KEY = env_bool("FLEETPORTAL_ALLOW_INSECURE_KEY", False)
 ALLOWED_HOSTS = env_list("FLEETPORTAL_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("FLEETPORTAL_CSRF_TRUSTED_ORIGINS", [])
@@ -151,7 +164,6 @@ DEVICE_ONLINE_WINDOW_SECONDS = env_int("FLEETPORTAL_ONLINE_WINDOW_SECONDS", 300)
 LIST_EXACT_COUNT_LIMIT = env_int("FLEETPORTAL_LIST_EXACT_COUNT_LIMIT", 10_000)
 
 # --- Device identity (devices/pki, devices/credentials.py) ---
-VAR_DIR = Path(env_str("FLEETPORTAL_VAR_DIR", str(BASE_DIR / "var")))
 FLEETPORTAL_CA_DIR = Path(env_str("FLEETPORTAL_CA_DIR", str(VAR_DIR / "ca")))
 FLEETPORTAL_CA_PASSPHRASE = env_str("FLEETPORTAL_CA_PASSPHRASE", "") or None
 DEVICE_CERT_DAYS = env_int("FLEETPORTAL_DEVICE_CERT_DAYS", 365)

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -146,8 +147,13 @@ def test_non_positive_online_window_is_error_e002(settings):
 
 
 def manage_check(**env) -> subprocess.CompletedProcess:
-    """Run `manage.py check` in a clean process with only the given fleetportal variables."""
+    """Run `manage.py check` in a clean process with only the given fleetportal variables.
+
+    FLEETPORTAL_VAR_DIR points at an empty directory unless given, so a var/secret_key left by
+    `make run` in this checkout does not stand in for the key under test.
+    """
     base = {k: v for k, v in os.environ.items() if not k.startswith("FLEETPORTAL_")}
+    env.setdefault("FLEETPORTAL_VAR_DIR", tempfile.mkdtemp(prefix="fp-var-"))
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
