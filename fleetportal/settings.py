@@ -219,6 +219,16 @@ MOSQUITTO_BINARY = env_str("FLEETPORTAL_MOSQUITTO_BINARY", "/usr/sbin/mosquitto"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "client_errors_without_traceback": {
+            "()": "fleetportal.log_filters.ClientErrorsWithoutTraceback"
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["client_errors_without_traceback"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("FLEETPORTAL_LOG_LEVEL", "INFO")},
 }
