@@ -33,7 +33,9 @@ _supervise() {
   trap '_stop_child "$child"; exit 0' TERM INT
   while true; do
     started=$SECONDS
-    "$@" &
+    # A session of its own: Ctrl-C at the terminal reaches bin/run only, which stops the
+    # supervisors, which stop their pieces (rather than every piece dying and being restarted).
+    setsid "$@" &
     child=$!
     echo "run: started $name (pid $child)"
     status=0
