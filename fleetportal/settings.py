@@ -58,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "fleetportal.security.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "fleetportal.urls"
@@ -114,10 +115,30 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("FLEETPORTAL_STATIC_ROOT", str(BASE_DIR / "var" / "static")))
 
+# --- HTTPS behind a reverse proxy (README "Running it on a server"; `check --deploy` passes with
+# the settings listed there).
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("FLEETPORTAL_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("FLEETPORTAL_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("FLEETPORTAL_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("FLEETPORTAL_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("FLEETPORTAL_HSTS_PRELOAD", False)
+# The header the proxy sets to say the client used HTTPS, e.g. X-Forwarded-Proto. Trust it only
+# when the proxy always sets (or strips) it: a client could otherwise claim HTTPS itself.
+_PROXY_SSL_HEADER = env_str("FLEETPORTAL_PROXY_SSL_HEADER", "")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https") if _PROXY_SSL_HEADER else None
+)
 X_FRAME_OPTIONS = "DENY"
+# Scripts from the portal only; inline styles stay allowed because Swagger UI and Redoc set
+# them at run time. connect-src 'self' covers the live pages' same-origin WebSocket.
+CONTENT_SECURITY_POLICY = env_str(
+    "FLEETPORTAL_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
