@@ -229,6 +229,10 @@ CELERY_BEAT_SCHEDULE["reconcile-configuration"] = {
 BROKER_DIR = Path(env_str("FLEETPORTAL_BROKER_DIR", str(VAR_DIR / "broker")))
 BROKER_HOSTNAMES = env_list("FLEETPORTAL_BROKER_HOSTNAMES", ["localhost"])
 BROKER_HOST = env_str("FLEETPORTAL_BROKER_HOST", "127.0.0.1")
+# The address the device and claim listeners bind ("" = every interface; set it to serve devices
+# on the network). The full-rights backend listener has its own, local unless asked.
+BROKER_BIND_ADDRESS = env_str("FLEETPORTAL_BROKER_BIND_ADDRESS", "127.0.0.1")
+BROKER_BACKEND_BIND_ADDRESS = env_str("FLEETPORTAL_BROKER_BACKEND_BIND_ADDRESS", "127.0.0.1")
 BROKER_DEVICE_PORT = env_int("FLEETPORTAL_BROKER_DEVICE_PORT", 8883)
 BROKER_CLAIM_PORT = env_int("FLEETPORTAL_BROKER_CLAIM_PORT", 8884)
 BROKER_BACKEND_PORT = env_int("FLEETPORTAL_BROKER_BACKEND_PORT", 18830)

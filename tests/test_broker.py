@@ -177,6 +177,35 @@ def test_broker_config_command_opens_the_claim_listener_to_enabled_templates(bro
         observer.close()
 
 
+def listener_lines(config: str) -> list[str]:
+    return [line for line in config.splitlines() if line.startswith("listener ")]
+
+
+def test_every_listener_binds_the_loopback_address_by_default(settings, tmp_path):
+    config = broker_config.render_config(
+        tmp_path, device_port=8883, claim_port=8884, backend_port=18830, user="fp"
+    )
+
+    assert listener_lines(config) == [
+        "listener 8883 127.0.0.1",
+        "listener 8884 127.0.0.1",
+        "listener 18830 127.0.0.1",
+    ]
+
+
+def test_opening_the_device_listeners_keeps_the_backend_local(settings, broker):
+    settings.BROKER_BIND_ADDRESS = ""
+    config = broker_config.write_config().read_text()
+    settings.BROKER_BIND_ADDRESS = "127.0.0.1"
+    broker_config.write_config()
+
+    assert listener_lines(config) == [
+        f"listener {broker.device_port}",
+        f"listener {broker.claim_port}",
+        f"listener {broker.backend_port} 127.0.0.1",
+    ]
+
+
 def test_reload_without_a_running_broker_is_a_no_op(settings, tmp_path):
     settings.BROKER_DIR = tmp_path
 

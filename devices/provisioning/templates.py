@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from devices import credentials, pki
+from devices import credentials, pki, revocation
 from devices.models import ProvisioningTemplate
 from fleetportal import broker
 
@@ -150,11 +150,18 @@ def delete_template(template: ProvisioningTemplate) -> None:
 def refresh_broker() -> None:
     """Rewrite the claim listener's ACL (one user per enabled template) and reload the broker.
 
-    Skipped where no broker configuration exists yet (`manage.py broker_config` writes it, with
-    the same templates).
+    The reload re-reads the CRL too, so the CRL is rebuilt from the database and validated first
+    (revocation.publish_crl): a damaged crl.pem is never what the broker loads. Skipped where no
+    broker configuration exists yet (`manage.py broker_config` writes it, with the same templates).
     """
     if broker.path(broker.CONFIG).exists():
-        broker.write_claim_acl(claim_templates())
+        broker.write_claim_acl(claim_templates(), reload_broker=False)
+        try:
+            revocation.publish_crl()
+        except (broker.BrokerError, pki.CaError):
+            # The template is committed; the broker keeps its old files and the CRL re-sign task
+            # retries. Loud, because enrolment under this template waits for it.
+            logger.exception("The broker was not reloaded after a provisioning template change.")
 
 
 def claim_templates() -> list[broker.ClaimTemplate]:

@@ -16,11 +16,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--bind-address",
-            default="",
-            help="Listen on this address only (default: every interface).",
+            default=None,
+            help=(
+                "The address the device and claim listeners bind, '' for every interface "
+                "(default: FLEETPORTAL_BROKER_BIND_ADDRESS, 127.0.0.1)."
+            ),
         )
 
-    def handle(self, *args, bind_address="", **options):
+    def handle(self, *args, bind_address=None, **options):
         try:
             config = broker.write_config(
                 provisioning.claim_templates(),
