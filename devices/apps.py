@@ -6,6 +6,7 @@ class DevicesConfig(AppConfig):
     verbose_name = "Device registry"
 
     def ready(self):
+        from devices import checks  # noqa: F401 (registers the deployment checks)
         from devices.choices import DeviceStatus
         from devices.handlers import register_all
         from devices.models import Device

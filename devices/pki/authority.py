@@ -1,8 +1,9 @@
 """The portal's certificate authority: a root CA and an issuing CA, as PEM files in one directory.
 
 The root signs only the issuing CA; the issuing CA signs device and broker certificates and the
-CRL. load_ca() reads neither root.key nor anything the issuing CA does not need, so an operator
-may move root.key offline once the CA exists (architecture.md §4).
+CRL. load_ca() reads neither root.key nor anything the issuing CA does not need, so root.key can
+live offline: `init_ca --root-key-out` writes it elsewhere from the start, or an operator moves it
+away later; the CA still counts as existing without it (ONLINE_FILES).
 """
 
 import contextlib
@@ -38,6 +39,8 @@ ROOT_CERT, ROOT_KEY = "root.pem", "root.key"
 ISSUING_CERT, ISSUING_KEY = "issuing.pem", "issuing.key"
 CHAIN = "chain.pem"
 CA_FILES = (ROOT_CERT, ROOT_KEY, ISSUING_CERT, ISSUING_KEY, CHAIN)
+# What the running portal needs: it issues, revokes and signs CRLs with the issuing CA alone.
+ONLINE_FILES = (ROOT_CERT, ISSUING_CERT, ISSUING_KEY, CHAIN)
 SERVER_CERT, SERVER_KEY = "server.pem", "server.key"
 
 PRIVATE, PUBLIC = 0o600, 0o644
@@ -59,7 +62,12 @@ class CertificateAuthority:
 
 
 def ca_exists(directory: str | os.PathLike) -> bool:
-    return all((Path(directory) / name).exists() for name in CA_FILES)
+    """The CA the portal runs on is there (root.key may have been taken offline)."""
+    return all((Path(directory) / name).exists() for name in ONLINE_FILES)
+
+
+def root_key_online(directory: str | os.PathLike) -> bool:
+    return (Path(directory) / ROOT_KEY).exists()
 
 
 def create_ca(
@@ -67,10 +75,17 @@ def create_ca(
     *,
     passphrase: str | bytes | None = None,
     common_name_prefix: str = "fleetportal",
+    root_key_path: str | os.PathLike | None = None,
 ) -> CertificateAuthority:
-    """Create root and issuing CA files in directory; refuse (CaExists) if any of them exists."""
+    """Create root and issuing CA files in directory; refuse (CaExists) if any of them exists.
+
+    With `root_key_path` the root key is written there (say, removable media) instead of into
+    the directory: the portal never needs it again, only to renew the issuing CA.
+    """
     directory = Path(directory)
+    root_key_file = Path(root_key_path) if root_key_path else directory / ROOT_KEY
     existing = [name for name in CA_FILES if (directory / name).exists()]
+    existing += [str(root_key_file)] if root_key_path and root_key_file.exists() else []
     if existing:
         raise CaExists(directory, existing)
     _make_private_directory(directory)
@@ -90,13 +105,12 @@ def create_ca(
     secret = _passphrase_bytes(passphrase)
     chain = certificate_pem(issuing_cert) + certificate_pem(root_cert)
     _write_new_files(
-        directory,
         {
-            ROOT_KEY: (private_key_pem(root_key, secret), PRIVATE),
-            ISSUING_KEY: (private_key_pem(issuing_key, secret), PRIVATE),
-            ROOT_CERT: (certificate_pem(root_cert), PUBLIC),
-            ISSUING_CERT: (certificate_pem(issuing_cert), PUBLIC),
-            CHAIN: (chain, PUBLIC),
+            root_key_file: (private_key_pem(root_key, secret), PRIVATE),
+            directory / ISSUING_KEY: (private_key_pem(issuing_key, secret), PRIVATE),
+            directory / ROOT_CERT: (certificate_pem(root_cert), PUBLIC),
+            directory / ISSUING_CERT: (certificate_pem(issuing_cert), PUBLIC),
+            directory / CHAIN: (chain, PUBLIC),
         },
     )
     return CertificateAuthority(issuing_key, issuing_cert, root_cert, chain)
@@ -166,7 +180,9 @@ def write_server_files(directory: str | os.PathLike, key_pem: str, cert_pem: str
     existing = [name for name in (SERVER_CERT, SERVER_KEY) if (directory / name).exists()]
     if existing:
         raise CaExists(directory, existing)
-    _write_new_files(directory, {SERVER_KEY: (key_pem, PRIVATE), SERVER_CERT: (cert_pem, PUBLIC)})
+    _write_new_files(
+        {directory / SERVER_KEY: (key_pem, PRIVATE), directory / SERVER_CERT: (cert_pem, PUBLIC)}
+    )
 
 
 def leaf_builder(ca, public_key, name: str, start: datetime, days: int) -> x509.CertificateBuilder:
@@ -243,13 +259,13 @@ def _make_private_directory(directory: Path) -> None:
         directory.chmod(0o700)  # mkdir's mode is filtered by the umask
 
 
-def _write_new_files(directory: Path, files: dict[str, tuple[str, int]]) -> None:
+def _write_new_files(files: dict[Path, tuple[str, int]]) -> None:
     """Write every file or none: O_EXCL refuses existing paths (and symlinks planted there)."""
     written = []
     try:
-        for name, (text, mode) in files.items():
-            _write_new(directory / name, text.encode("ascii"), mode)
-            written.append(directory / name)
+        for path, (text, mode) in files.items():
+            _write_new(path, text.encode("ascii"), mode)
+            written.append(path)
     except BaseException:
         for path in written:
             with contextlib.suppress(OSError):

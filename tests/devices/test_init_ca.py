@@ -84,3 +84,48 @@ def test_init_ca_explains_a_wrong_passphrase_instead_of_crashing(ca_dir, setting
     with pytest.raises(CommandError, match="FLEETPORTAL_CA_PASSPHRASE"):
         init_ca("--server-hostnames", "broker")
     assert not (ca_dir / "server.pem").exists()
+
+
+def root_key_matches_root_cert(key_file, ca_dir) -> bool:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    root = x509.load_pem_x509_certificate((ca_dir / "root.pem").read_bytes())
+    der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return key.public_key().public_bytes(der, spki) == root.public_key().public_bytes(der, spki)
+
+
+def test_init_ca_can_write_the_root_key_off_the_server(ca_dir, tmp_path):
+    offline = tmp_path / "usb" / "root.key"
+    offline.parent.mkdir()
+
+    output = init_ca("--root-key-out", str(offline))
+
+    assert "keep the root key offline" in output and str(offline) in output
+    assert not (ca_dir / "root.key").exists()
+    assert stat.S_IMODE(offline.stat().st_mode) == 0o600
+    assert root_key_matches_root_cert(offline, ca_dir)
+
+
+def test_the_portal_issues_revokes_and_signs_crls_without_the_root_key(ca_dir, tmp_path):
+    init_ca()
+    (ca_dir / "root.key").rename(tmp_path / "root.key")
+
+    assert "exists; left untouched" in init_ca("--server-hostnames", "broker.example.com")
+    ca = pki.load_ca(ca_dir)
+    assert (ca_dir / "server.pem").exists()
+    _, issued = pki.generate_key_and_certificate(ca, "offline-root-1", days=30)
+    assert pki.verify_device_certificate(ca, issued.pem)
+    crl = pki.build_crl(ca, [(12345, pki.base.now(), "keyCompromise")], next_update_hours=1)
+    pki.validate_crl(crl, ca)
+    assert not (ca_dir / "root.key").exists()
+
+
+def test_a_deploy_check_warns_while_the_root_key_is_on_the_server(ca_dir, tmp_path):
+    from devices.checks import check_root_key_offline
+
+    init_ca()
+    assert [w.id for w in check_root_key_offline(None)] == ["devices.W001"]
+
+    (ca_dir / "root.key").rename(tmp_path / "root.key")
+    assert check_root_key_offline(None) == []

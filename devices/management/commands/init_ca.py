@@ -27,18 +27,28 @@ class Command(BaseCommand):
             help="Also write server.pem/server.key for the broker, with these host names and IP "
             "addresses (127.0.0.1 is always included). Left untouched if they exist.",
         )
+        parser.add_argument(
+            "--root-key-out",
+            type=Path,
+            metavar="PATH",
+            help="Write the new root CA's key to PATH (removable media, say) instead of the CA "
+            "directory: the portal needs only the issuing CA's key to issue, revoke and sign CRLs.",
+        )
 
-    def handle(self, *args, server_hostnames=None, **options):
+    def handle(self, *args, server_hostnames=None, root_key_out=None, **options):
         directory = Path(getattr(settings, "FLEETPORTAL_CA_DIR", settings.BASE_DIR / "var" / "ca"))
         passphrase = getattr(settings, "FLEETPORTAL_CA_PASSPHRASE", None) or None
         if pki.ca_exists(directory):
             self.stdout.write(f"The certificate authority in {directory} exists; left untouched.")
         else:
-            self._run(pki.create_ca, directory, passphrase=passphrase)
+            self._run(pki.create_ca, directory, passphrase=passphrase, root_key_path=root_key_out)
+            root_key = root_key_out or directory / pki.authority.ROOT_KEY
             self.stdout.write(
                 self.style.SUCCESS(f"Created the certificate authority in {directory}.")
-                + f"\nDevices and the broker trust {directory / pki.authority.CHAIN}; "
-                f"keys are in {pki.authority.ROOT_KEY} and {pki.authority.ISSUING_KEY} (mode 0600)."
+                + f"\nDevices and the broker trust {directory / pki.authority.CHAIN}. "
+                f"The root key is {root_key} and the issuing key "
+                f"{directory / pki.authority.ISSUING_KEY} (both mode 0600); the portal "
+                "needs only the issuing key, so keep the root key offline."
             )
         if server_hostnames is not None:
             self._server_certificate(directory, passphrase, server_hostnames)
