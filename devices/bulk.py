@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 import orjson
 from celery import shared_task
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from devices import credentials, pki, services
 from devices.choices import BulkJobStatus, CredentialStatus
 from devices.models import BulkProvisioningJob, Device, DeviceCredential, DeviceGroup
+from fleetportal import resumable
 from fleetportal.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -154,13 +155,14 @@ def run_bulk_job(job_id: str) -> None:
     """Register the job's rows from where it stands; safe to run again, or twice at once.
 
     Each step locks the job row, takes the next PROGRESS_EVERY rows and commits them together
-    with the counters, so a crash loses at most one step, which the next run repeats.
+    with the counters and a heartbeat, so a crash loses at most one step, which the next run
+    repeats; a job whose heartbeat stops is queued again by fleetportal.resumable.
     """
     # A failed job (a database outage, say) continues too when its task is run again.
     claimed = BulkProvisioningJob.objects.filter(
         pk=job_id,
         status__in=[BulkJobStatus.QUEUED, BulkJobStatus.RUNNING, BulkJobStatus.FAILED],
-    ).update(status=BulkJobStatus.RUNNING, error="")
+    ).update(status=BulkJobStatus.RUNNING, error="", heartbeat_at=timezone.now())
     if not claimed:
         return
     job = BulkProvisioningJob.objects.get(pk=job_id)
@@ -187,10 +189,27 @@ def _step(job_id: str, columns: list[str], rows: list[tuple[int, list[str]]]) ->
         job.row_errors.extend(row_errors)
         job.succeeded_rows += len(device_ids)
         job.processed_rows += len(chunk)
+        job.heartbeat_at = timezone.now()
         if job.processed_rows >= len(rows):
-            job.status, job.finished_at = BulkJobStatus.FINISHED, timezone.now()
+            job.status, job.finished_at = BulkJobStatus.FINISHED, job.heartbeat_at
         job.save()
         return job.status == BulkJobStatus.RUNNING
+
+
+def claim_stalled(cutoff) -> list[str]:
+    """Running jobs whose worker went quiet before cutoff, claimed by refreshing the heartbeat."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {BulkProvisioningJob._meta.db_table} SET heartbeat_at = now()"  # noqa: S608
+            " WHERE status = %s AND (heartbeat_at IS NULL OR heartbeat_at < %s) RETURNING id",
+            [BulkJobStatus.RUNNING, cutoff],
+        )
+        return [str(job_id) for (job_id,) in cursor.fetchall()]
+
+
+RESUMABLE = resumable.JobKind(
+    "bulk provisioning", claim_stalled, lambda job_id: provision_bulk_job.delay(job_id)
+)
 
 
 @dataclass

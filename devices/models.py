@@ -388,9 +388,19 @@ class BulkProvisioningJob(models.Model):
     created_by = models.CharField(max_length=160)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Set by the worker at every step; a running job whose heartbeat stops is resumed.
+    heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            # The stalled-job sweep: running jobs by heartbeat (fleetportal.resumable).
+            models.Index(
+                fields=["heartbeat_at"],
+                name="bulk_job_running_heartbeat",
+                condition=models.Q(status="running"),
+            )
+        ]
 
     def __str__(self):
         return f"bulk job {self.id} ({self.status})"

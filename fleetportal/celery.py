@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import beat_init, worker_init
+from celery.signals import beat_init, worker_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleetportal.settings")
 
@@ -24,3 +24,9 @@ def _refuse_insecure_key_in_beat(**kwargs):
     from fleetportal.startup import require_real_secret_key
 
     require_real_secret_key("celery beat")
+
+
+@worker_ready.connect
+def _resume_stalled_jobs(sender, **kwargs):
+    # A worker that starts after a crash picks up what its predecessor left (once it is stale).
+    sender.app.send_task("fleetportal.tasks.resume_stalled_jobs")

@@ -99,6 +99,13 @@ CELERY_TASK_ACKS_LATE = True
 # Task modules beyond each app's tasks.py.
 CELERY_IMPORTS = ["devices.bulk"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# Long tasks: a worker reserves only the task it runs, so a killed worker strands no queued job.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A long job whose heartbeat is older than this is resumed by the sweep (fleetportal.resumable),
+# which beat runs every JOB_SWEEP_SECONDS (and each worker when it starts).
+JOB_STALL_SECONDS = env_int("FLEETPORTAL_JOB_STALL_SECONDS", 15)
+JOB_SWEEP_SECONDS = env_int("FLEETPORTAL_JOB_SWEEP_SECONDS", 5)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -203,6 +210,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": CERT_EXPIRY_CHECK_SECONDS,
     },
     "expire-pending-claims": {"task": "devices.tasks.expire_pending_claims", "schedule": 300},
+    "resume-stalled-jobs": {
+        "task": "fleetportal.tasks.resume_stalled_jobs",
+        "schedule": JOB_SWEEP_SECONDS,
+    },
 }
 # Serve $aws/certificates/create/json (portal-generated keys over MQTT): its reply carries a
 # private key on a topic every holder of the same claim certificate can read

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.db import connection
+from kombu import pools
 
 from devices import pki, revocation
 from devices.models import ProvisioningTemplate
@@ -97,40 +98,56 @@ class CeleryWorker:
     test processes (and other test sessions on the machine) never take each other's tasks.
     """
 
-    def __init__(self, database: str, ca_dir: Path, log_file: Path, worker_id: str):
+    def __init__(
+        self,
+        database: str,
+        ca_dir: Path,
+        log_file: Path,
+        worker_id: str,
+        *,
+        queue: str | None = None,
+        program: tuple[str, ...] = ("worker", "-P", "solo"),
+        **env: str,
+    ):
         number = 0 if worker_id == "master" else int(worker_id.removeprefix("gw")) + 1
         self.broker_url = f"redis://127.0.0.1:6379/{10 + number % 6}"
-        self.queue = f"fleetportal-test-{uuid.uuid4().hex[:12]}"
+        self.queue = queue or f"fleetportal-test-{uuid.uuid4().hex[:12]}"
         self.log_file = log_file
+        self.program = program
         url = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/x"))
         self.env = {
             **os.environ,
             "DATABASE_URL": urlunsplit(url._replace(path="/" + database)),
             "CELERY_BROKER_URL": self.broker_url,
+            # Where this process's own tasks go (beat's schedule, the worker's start-up sweep).
+            "CELERY_TASK_DEFAULT_QUEUE": self.queue,
             "FLEETPORTAL_CA_DIR": str(ca_dir),
             "FLEETPORTAL_SECRET_KEY": "test-only-not-secret",
+            **env,
         }
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 30.0, ready: bytes = b"ready.") -> None:
         celery = Path(sys.executable).parent / "celery"
-        with self.log_file.open("wb") as log:
+        arguments = [str(celery), "-A", "fleetportal", *self.program]
+        if self.program[0] == "worker":
+            arguments += [
+                *("-Q", self.queue, "--without-heartbeat", "--without-mingle"),
+                *("--without-gossip", "--hostname", f"{self.queue}.{uuid.uuid4().hex[:6]}@%h"),
+            ]
+        with self.log_file.open("ab") as log:
+            offset = log.tell()
             self.process = subprocess.Popen(  # noqa: S603
-                [
-                    str(celery),
-                    *("-A", "fleetportal", "worker", "-P", "solo", "-Q", self.queue),
-                    *("--without-heartbeat", "--without-mingle", "--without-gossip"),
-                    *("--loglevel", "INFO", "--hostname", f"{self.queue}@%h"),
-                ],
+                [*arguments, "--loglevel", "INFO"],
                 env=self.env,
                 cwd=settings.BASE_DIR,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
-        while b"ready." not in self.log_file.read_bytes():
+        while ready not in self.log_file.read_bytes()[offset:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the Celery worker did not start:\n{self.log()}")
+                raise RuntimeError(f"celery {self.program[0]} did not start:\n{self.log()}")
             time.sleep(0.1)
 
     def stop(self) -> None:
@@ -141,6 +158,11 @@ class CeleryWorker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, no acknowledgement, the task stays reserved in Redis."""
+        self.process.kill()
+        self.process.wait()
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
@@ -155,6 +177,8 @@ def route_tasks_to(broker_url: str | None, queue: str | None) -> None:
         app._pool.force_close_all()
         app._pool = None
     app.__dict__.pop("amqp", None)
+    # kombu also keeps producer pools per connection; a closed one must not be handed out again.
+    pools.reset()
 
 
 @pytest.fixture(scope="session")
