@@ -19,6 +19,7 @@ class EventType(models.TextChoices):
     CREDENTIAL_EXPIRING = "credential_expiring", "Credential expiring"
     CONNECTED = "connected", "First authenticated connection"
     PROVISIONED_BY_CLAIM = "provisioned_by_claim", "Provisioned by claim"
+    THROTTLED = "throttled", "Messages dropped over the rate limit"
 
 
 class CredentialType(models.TextChoices):

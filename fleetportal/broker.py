@@ -116,6 +116,7 @@ def render_config(
     user: str,
     bind_address: str = "127.0.0.1",
     backend_bind_address: str = "127.0.0.1",
+    max_payload: int = 128 * 1024,
 ) -> str:
     """mosquitto.conf for the three listeners; all paths point into `directory`.
 
@@ -149,6 +150,9 @@ def render_config(
         "connection_messages true\nlog_timestamp true\nlog_timestamp_format %Y-%m-%dT%H:%M:%S\n"
         f"max_queued_messages {MAX_QUEUED_MESSAGES}\n"
         f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}\n"
+        # A larger payload is dropped (and acked); a packet over twice that (the topic and
+        # headers never need as much) ends the connection before Mosquitto buffers it.
+        f"message_size_limit {max_payload}\nmax_packet_size {2 * max_payload}\n"
         # Without it every small reply waits for the peer's delayed ACK (~40 ms on loopback).
         "set_tcp_nodelay true\n"
         "\n# Devices: mutual TLS, CN = username = client id, confined to their own topics.\n"
@@ -249,6 +253,7 @@ def write_config(
         user=pwd.getpwuid(os.geteuid()).pw_name,
         bind_address=settings.BROKER_BIND_ADDRESS if bind_address is None else bind_address,
         backend_bind_address=settings.BROKER_BACKEND_BIND_ADDRESS,
+        max_payload=settings.MQTT_MAX_PAYLOAD_BYTES,
     )
     _write_atomically(directory / CONFIG, config.encode(), PUBLIC)
     return directory / CONFIG

@@ -244,6 +244,13 @@ BROKER_HOST = env_str("FLEETPORTAL_BROKER_HOST", "127.0.0.1")
 # on the network). The full-rights backend listener has its own, local unless asked.
 BROKER_BIND_ADDRESS = env_str("FLEETPORTAL_BROKER_BIND_ADDRESS", "127.0.0.1")
 BROKER_BACKEND_BIND_ADDRESS = env_str("FLEETPORTAL_BROKER_BACKEND_BIND_ADDRESS", "127.0.0.1")
+# The largest MQTT payload the broker accepts (AWS IoT: 128 KB); larger ones are dropped by the
+# broker, and a packet over twice this ends the sender's connection.
+MQTT_MAX_PAYLOAD_BYTES = env_int("FLEETPORTAL_MQTT_MAX_PAYLOAD_BYTES", 128 * 1024)
+# Each device's inbound messages the bridge takes per second (and at once); more are dropped and
+# counted in a `throttled` event, so one flooding device cannot delay the others. 0 = no limit.
+DEVICE_MESSAGES_PER_SECOND = env_int("FLEETPORTAL_DEVICE_MESSAGES_PER_SECOND", 100)
+DEVICE_MESSAGE_BURST = env_int("FLEETPORTAL_DEVICE_MESSAGE_BURST", 100)
 BROKER_DEVICE_PORT = env_int("FLEETPORTAL_BROKER_DEVICE_PORT", 8883)
 BROKER_CLAIM_PORT = env_int("FLEETPORTAL_BROKER_CLAIM_PORT", 8884)
 BROKER_BACKEND_PORT = env_int("FLEETPORTAL_BROKER_BACKEND_PORT", 18830)

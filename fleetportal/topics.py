@@ -87,6 +87,18 @@ class Route:
     name: str = ""  # template name, shadow name, certificate sub-topic, …
 
 
+def device_of(topic: str) -> str:
+    """The device a device topic names ("" for claim, provisioning and broker topics); cheap
+    enough for every message on arrival (the bridge's throttle)."""
+    if topic.startswith("devices/"):
+        parts = topic.split("/", 2)
+    elif topic.startswith("$aws/things/"):
+        parts = topic.split("/", 3)[1:]
+    else:
+        return ""
+    return parts[1] if len(parts) == 3 else ""
+
+
 def parse(topic: str) -> Route | None:
     """The route of a request topic the portal serves, or None for anything else."""
     if topic == CREATE_FROM_CSR:

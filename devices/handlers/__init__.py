@@ -2,9 +2,10 @@
 
 
 def register_all() -> None:
-    from devices.handlers import connections, presence, provisioning, rotation
+    from devices.handlers import connections, presence, provisioning, rotation, throttling
 
     connections.register()
     presence.register()
     provisioning.register()
     rotation.register()
+    throttling.register()

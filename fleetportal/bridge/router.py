@@ -36,6 +36,8 @@ _isolated: set[str] = set()
 _filters: dict[str, list[str]] = {}
 _device_hooks: list[DeviceHook] = []
 _batch_hooks: list[tuple[Callable, Callable, Callable]] = []
+ThrottleHook = Callable[[dict[str, int], float], None]
+_throttle_hooks: list[ThrottleHook] = []
 
 
 def register(kind: str, handler: Handler, *topic_filters: str, isolated: bool = False) -> None:
@@ -100,6 +102,18 @@ def flush_batch() -> None:
 def end_batch() -> None:
     for _begin, _flush, end in _batch_hooks:
         end()
+
+
+def on_throttled(hook: ThrottleHook) -> None:
+    """Call `hook(dropped_by_device, seconds)` when the bridge dropped messages over the
+    per-device rate (fleetportal.bridge.throttle), inside a transaction of the bridge's."""
+    if hook not in _throttle_hooks:
+        _throttle_hooks.append(hook)
+
+
+def report_throttled(dropped: dict[str, int], seconds: float) -> None:
+    for hook in _throttle_hooks:
+        hook(dropped, seconds)
 
 
 def subscriptions() -> list[str]:

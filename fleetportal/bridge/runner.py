@@ -22,12 +22,14 @@ import logging
 import queue
 import sys
 import threading
+import time
 
 from django import db
+from django.conf import settings
 from django.db import transaction
 
 from fleetportal import live, outbox, topics
-from fleetportal.bridge import coverage, router
+from fleetportal.bridge import coverage, router, throttle
 from fleetportal.bridge.partitions import RUNNER_CLIENT_ID, SINGLE, Partition
 from fleetportal.bridge.subscriber import Subscriber, shared_filters
 from fleetportal.bridge.transport import Connection, Received
@@ -73,6 +75,10 @@ class Runner:
         self.subscriber = Subscriber(self.connection, partition) if partition.partitioned else None
         self.processed = 0
         self.batches = 0
+        self.throttle = _device_throttle()
+        if self.throttle is not None:
+            self.connection.admit = self._admit
+        self._reported_at = time.monotonic()
 
     def run(self, stop: threading.Event) -> None:
         """Connect, subscribe and process messages until `stop` is set."""
@@ -87,12 +93,38 @@ class Runner:
                 batch = self.take_batch()
                 if batch:
                     self.process_batch(batch, stop)
+                self.report_throttled()
         finally:
             subscriber_stop.set()
             if subscriber is not None:
                 subscriber.join(timeout=10)
             self.connection.close()
             db.connection.close()
+
+    def _admit(self, topic: str) -> bool:
+        device_id = topics.device_of(topic)
+        return not device_id or self.throttle.admit(device_id)
+
+    def report_throttled(self, *, force: bool = False) -> None:
+        """Every REPORT_SECONDS: tell the router which devices lost messages to the throttle."""
+        now = time.monotonic()
+        seconds = now - self._reported_at
+        if self.throttle is None or (seconds < throttle.REPORT_SECONDS and not force):
+            return
+        self._reported_at = now
+        dropped = self.throttle.take_report()
+        if not dropped:
+            return
+        log.warning(
+            "bridge: dropped messages over the per-device rate: %s",
+            ", ".join(f"{device} {count}" for device, count in sorted(dropped.items())),
+        )
+        try:
+            with transaction.atomic():
+                router.report_throttled(dropped, seconds)
+        except db.Error as exc:
+            db.connection.close()
+            log.warning("bridge: the throttle report was not recorded (%s)", exc)
 
     def _fixed_subscriptions(self) -> list[str]:
         if self.subscriptions is not None:
@@ -249,6 +281,13 @@ class Runner:
                 # cannot block the bridge forever.
                 log.exception("bridge: handler for %s failed; dropped", message.topic)
                 return True
+
+
+def _device_throttle() -> throttle.DeviceThrottle | None:
+    rate = settings.DEVICE_MESSAGES_PER_SECOND
+    if rate <= 0:
+        return None
+    return throttle.DeviceThrottle(rate, max(1, settings.DEVICE_MESSAGE_BURST))
 
 
 def _possible_replay(

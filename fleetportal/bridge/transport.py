@@ -14,6 +14,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -79,6 +80,9 @@ class Connection:
         self._acks = threading.Condition()
         self._unacked: set[int] = set()
         self._early_acks: set[int] = set()
+        # Decides on arrival (paho's thread) whether a message is queued or acked and dropped:
+        # the bridge's per-device throttle (fleetportal.bridge.throttle).
+        self.admit: Callable[[str], bool] | None = None
         self._client = self._make_client(clean_session, max_inflight)
 
     # --- lifecycle
@@ -258,6 +262,9 @@ class Connection:
         log.warning("transport %s: disconnected (%s)", self.client_id, reason_code)
 
     def _on_message(self, client, userdata, message):
+        if self.admit is not None and not self.admit(message.topic):
+            client.ack(message.mid, message.qos)
+            return
         self.messages.put(
             Received(
                 topic=message.topic,

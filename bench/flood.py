@@ -1,0 +1,137 @@
+"""One device floods the broker; how long do the other devices' shadow updates take meanwhile?
+
+    .venv/bin/python bench/flood.py [--devices 10] [--rate 200] [--seconds 10]
+
+Ten well-behaved devices send --rate shadow updates/s in all (open loop) through Mosquitto and
+one bridge process (`manage.py runbridge`), timed from publish to update/accepted. A separate
+process, the flooder, publishes 5,000 malformed updates as fast as it can every 2 s (QoS 0, the
+cheapest way to flood). Three runs, each with a bridge of its own, in this process and order:
+
+1. no flood (the baseline);
+2. the flood with the per-device limit off (FLEETPORTAL_DEVICE_MESSAGES_PER_SECOND=0);
+3. the flood with the default limit (100/s, burst 100).
+
+Uses the shadow bench's scratch database (BENCH_DATABASE_URL). Prints a markdown table.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from django.core.management import call_command
+
+from bench import shadows
+from bench.broker_support import start_broker
+from devices import services
+from devices.choices import DeviceStatus
+from devices.models import Device
+
+FLOOD_BURST = 5_000
+FLOOD_EVERY = 2.0
+
+
+def flood_main(device_dir: Path) -> None:
+    """The flooding device, as a process of its own so its publishing costs the load no CPU."""
+    load = shadows.Load()
+    device = shadows.SimDevice("flood-0", device_dir, load)
+    topic = device.topic
+    print("flood: ready", flush=True)
+    while True:
+        started = time.monotonic()
+        for _ in range(FLOOD_BURST):
+            device.client.publish(topic, b"not json", qos=0)
+        time.sleep(max(0.0, FLOOD_EVERY - (time.monotonic() - started)))
+
+
+def run(load, env, *, flood: bool, limit: str, rate: float, seconds: float, clients: Path):
+    bridge_env = {**env, "FLEETPORTAL_DEVICE_MESSAGES_PER_SECOND": limit}
+    bridges = shadows.start_bridges(bridge_env, 1, split=False)
+    flooder = None
+    try:
+        time.sleep(2.0)
+        if flood:
+            flooder = shadows.start_process(
+                ["bench/flood.py", "--flooder", str(clients)], env, ready="flood: ready"
+            )
+            time.sleep(1.0)
+        return load.steady(rate, seconds)
+    finally:
+        if flooder is not None:
+            shadows.stop_process(flooder)
+        for process in bridges:
+            shadows.stop_process(process)
+        shadows.forget_sessions(1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--flooder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.flooder:
+        flood_main(args.flooder)
+        return
+
+    call_command("ensuredb")
+    call_command("migrate", verbosity=0)
+    shadows.empty_tables()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        mosquitto, env = start_broker(directory)
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+        load = shadows.Load()
+        try:
+            device_ids = [f"bench-{n:04d}" for n in range(args.devices)] + ["flood-0"]
+            for device_id in device_ids:
+                services.register_device(
+                    {"device_id": device_id, "device_type": "bench"}, actor="bench"
+                )
+            Device.objects.update(status=DeviceStatus.ACTIVE)
+            clients = directory / "clients"
+            clients.mkdir()
+            load.devices = [shadows.SimDevice(d, clients, load) for d in device_ids[:-1]]
+            for name, flood, limit in (
+                ("no flood (baseline)", False, "100"),
+                ("flood, no per-device limit", True, "0"),
+                ("flood, limit 100/s, burst 100", True, "100"),
+            ):
+                sent, latencies = run(
+                    load,
+                    env,
+                    flood=flood,
+                    limit=limit,
+                    rate=args.rate,
+                    seconds=args.seconds,
+                    clients=clients,
+                )
+                rows.append((name, sent, latencies))
+        finally:
+            for device in load.devices:
+                device.close()
+            shadows.stop_process(mosquitto)
+
+    print(
+        f"\n{os.cpu_count()} CPUs; {args.devices} devices sending {args.rate:,.0f} updates/s in "
+        f"all for {args.seconds:.0f} s; the flooder sends {FLOOD_BURST:,} malformed messages "
+        f"every {FLOOD_EVERY:.0f} s\n"
+    )
+    print("| run | updates answered | p50 ms | p95 ms | p99 ms |")
+    print("|---|---:|---:|---:|---:|")
+    for name, _, latencies in rows:
+        p = shadows.percentile
+        print(
+            f"| {name} | {len(latencies):,} | {p(latencies, 0.5):.1f} | "
+            f"{p(latencies, 0.95):.1f} | {p(latencies, 0.99):.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
