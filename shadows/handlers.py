@@ -6,7 +6,7 @@ validation, replies, rejected documents — is shadows.services.
 """
 
 from fleetportal import topics
-from fleetportal.bridge import router
+from fleetportal.bridge import replies, router
 from shadows import batch
 
 
@@ -18,6 +18,7 @@ def register() -> None:
             _handler(operation),
             *topics.shadow_filters(operation),
             isolated=True,  # services.handle_request: own atomic block, refusals are replies
+            failure_reply=replies.internal_error(500),
         )
 
 

@@ -22,9 +22,15 @@ logger = logging.getLogger(__name__)
 
 
 def register() -> None:
-    router.register("create_from_csr", on_create_from_csr, topics.CREATE_FROM_CSR)
-    router.register("create_keys", on_create_keys, topics.CREATE_KEYS)
-    router.register("provision", on_provision, topics.provision("+"))
+    failed = {"failure_reply": internal_failure}
+    router.register("create_from_csr", on_create_from_csr, topics.CREATE_FROM_CSR, **failed)
+    router.register("create_keys", on_create_keys, topics.CREATE_KEYS, **failed)
+    router.register("provision", on_provision, topics.provision("+"), **failed)
+
+
+def internal_failure(message: InboundMessage) -> tuple[str, dict]:
+    """What the bridge sends when a request fails beyond serve()'s reach (§3.1 error shape)."""
+    return topics.rejected(message.topic), InternalFailure("Internal service failure.").document()
 
 
 def on_create_from_csr(message: InboundMessage) -> None:

@@ -14,7 +14,7 @@ from devices import credentials
 from devices.models import Device
 from fleetportal import outbox, topics
 from fleetportal.actors import DEVICE
-from fleetportal.bridge import router
+from fleetportal.bridge import replies, router
 from fleetportal.errors import DomainError
 
 
@@ -34,11 +34,13 @@ def register() -> None:
         "device:" + topics.CERTIFICATES_ROTATE,
         handle_rotate,
         topics.device_filter(topics.CERTIFICATES_ROTATE),
+        failure_reply=replies.internal_error("internal_error"),
     )
     router.register(
         "device:" + topics.CERTIFICATES_CONFIRM,
         handle_confirm,
         topics.device_filter(topics.CERTIFICATES_CONFIRM),
+        failure_reply=replies.internal_error("internal_error"),
     )
     router.on_device_message(note_connected)
 

@@ -30,8 +30,11 @@ class InboundMessage:
 
 Handler = Callable[[InboundMessage], None]
 DeviceHook = Callable[[InboundMessage], None]
+# The reply a request gets when its handler fails: (topic, payload), or None for no reply.
+FailureReply = Callable[[InboundMessage], tuple[str, dict] | None]
 
 _handlers: dict[str, Handler] = {}
+_failure_replies: dict[str, FailureReply] = {}
 _isolated: set[str] = set()
 _filters: dict[str, list[str]] = {}
 _device_hooks: list[DeviceHook] = []
@@ -40,7 +43,13 @@ ThrottleHook = Callable[[dict[str, int], float], None]
 _throttle_hooks: list[ThrottleHook] = []
 
 
-def register(kind: str, handler: Handler, *topic_filters: str, isolated: bool = False) -> None:
+def register(
+    kind: str,
+    handler: Handler,
+    *topic_filters: str,
+    isolated: bool = False,
+    failure_reply: FailureReply | None = None,
+) -> None:
     """Serve route `kind` with `handler`; the bridge subscribes to `topic_filters`.
 
     A handler runs inside the bridge's transaction; it writes its replies with
@@ -48,9 +57,15 @@ def register(kind: str, handler: Handler, *topic_filters: str, isolated: bool = 
     `isolated`: the handler makes its changes in its own atomic block and turns refusals into
     replies, so the bridge needs no savepoint around it (two fewer queries per message); an
     exception out of it is a bug, and the bridge then replays that batch one message at a time.
+    `failure_reply`: what the device is sent when the handler fails for good (the protocol's
+    internal error on the request's rejected topic), so a device never waits in silence.
     """
     _handlers[kind] = handler
     _filters[kind] = list(topic_filters)
+    if failure_reply is not None:
+        _failure_replies[kind] = failure_reply
+    else:
+        _failure_replies.pop(kind, None)
     if isolated:
         _isolated.add(kind)
     else:
@@ -61,6 +76,7 @@ def unregister(kind: str) -> None:
     """Stop serving `kind` (tests, and apps that switch a feature off)."""
     _handlers.pop(kind, None)
     _filters.pop(kind, None)
+    _failure_replies.pop(kind, None)
     _isolated.discard(kind)
 
 
@@ -122,6 +138,11 @@ def subscriptions() -> list[str]:
 
 def is_isolated(route: topics.Route) -> bool:
     return route.kind in _isolated
+
+
+def failure_reply(message: InboundMessage) -> tuple[str, dict] | None:
+    build = _failure_replies.get(message.route.kind)
+    return build(message) if build is not None else None
 
 
 def handler_for(route: topics.Route) -> Handler | None:

@@ -194,6 +194,13 @@ class Runner:
                 log.warning("bridge: database error on a batch (%s); retrying", exc)
                 if (stop or threading.Event()).wait(min(0.1 * 2**attempt, RETRY_MAX_SECONDS)):
                     return  # stopping while the database is down: the broker will redeliver
+            except Exception:
+                # A batch hook (a batched write) failed: no message of the batch may pay for
+                # it, so each is replayed in a transaction of its own.
+                log.exception("bridge: a batch failed; replaying it one message at a time")
+                for received in batch:
+                    self.process(received, stop)
+                return
         for received in batch:
             self.connection.ack(received)
         self.processed += len(batch)
@@ -226,9 +233,13 @@ class Runner:
         except (db.OperationalError, db.InterfaceError):
             raise  # the database, not the message: the whole batch is retried
         except Exception:
-            # A bug in a handler: this message's savepoint is rolled back; it is acked and
-            # dropped with the batch, so one poison message cannot block the bridge.
-            log.exception("bridge: handler for %s failed; dropped", message.topic)
+            # A bug in a handler: this message's savepoint is rolled back; it is answered with
+            # the internal error and acked with the batch, so one poison message cannot block
+            # the bridge.
+            log.exception(
+                "bridge: handler for %s failed; answered with an internal error", message.topic
+            )
+            _reply_failure(message)
 
     def process(
         self,
@@ -272,14 +283,18 @@ class Runner:
                 message = _possible_replay(message)  # it may have committed (see process_batch)
                 if attempt >= MAX_DATABASE_ATTEMPTS and _database_answers():
                     log.exception("bridge: %s failed %d times; dropped", message.topic, attempt)
+                    _reply_failure_alone(message)
                     return True
                 log.warning("bridge: database error on %s (%s); retrying", message.topic, exc)
                 if (stop or threading.Event()).wait(min(0.1 * 2**attempt, RETRY_MAX_SECONDS)):
                     return False
             except Exception:
-                # A bug in a handler: rolled back, logged and acked, so one poison message
-                # cannot block the bridge forever.
-                log.exception("bridge: handler for %s failed; dropped", message.topic)
+                # A bug in a handler: rolled back, logged, answered and acked, so one poison
+                # message cannot block the bridge forever.
+                log.exception(
+                    "bridge: handler for %s failed; answered with an internal error", message.topic
+                )
+                _reply_failure_alone(message)
                 return True
 
 
@@ -296,6 +311,29 @@ def _possible_replay(
     if message is None or message.redelivered:
         return message
     return dataclasses.replace(message, redelivered=True)
+
+
+def _reply_failure(message: router.InboundMessage) -> None:
+    """Queue the request's internal-error reply in the current transaction (never raises)."""
+    try:
+        reply = router.failure_reply(message)
+        if reply is not None:
+            with transaction.atomic():
+                outbox.send(*reply, device_id=message.route.device_id)
+    except (db.OperationalError, db.InterfaceError):
+        raise
+    except Exception:
+        log.exception("bridge: the failure reply for %s could not be built", message.topic)
+
+
+def _reply_failure_alone(message: router.InboundMessage) -> None:
+    """The same, in a transaction of its own (the handler's has been rolled back)."""
+    try:
+        with transaction.atomic():
+            _reply_failure(message)
+    except db.Error as exc:
+        db.connection.close()
+        log.warning("bridge: no failure reply for %s (%s)", message.topic, exc)
 
 
 class _Isolate(Exception):
