@@ -4,7 +4,8 @@ The device signs `{"iss": <device_id>, "iat": now, "exp": now + ≤ DEVICE_JWT_M
 ES256 and the private key of one of its certificates, optionally naming that certificate in the
 header's `kid` (its certificateId). The portal verifies the signature against the public keys of
 the device's active, unrevoked, unexpired certificates — never against anything the token itself
-carries, so `alg: none`, HS256 keyed with a public key and foreign keys all fail.
+carries, so `alg: none`, HS256 keyed with a public key and foreign keys all fail. Whatever the
+device's record says, a token whose signature does not verify gets the same answer.
 """
 
 from dataclasses import dataclass
@@ -12,11 +13,12 @@ from functools import lru_cache
 
 import jwt
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from devices import credentials, last_seen
+from devices import credentials, last_seen, lifecycle
 from devices.choices import CredentialStatus
 from devices.models import Device, DeviceCredential
 
@@ -66,18 +68,25 @@ class DeviceJWTAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="device"'
 
 
+# Every refusal that depends on the device's record (unknown, decommissioned, no such or no
+# active certificate) gives this one message, and only after a signature check (against a decoy
+# key when there is nothing to check against), so a caller without a device's key cannot tell
+# from the answer or its timing which device ids exist.
+NOT_VERIFIED = "The token's signature does not verify with an active certificate of its device."
+
+
 def verify_device_jwt(token: str) -> DevicePrincipal:
     """The device and certificate that signed token, or AuthenticationFailed naming the reason."""
     header, claims = _unverified(token)
-    device = _issuer(claims)
-    candidates = _candidates(device, header.get("kid"))
-    for credential in candidates:
+    candidates = _candidates(_issuer(claims), header.get("kid"))
+    keys = [(each, _public_key(each.credential_value)) for each in candidates]
+    for credential, key in keys or [(None, _DECOY_KEY)]:
         try:
             verified = jwt.decode(
                 token,
-                key=_public_key(credential.credential_value),
+                key=key,
                 algorithms=[ALGORITHM],
-                issuer=device.device_id,
+                issuer=claims["iss"],
                 leeway=LEEWAY_SECONDS,
                 options={"require": ["iss", "exp", "iat"], "verify_aud": False},
             )
@@ -89,11 +98,11 @@ def verify_device_jwt(token: str) -> DevicePrincipal:
             raise _refused("The token was issued in the future (check the device clock).") from None
         except jwt.InvalidTokenError as exc:
             raise _refused(f"The token is invalid: {exc}.") from None
+        if credential is None:  # Nobody holds the decoy's private key; never trust it.
+            break
         _check_lifetime(verified)
-        return DevicePrincipal(device, credential)
-    raise _refused(
-        "The token's signature does not verify with any active certificate of this device."
-    )
+        return DevicePrincipal(credential.device, credential)
+    raise _refused(NOT_VERIFIED)
 
 
 def _unverified(token: str) -> tuple[dict, dict]:
@@ -107,38 +116,33 @@ def _unverified(token: str) -> tuple[dict, dict]:
     return header, claims
 
 
-def _issuer(claims: dict) -> Device:
+def _issuer(claims: dict) -> str:
     device_id = claims.get("iss")
     if not isinstance(device_id, str) or not device_id:
         raise _refused("The token has no 'iss' claim naming the device.")
-    device = Device.objects.filter(device_id=device_id).first()
-    if device is None:
-        raise _refused(f"No device {device_id!r} is registered.")
-    if device.is_decommissioned:
-        raise _refused(f"Device {device_id} is decommissioned.")
-    return device
+    return device_id
 
 
-def _candidates(device: Device, kid: object) -> list[DeviceCredential]:
+def _candidates(device_id: str, kid: object) -> list[DeviceCredential]:
+    """The live certificates of a live device named device_id, in one query whatever exists."""
+    if kid is not None and not isinstance(kid, str):
+        raise _refused("The token's 'kid' must be a certificateId.")
     now = timezone.now()
-    live = device.credentials.filter(
-        status=CredentialStatus.ACTIVE,
-        revoked=False,
-        expires_at__gt=now,
-        not_before__lte=now + timezone.timedelta(seconds=LEEWAY_SECONDS),
-    ).order_by("-created_at")
-    if kid is not None:
-        if not isinstance(kid, str):
-            raise _refused("The token's 'kid' must be a certificateId.")
-        live = live.filter(fingerprint=kid.lower())
-    found = list(live[:10])
-    if not found:
-        raise _refused(
-            f"The token's kid {kid!r} names no active certificate of device {device.device_id}."
-            if kid is not None
-            else f"Device {device.device_id} has no active certificate."
+    live = (
+        DeviceCredential.objects.filter(
+            device__device_id=device_id,
+            status=CredentialStatus.ACTIVE,
+            revoked=False,
+            expires_at__gt=now,
+            not_before__lte=now + timezone.timedelta(seconds=LEEWAY_SECONDS),
         )
-    return found
+        .exclude(device__status__in=lifecycle.TERMINAL)
+        .select_related("device")
+        .order_by("-created_at")
+    )
+    if kid is not None:
+        live = live.filter(fingerprint=kid.lower())
+    return list(live[:10])
 
 
 def _check_lifetime(claims: dict) -> None:
@@ -146,6 +150,11 @@ def _check_lifetime(claims: dict) -> None:
     limit = settings.DEVICE_JWT_MAX_SECONDS
     if remaining > limit + LEEWAY_SECONDS:
         raise _refused(f"The token's exp is more than {limit} seconds ahead; use shorter tokens.")
+
+
+# A key nobody holds, generated per process: refusals without a real candidate cost one
+# signature check like the others.
+_DECOY_KEY = ec.generate_private_key(ec.SECP256R1()).public_key()
 
 
 @lru_cache(maxsize=4096)

@@ -5,9 +5,10 @@ import time
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
-from devices import credentials, services
+from devices import credentials, device_auth, services
 from devices.choices import CredentialStatus, DeviceStatus, EventType
 from devices.models import Device
 from tests.conftest import token_client
@@ -23,9 +24,19 @@ from tests.devices.credential_helpers import (
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pki_ready")]
 
+NOT_VERIFIED = device_auth.NOT_VERIFIED
 WHOAMI = "/device/v1/whoami"
 ROTATE = "/device/v1/certificates/rotate"
 CONFIRM = "/device/v1/certificates/confirm"
+
+
+def authentication_of(token: str) -> str:
+    """The refusal verify_device_jwt gives token (the API's 401 detail)."""
+    try:
+        device_auth.verify_device_jwt(token)
+    except AuthenticationFailed as refusal:
+        return str(refusal.detail)
+    raise AssertionError("the token was accepted")
 
 
 def whoami(token: str):
@@ -77,7 +88,7 @@ def test_kid_picks_the_certificate_whose_key_must_have_signed():
         device.device, csr_pem=csr_pem(device.device_id, second_key), actor="ada"
     )
     signed_by_second = {"kid": device.credential.fingerprint}
-    refused(whoami(device_jwt(second_key, device.device_id, **signed_by_second)), "signature")
+    refused(whoami(device_jwt(second_key, device.device_id, **signed_by_second)), NOT_VERIFIED)
     response = whoami(device_jwt(second_key, device.device_id, kid=second.fingerprint))
     assert response.json()["certificateId"] == second.fingerprint
 
@@ -138,10 +149,10 @@ def test_hs256_token_keyed_with_the_public_certificate_is_refused():
 
 def test_token_signed_with_another_devices_key_is_refused():
     device, other = credentialed(), credentialed()
-    refused(whoami(device_jwt(other.key, device.device_id)), "signature")
+    refused(whoami(device_jwt(other.key, device.device_id)), NOT_VERIFIED)
     refused(
         whoami(device_jwt(other.key, device.device_id, kid=other.credential.fingerprint)),
-        "names no active certificate",
+        NOT_VERIFIED,
     )
 
 
@@ -149,19 +160,56 @@ def test_token_of_a_revoked_certificate_is_refused(django_capture_on_commit_call
     device = credentialed()
     with django_capture_on_commit_callbacks(execute=True):
         credentials.revoke_credential(device.credential, actor="otto", reason="keyCompromise")
-    refused(whoami(device.jwt()), "names no active certificate")
-    refused(whoami(device.jwt(kid=None)), "has no active certificate")
+    refused(whoami(device.jwt()), NOT_VERIFIED)
+    refused(whoami(device.jwt(kid=None)), NOT_VERIFIED)
 
 
 def test_token_of_a_decommissioned_device_is_refused(django_capture_on_commit_callbacks):
     device = credentialed(status=DeviceStatus.ACTIVE)
     with django_capture_on_commit_callbacks(execute=True):
         services.transition_device(device.device, DeviceStatus.DECOMMISSIONED, actor="otto")
-    refused(whoami(device.jwt()), "decommissioned")
+    refused(whoami(device.jwt()), NOT_VERIFIED)
 
 
 def test_token_of_an_unknown_device_is_refused():
-    refused(whoami(device_jwt(new_key(), "ghost-1")), "No device 'ghost-1'")
+    refused(whoami(device_jwt(new_key(), "ghost-1")), NOT_VERIFIED)
+
+
+def test_refusals_before_the_signature_do_not_tell_which_devices_exist(
+    django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    decommissioned = credentialed(status=DeviceStatus.ACTIVE)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.transition_device(decommissioned.device, DeviceStatus.DECOMMISSIONED, actor="otto")
+    uncertified = credentialed()
+    with django_capture_on_commit_callbacks(execute=True):
+        credentials.revoke_credential(uncertified.credential, actor="otto", reason="keyCompromise")
+    live = credentialed()
+    attempts = {
+        "unknown device": device_jwt(new_key(), "ghost-1"),
+        "unknown device with a kid": device_jwt(new_key(), "ghost-1", kid="ab" * 32),
+        "decommissioned": decommissioned.jwt(),
+        "no active certificate": uncertified.jwt(kid=None),
+        "revoked kid": uncertified.jwt(),
+        "kid of no certificate": device_jwt(live.key, live.device_id, kid="ab" * 32),
+        "wrong key": device_jwt(new_key(), live.device_id),
+    }
+    answers = {}
+    for name, token in attempts.items():
+        with django_assert_num_queries(1):
+            verify = authentication_of(token)
+        answers[name] = verify
+        response = whoami(token)
+        assert response.status_code == 401, name
+        assert response.json() == {"detail": NOT_VERIFIED}, name
+    assert set(answers.values()) == {NOT_VERIFIED}
+
+
+def test_an_expired_token_is_told_only_after_its_signature_verifies():
+    now = int(time.time())
+    expired = {"iat": now - 700, "exp": now - 120}
+    refused(whoami(device_jwt(new_key(), "ghost-1", claims=expired)), NOT_VERIFIED)
+    refused(whoami(credentialed().jwt(claims=expired)), "expired")
 
 
 def test_token_without_issuer_is_refused():
@@ -205,7 +253,7 @@ def test_device_rotates_its_certificate_over_http(django_capture_on_commit_callb
     device.credential.refresh_from_db()
     assert device.credential.status == CredentialStatus.REVOKED
     assert device.credential.revocation_reason == "superseded"
-    refused(whoami(device.jwt()), "names no active certificate")
+    refused(whoami(device.jwt()), NOT_VERIFIED)
     assert device.device.events.filter(event_type=EventType.CREDENTIAL_ROTATED).count() == 1
 
 
