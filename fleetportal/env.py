@@ -90,7 +90,4 @@ def database_from_url(url: str) -> dict:
         "OPTIONS": dict(parse_qsl(parts.query)),
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
-        # Every request's writes commit together or not at all: a request that fails half-way
-        # (a 500) leaves nothing behind. Work after the commit goes through on_commit hooks.
-        "ATOMIC_REQUESTS": True,
     }

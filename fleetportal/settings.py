@@ -59,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "fleetportal.security.ContentSecurityPolicyMiddleware",
+    # Innermost: the view and everything it writes are one transaction (fleetportal/transactions).
+    "fleetportal.transactions.AtomicWriteRequests",
 ]
 
 ROOT_URLCONF = "fleetportal.urls"

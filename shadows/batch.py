@@ -47,9 +47,11 @@ from shadows.models import HistoryOperation, Shadow, ShadowHistory
 UPDATE_SQL = (
     f"UPDATE {Shadow._meta.db_table} AS s SET desired_state = v.desired, "  # noqa: S608
     "reported_state = v.reported, metadata = v.metadata, version = v.version, "
-    "last_client_token = v.token, updated_at = v.updated_at, live = true, deleted_at = NULL "
+    "last_client_token = v.token, recent_client_tokens = v.tokens, updated_at = v.updated_at, "
+    "live = true, deleted_at = NULL "
     "FROM json_to_recordset(%s::json) AS v(id uuid, desired jsonb, reported jsonb, "
-    "metadata jsonb, version int, token text, updated_at timestamptz) WHERE s.id = v.id"
+    "metadata jsonb, version int, token text, tokens jsonb, updated_at timestamptz) "
+    "WHERE s.id = v.id"
 )
 HISTORY_SQL = (
     f"INSERT INTO {ShadowHistory._meta.db_table} "  # noqa: S608
@@ -158,6 +160,7 @@ def _row_of(row: Shadow) -> dict:
         "metadata": row.metadata,
         "version": row.version,
         "token": row.last_client_token,
+        "tokens": row.recent_client_tokens,
         "updated_at": row.updated_at,
     }
 
@@ -215,8 +218,8 @@ def _apply(device_id: str, name: str, payload: bytes, now: datetime, redelivered
         token = client_token_of(document)
         request = validate_update(document)
         services.check_name(name, token)
-        if token is not None and token == row.last_client_token:
-            return False  # maybe a replay: the service checks the history
+        if token is not None and token in (row.recent_client_tokens or []):
+            return False  # maybe a repeat: the service checks the history
         outcome = apply_update(services.document_of(row), request, services.epoch(now))
     except ShadowError:
         return False  # the service refuses it the same way, with the rejected reply
@@ -232,7 +235,7 @@ def _stage(pending, row, change, outcome, token, now, actor, device_id) -> None:
     row.metadata = shadow.metadata
     row.version = shadow.version
     row.live, row.deleted_at = True, None
-    row.last_client_token = token or ""
+    services.remember_token(row, token)
     row.updated_at = now
     pending.dirty[row.pk] = row
     pending.history.append(

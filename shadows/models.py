@@ -32,6 +32,10 @@ class Shadow(models.Model):
         blank=True,
         help_text="clientToken of the last accepted update: a redelivered copy is not re-applied.",
     )
+    # The clientTokens of the last few accepted updates (oldest first): a device that resends
+    # its unacknowledged updates after a lost connection gets the first answers again instead
+    # of new versions (shadows.services: the repeat window).
+    recent_client_tokens = models.JSONField(default=list, db_default=[], blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 

@@ -12,12 +12,14 @@ and writes its replies to the outbox in that transaction:
 A refusal raises a ShadowError and changes nothing (the savepoint rolls back); `handle_request`
 turns it into the rejected document on P/{operation}/rejected for MQTT callers.
 
-Idempotency under redelivery: the bridge acks after commit, so a crash between commit and ack
-makes the broker redeliver an update that was applied. The shadow remembers the clientToken of
-its last accepted update; an update carrying the same token and the same state is recognised as
-that replay and not applied again (nothing is re-published: the replies went out with the first
-commit). Updates without a clientToken cannot be told apart and are applied again; V2 SDK
-clients always send one.
+Idempotency under redelivery and resends: the bridge acks after commit, so a crash between
+commit and ack makes the broker redeliver an update that was applied; and a device whose
+connection dropped resends every unacknowledged update (MQTT requires it, and Mosquitto does
+not pass its DUP flag on). The shadow remembers the clientTokens of its last RECENT_TOKENS
+updates; an update repeating one of them — same token, same change, within REPEAT_WINDOW (or any
+redelivery) — is answered with the original accepted reply (its version) and not applied again.
+Updates without a clientToken cannot be told apart and are applied again; V2 SDK clients always
+send one.
 A redelivered delete finds no shadow and gets a 404 rejected reply.
 """
 
@@ -64,6 +66,19 @@ INVALID_NAME = "Invalid shadow name"
 RECREATE_WINDOW = timedelta(hours=48)
 # How many versions back a redelivered update's clientToken is looked for: more than a batch.
 REPLAY_WINDOW = 1000
+# A repeated update (same shadow, clientToken and change) is answered, not applied again, when
+# its token is among the shadow's last RECENT_TOKENS updates and it came within REPEAT_WINDOW:
+# more than any device's updates in flight across one reconnect (§7: SDKs resend them all).
+RECENT_TOKENS = 16
+REPEAT_WINDOW = timedelta(minutes=10)
+
+
+def remember_token(row: Shadow, token: str | None) -> None:
+    """Note an accepted update's clientToken on its shadow (both update paths call this)."""
+    row.last_client_token = token or ""
+    if token:
+        tokens = [t for t in row.recent_client_tokens or [] if t != token]
+        row.recent_client_tokens = [*tokens, token][-RECENT_TOKENS:]
 
 
 UpdateHook = Callable[[Shadow, dict[str, Any], datetime], None]
@@ -175,9 +190,14 @@ def update(
     check_name(name, token)
     with transaction.atomic():
         device, row = _device_and_locked_shadow(device, name, token)
-        if token is not None and row.live and _is_replay(row, token, request.state, redelivered):
-            log.info("shadow %s: update %s already applied (redelivery)", row, token)
-            accepted = accepted_document(request, row.version, epoch(now))
+        original = _original(row, token, request.state, now, redelivered) if row.live else None
+        if original is not None:
+            # Answer as the first time (its version and time), apply nothing: a client that
+            # locks on `version` must not see versions it never made.
+            log.info("shadow %s: update %s already applied (repeated)", row, token)
+            accepted = accepted_document(request, original.version, epoch(original.created_at))
+            topic = topics.shadow_topic(device.device_id, name, "update", "accepted")
+            outbox.send(topic, accepted, device_id=device.device_id)
             return UpdateResult(row, accepted, None, replayed=True)
         current = document_of(row) if row.live else None
         recently_deleted = row.deleted_at is not None and now - row.deleted_at < RECREATE_WINDOW
@@ -193,7 +213,7 @@ def update(
         row.metadata = shadow.metadata
         row.version = shadow.version
         row.live, row.deleted_at = True, None
-        row.last_client_token = token or ""
+        remember_token(row, token)
         row.updated_at = now
         row.save()
         _history(row, HistoryOperation.UPDATE, request.state, actor, token, now)
@@ -273,7 +293,7 @@ def delete(
             raise _not_found(device, name, token)
         row.live, row.deleted_at, row.updated_at = False, now, now
         row.desired_state, row.reported_state, row.metadata = {}, {}, {}
-        row.last_client_token = ""
+        row.last_client_token, row.recent_client_tokens = "", []
         row.save()
         _history(row, HistoryOperation.DELETE, None, actor, token, now)
         body = deleted_document(row.version, epoch(now), token)
@@ -311,19 +331,27 @@ def handle_request(
         outbox.send(topic, error.document(epoch(now)), device_id=device_id)
 
 
-def _is_replay(row: Shadow, token: str, change: Any, redelivered: bool = False) -> bool:
-    """The same clientToken and the same change as the last accepted update of this shadow, or,
-    for a redelivered message, as one of its recent updates (a whole batch may be redelivered)."""
-    if row.last_client_token == token:
-        versions = row.history.filter(version=row.version)
-    elif redelivered:
-        versions = row.history.filter(
-            version__gt=row.version - REPLAY_WINDOW, client_token=token
-        ).order_by("-version")
-    else:
-        return False
-    last = versions.filter(operation=HistoryOperation.UPDATE).first()
-    return last is not None and last.change == change
+def _original(
+    row: Shadow, token: str | None, change: Any, now: datetime, redelivered: bool = False
+) -> ShadowHistory | None:
+    """The accepted update this one repeats — same clientToken and change — or None.
+
+    A device resending after a lost connection repeats any of its recent updates (its token is
+    in recent_client_tokens, within REPEAT_WINDOW); a broker redelivery after a crash of the
+    bridge may be any update of the last batch, however long ago (REPLAY_WINDOW versions)."""
+    if token is None:
+        return None
+    versions = row.history.filter(
+        version__gt=row.version - REPLAY_WINDOW,
+        client_token=token,
+        operation=HistoryOperation.UPDATE,
+    ).order_by("-version")
+    if not redelivered:
+        if token not in (row.recent_client_tokens or []) and token != row.last_client_token:
+            return None
+        versions = versions.filter(created_at__gte=now - REPEAT_WINDOW)
+    last = versions.first()
+    return last if last is not None and last.change == change else None
 
 
 def _token_of_raw(payload: bytes) -> str | None:

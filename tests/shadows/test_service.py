@@ -202,16 +202,44 @@ def test_recreated_after_48_hours_restarts_at_version_1(device):
 def test_redelivered_update_with_same_client_token_is_not_applied_twice(device):
     payload = body({"reported": {"count": 1}}, clientToken="once")
     services.handle_request("update", "dev-s1", "", payload)
-    sent()
+    first = sent()[0]
 
     services.handle_request("update", "dev-s1", "", payload)
 
-    assert sent() == []
+    # Answered again as the first time (the device may have lost that answer), not applied.
+    assert sent() == [first]
+    assert first[1]["version"] == 1 and first[1]["clientToken"] == "once"
     assert Shadow.objects.get(device=device).version == 1
     # The same token with another change is a new request (devices with a fixed token).
     services.handle_request(
         "update", "dev-s1", "", body({"reported": {"count": 2}}, clientToken="once")
     )
+    assert Shadow.objects.get(device=device).version == 2
+
+
+def test_updates_resent_after_a_lost_connection_are_answered_not_applied_again(device):
+    updates = [body({"reported": {"step": n}}, clientToken=f"inflight-{n}") for n in range(3)]
+    for payload in updates:
+        services.handle_request("update", "dev-s1", "", payload)
+    first_answers = [reply for reply in sent() if reply[0].endswith("/update/accepted")]
+
+    for payload in updates:  # the resend: no DUP flag reaches the portal
+        services.handle_request("update", "dev-s1", "", payload)
+
+    assert sent() == first_answers
+    assert [answer["version"] for _, answer in first_answers] == [1, 2, 3]
+    assert Shadow.objects.get(device=device).version == 3
+    services.handle_request("update", "dev-s1", "", body({"reported": {"step": 9}}))
+    assert Shadow.objects.get(device=device).version == 4
+
+
+def test_a_repeat_after_the_window_is_a_new_update(device):
+    payload = body({"reported": {"on": True}}, clientToken="later")
+    services.handle_request("update", "dev-s1", "", payload)
+    later = timezone.now() + services.REPEAT_WINDOW + timedelta(seconds=1)
+
+    services.handle_request("update", "dev-s1", "", payload, now=later)
+
     assert Shadow.objects.get(device=device).version == 2
 
 

@@ -90,3 +90,28 @@ def test_desired_set_while_broker_is_down_reaches_the_device_when_it_returns(
 
     delta = payload(client.expect(f"{p}/update/delta", timeout=15))
     assert delta["state"] == {"fan": "high"} and delta["version"] == 1
+
+
+def test_updates_resent_after_a_reconnect_keep_their_first_versions(bridge, broker, device_client):
+    from shadows.models import Shadow
+
+    client = connect(broker, device_client, "sh-resend-1")
+    p = "$aws/things/sh-resend-1/shadow"
+    client.subscribe(f"{p}/update/accepted")
+    updates = [
+        orjson.dumps({"state": {"reported": {"n": n}}, "clientToken": f"r{n}"}) for n in range(3)
+    ]
+    for _ in range(2):  # sent, then resent as after a lost connection (no DUP reaches us)
+        for update in updates:
+            client.publish(f"{p}/update", update)
+
+    answers = [payload(client.expect(f"{p}/update/accepted")) for _ in range(6)]
+    assert [(a["clientToken"], a["version"]) for a in answers] == [
+        ("r0", 1),
+        ("r1", 2),
+        ("r2", 3),
+        ("r0", 1),
+        ("r1", 2),
+        ("r2", 3),
+    ]
+    assert Shadow.objects.get(device__device_id="sh-resend-1").version == 3
