@@ -465,6 +465,21 @@ def record_first_use(credential: DeviceCredential) -> None:
         )
 
 
+def record_connection(device_id: str, at: datetime) -> None:
+    """The device connected over mutual TLS (the broker's log): its certificate is in use.
+
+    The log names the device, not the certificate, so this marks the live certificates it
+    holds that no rotation is waiting on (a rotation's new certificate counts as used only
+    when the device confirms it). One indexed UPDATE per connection, not per message.
+    """
+    DeviceCredential.objects.filter(
+        device__device_id=device_id,
+        status=CredentialStatus.ACTIVE,
+        replaces__isnull=True,
+        first_used_at__isnull=True,
+    ).update(first_used_at=at)
+
+
 # -- expiry ---------------------------------------------------------------------------------------
 
 

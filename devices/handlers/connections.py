@@ -12,6 +12,7 @@ address counts only for the device listener and only when the client id is the c
 CN (the username), so a claim-certificate holder using a device's client id on the claim port
 is not recorded as that device. The lines are QoS 0: while no bridge runs they are lost, and
 last_ip_address keeps its last known value. Partition 0 of several bridges holds the filter.
+The same line is a certificate's first use for devices that never call the HTTP device API.
 """
 
 import re
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from devices import last_seen
+from devices import credentials, last_seen
 from fleetportal import topics
 from fleetportal.bridge import router
 
@@ -43,8 +44,8 @@ class Connected:
 
 
 def register() -> None:
-    # Isolated: it writes nothing itself (last_seen batches the write), so it needs no savepoint
-    # and never makes the shadows' batch flush in the middle.
+    # Isolated: its writes (last_seen, batched; a certificate's first use, once) touch no table
+    # another batched handler caches, so it needs no savepoint and no flush of the shadows'.
     router.register("broker_log", handle, topics.BROKER_LOG_NOTICE, isolated=True)
 
 
@@ -55,6 +56,7 @@ def handle(message: router.InboundMessage) -> None:
     if connected.username != connected.client_id:
         return
     last_seen.seen(connected.client_id, message.received_at, connected.address)
+    credentials.record_connection(connected.client_id, message.received_at)
 
 
 def read_line(line: str) -> Connected | None:
