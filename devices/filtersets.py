@@ -3,24 +3,41 @@
 import json
 
 import django_filters as filters
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
 from django.db.models import Q
+from django_filters.fields import IsoDateTimeField
 from rest_framework.exceptions import ValidationError
 
 from devices.choices import DeviceStatus
 from devices.group_filters import FilterError
 from devices.models import Device, DeviceEvent, DeviceGroup
+from fleetportal import timestamps
 
 AFTER = "At or after this time (ISO 8601)."
 BEFORE = "Strictly before this time (ISO 8601)."
 
 
-def _after(field: str) -> filters.IsoDateTimeFilter:
-    return filters.IsoDateTimeFilter(field_name=field, lookup_expr="gte", help_text=AFTER)
+class StorableDateTimeField(IsoDateTimeField):
+    """ISO 8601, refused with a 400 where PostgreSQL would refuse it (offsets beyond ±15:59)."""
+
+    def clean(self, value):
+        parsed = super().clean(value)
+        if parsed is not None and not timestamps.offset_in_range(parsed):
+            raise DjangoValidationError(timestamps.OFFSET_ERROR, code="invalid")
+        return parsed
 
 
-def _before(field: str) -> filters.IsoDateTimeFilter:
-    return filters.IsoDateTimeFilter(field_name=field, lookup_expr="lt", help_text=BEFORE)
+class StorableDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = StorableDateTimeField
+
+
+def _after(field: str) -> StorableDateTimeFilter:
+    return StorableDateTimeFilter(field_name=field, lookup_expr="gte", help_text=AFTER)
+
+
+def _before(field: str) -> StorableDateTimeFilter:
+    return StorableDateTimeFilter(field_name=field, lookup_expr="lt", help_text=BEFORE)
 
 
 def metadata_pair(value: str) -> dict:

@@ -104,6 +104,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from devices.choices import DeviceStatus
+from fleetportal import timestamps
 
 MAX_DEPTH = 10
 MAX_CONDITIONS = 100
@@ -136,10 +137,12 @@ FIELD_OPS = {
 JSON_OPS = set(OPERATORS)
 
 # A version is 1 to 9 digits a part (it must fit an int) and no empty parts.
+# For PostgreSQL, whose `$` is the end of the string; Python's matches below use fullmatch
+# (its `$` also matches before a trailing newline).
 VERSION_PATTERN = r"^[0-9]{1,9}(\.[0-9]{1,9})*$"
-_VERSION = re.compile(VERSION_PATTERN)
-_KEY = re.compile(r"^[^.\s]{1,64}$")
-_RELATIVE = re.compile(r"^-(\d{1,6})([smhdw])$")
+_VERSION = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})*")
+_KEY = re.compile(r"[^.\s]{1,64}")
+_RELATIVE = re.compile(r"-(\d{1,6})([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 # resolver(keys, op, value) -> a condition on Device that is never NULL (so `not` is exact).
@@ -237,7 +240,7 @@ def _check_leaf(node: dict, path: str, groups: list) -> str | None:
     if family is None and field not in FIELD_OPS:
         return f"{path}.field: unknown field {field!r}"
     if family is not None:
-        if not keys or len(keys) > MAX_KEY_DEPTH or not all(_KEY.match(k) for k in keys):
+        if not keys or len(keys) > MAX_KEY_DEPTH or not all(_KEY.fullmatch(k) for k in keys):
             return (
                 f"{path}.field: {field!r} needs 1 to {MAX_KEY_DEPTH} keys after '{family}.', "
                 "each 1 to 64 characters without dots or spaces"
@@ -285,7 +288,7 @@ def _check_value(family, field, op, value, path, groups) -> str | None:
         return f"{path}: longer than {MAX_TEXT} characters"
     if field == "status" and value not in DeviceStatus.values:
         return f"{path}: unknown status {value!r}; one of {', '.join(DeviceStatus.values)}"
-    if field in VERSION_FIELDS and op in COMPARISONS and not _VERSION.match(value):
+    if field in VERSION_FIELDS and op in COMPARISONS and not _VERSION.fullmatch(value):
         return f"{path}: {value!r} is not a version; compare with dotted numbers such as '1.10.0'"
     if field == "group":
         groups.append((value, path))
@@ -334,23 +337,25 @@ def _split_field(field: str) -> tuple[str | None, list[str]]:
 def _parse_time(value) -> datetime.datetime | None:
     if not isinstance(value, str):
         return None
-    relative = _RELATIVE.match(value)
+    relative = _RELATIVE.fullmatch(value)
     if relative:
         amount, unit = relative.groups()
-        return timezone.now() - datetime.timedelta(**{_UNITS[unit]: int(amount)})
+        return timestamps.ago(timezone.now(), **{_UNITS[unit]: int(amount)})
     try:
         parsed = parse_datetime(value)
     except ValueError:
         return None
     if parsed is not None and timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed)
+    if parsed is not None and not timestamps.offset_in_range(parsed):
+        return None  # PostgreSQL would refuse it when the filter runs
     return parsed
 
 
 def _bad_time(value, path: str) -> str:
     return (
-        f"{path}: {value!r} is not a time; use ISO 8601 ('2025-01-31T12:00:00Z') "
-        "or a relative time ('-15m', '-1h', '-7d')"
+        f"{path}: {value!r} is not a time; use ISO 8601 ('2025-01-31T12:00:00Z', an offset "
+        "within ±15:59) or a relative time ('-15m', '-1h', '-7d') after year 1"
     )
 
 

@@ -3,7 +3,9 @@ from django.core.validators import RegexValidator
 
 # device_id is the certificate CN, the MQTT client id and a topic segment (device-protocol.md §4),
 # so '/', '+', '#' and spaces would break topic confinement.
-DEVICE_ID_PATTERN = r"^[a-zA-Z0-9:_-]{1,128}$"
+# Anchored with \A and \Z: `$` also matches before a trailing newline, so "dev-1\n" would pass.
+DEVICE_ID_CHARS = r"[a-zA-Z0-9:_-]{1,128}"
+DEVICE_ID_PATTERN = rf"\A{DEVICE_ID_CHARS}\Z"
 
 validate_device_id = RegexValidator(
     DEVICE_ID_PATTERN,
@@ -18,7 +20,8 @@ def validate_json_object(value):
 
 
 # device-protocol.md §3.2: template name 1 to 36 chars of [0-9A-Za-z_-].
-TEMPLATE_NAME_PATTERN = r"^[0-9A-Za-z_-]{1,36}$"
+TEMPLATE_NAME_CHARS = r"[0-9A-Za-z_-]{1,36}"
+TEMPLATE_NAME_PATTERN = rf"\A{TEMPLATE_NAME_CHARS}\Z"
 
 validate_template_name = RegexValidator(
     TEMPLATE_NAME_PATTERN,

@@ -180,6 +180,11 @@ SPECTACULAR_SETTINGS = {
     # The schema and its Swagger/Redoc pages need a login (portal session or API token), like
     # every other endpoint.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Every operation documents the error answers the shared layers give (fleetportal/api).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "fleetportal.api.schema.add_error_responses",
+    ],
     # One DeviceStatus enum in the schema, however many fields use it.
     "ENUM_NAME_OVERRIDES": {
         "DeviceStatus": "devices.choices.DeviceStatus",

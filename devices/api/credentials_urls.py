@@ -3,9 +3,9 @@
 from django.urls import re_path
 
 from devices.api.credentials import DeviceCredentialViewSet
-from devices.validators import DEVICE_ID_PATTERN
+from devices.validators import DEVICE_ID_CHARS
 
-DEVICE = r"^devices/(?P<device_id>" + DEVICE_ID_PATTERN.strip("^$") + ")/credentials/"
+DEVICE = r"^devices/(?P<device_id>" + DEVICE_ID_CHARS + ")/credentials/"
 
 urlpatterns = [
     re_path(

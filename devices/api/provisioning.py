@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from devices import bulk, provisioning
 from devices.api.permissions import FleetPermissions, HasPermissions
 from devices.models import BulkProvisioningJob, DeviceGroup, ProvisioningTemplate
-from devices.validators import TEMPLATE_NAME_PATTERN
+from devices.validators import TEMPLATE_NAME_CHARS
 from fleetportal.actors import actor_for_request
 from fleetportal.api.serializers import FleetModelSerializer, StrictFieldsMixin
 
@@ -111,7 +111,7 @@ class ProvisioningTemplateViewSet(viewsets.ModelViewSet):
     serializer_class = ProvisioningTemplateSerializer
     permission_classes = [FleetPermissions]
     lookup_field = "name"
-    lookup_value_regex = TEMPLATE_NAME_PATTERN.strip("^$")
+    lookup_value_regex = TEMPLATE_NAME_CHARS
     pagination_class = None
 
     def perform_destroy(self, instance):

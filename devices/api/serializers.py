@@ -53,6 +53,8 @@ class DeviceSerializer(FleetModelSerializer):
         read_only_fields = ["status", "last_seen"]
         extra_kwargs = {
             "device_id": {
+                # An identifier is taken as sent: "dev-1\n" is refused, not quietly trimmed.
+                "trim_whitespace": False,
                 "validators": [
                     validate_device_id,
                     # A decommissioned device keeps its row, so its device_id stays taken.
@@ -60,7 +62,7 @@ class DeviceSerializer(FleetModelSerializer):
                         Device.objects.all(),
                         message="This device_id is or was in use; device IDs are never reused.",
                     ),
-                ]
+                ],
             }
         }
 
@@ -130,8 +132,8 @@ class DeviceGroupSerializer(FleetModelSerializer):
                 cache[group.pk] = (None, False)
         return cache[group.pk]
 
-    @extend_schema_field(OpenApiTypes.INT)
-    def get_member_count(self, group):
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_member_count(self, group) -> int | None:
         return self._count(group)[0]
 
     @extend_schema_field(OpenApiTypes.BOOL)

@@ -27,7 +27,7 @@ from devices.api.serializers import (
 from devices.filtersets import DeviceEventFilterSet, DeviceFilterSet, DeviceGroupFilterSet
 from devices.group_filters import compile_filters
 from devices.models import Device, DeviceEvent, DeviceGroup
-from devices.validators import DEVICE_ID_PATTERN
+from devices.validators import DEVICE_ID_CHARS
 from fleetportal.actors import actor_for_request
 from fleetportal.api.pagination import FleetCursorPagination
 from fleetportal.paginators import capped_count
@@ -50,7 +50,7 @@ class DeviceViewSet(
     pagination_class = FleetCursorPagination
     filterset_class = DeviceFilterSet
     lookup_field = "device_id"
-    lookup_value_regex = DEVICE_ID_PATTERN.strip("^$")
+    lookup_value_regex = DEVICE_ID_CHARS
 
     def perform_create(self, serializer):
         actor = actor_for_request(self.request)

@@ -4,7 +4,8 @@ The classic shadow's path segment is "~classic": every shadow name AWS allows
 ([$a-zA-Z0-9:_-]{1,64}) stays addressable, including a named shadow called "classic".
 """
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics
 from rest_framework.response import Response
 
@@ -20,6 +21,12 @@ from shadows.api.serializers import (
 )
 from shadows.document import ShadowError
 from shadows.models import Shadow, ShadowHistory
+
+# A 400 is either the body's field errors (DRF) or the shadow service's refusal, {code, message}.
+INVALID_BODY = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description='Field errors ({"desired": ["..."]}) or the shadow service\'s {"code", "message"}.',
+)
 
 
 class CanViewShadows(HasPermissions):
@@ -82,7 +89,7 @@ class ShadowDetailView(generics.GenericAPIView):
         request=SetDesiredSerializer,
         responses={
             200: ShadowSerializer,
-            400: ShadowErrorSerializer,
+            400: INVALID_BODY,
             404: ShadowErrorSerializer,
             409: ShadowErrorSerializer,
             413: ShadowErrorSerializer,
@@ -107,7 +114,7 @@ class ShadowDetailView(generics.GenericAPIView):
         request=SetDesiredSerializer,
         responses={
             200: ShadowSerializer,
-            400: ShadowErrorSerializer,
+            400: INVALID_BODY,
             404: ShadowErrorSerializer,
             409: ShadowErrorSerializer,
             413: ShadowErrorSerializer,
