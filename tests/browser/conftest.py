@@ -1,0 +1,46 @@
+"""Headless Chromium (Debian's /usr/bin/chromium and its chromedriver) against the live server."""
+
+import os
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+CHROMIUM = os.environ.get("FLEETPORTAL_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("FLEETPORTAL_CHROMEDRIVER", "/usr/bin/chromedriver")
+# Each run's screenshots (look at them); the ones in docs/screenshots/ are copies of these.
+SCREENSHOTS = Path(
+    os.environ.get(
+        "FLEETPORTAL_SCREENSHOT_DIR", Path(__file__).resolve().parents[2] / "var" / "screenshots"
+    )
+)
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument("--window-size=1366,768")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(2)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def log_in(browser, live_server, username: str, password: str) -> None:
+    browser.get(f"{live_server.url}/admin/login/")
+    browser.find_element("name", "username").send_keys(username)
+    browser.find_element("name", "password").send_keys(password)
+    browser.find_element("css selector", "input[type=submit]").click()
+
+
+def set_viewport(browser, width: int, height: int) -> None:
+    """The page's own size (the window's outer size includes no chrome in headless mode)."""
+    browser.set_window_size(width, height)
