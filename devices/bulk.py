@@ -134,6 +134,9 @@ def check_csv(csv_text: str) -> int:
 def start_bulk_job(csv_text: str, *, actor: str) -> BulkProvisioningJob:
     """Check the CSV's shape, store the job and queue it for a worker (after commit)."""
     csv_text = csv_text.removeprefix("\ufeff")  # spreadsheet exports start with a BOM
+    if "\x00" in csv_text:
+        line = csv_text.count("\n", 0, csv_text.index("\x00")) + 1
+        raise BulkError(f"Line {line} contains a NUL character, which no field can hold.")
     total = check_csv(csv_text)
     with transaction.atomic():
         job = BulkProvisioningJob.objects.create(

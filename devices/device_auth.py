@@ -8,6 +8,7 @@ carries, so `alg: none`, HS256 keyed with a public key and foreign keys all fail
 device's record says, a token whose signature does not verify gets the same answer.
 """
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -21,6 +22,7 @@ from rest_framework import authentication, exceptions
 from devices import credentials, last_seen, lifecycle
 from devices.choices import CredentialStatus
 from devices.models import Device, DeviceCredential
+from devices.validators import DEVICE_ID_PATTERN
 
 ALGORITHM = "ES256"
 # Tolerated clock difference between device and portal, on exp, iat and the lifetime bound.
@@ -72,6 +74,8 @@ class DeviceJWTAuthentication(authentication.BaseAuthentication):
 # active certificate) gives this one message, and only after a signature check (against a decoy
 # key when there is nothing to check against), so a caller without a device's key cannot tell
 # from the answer or its timing which device ids exist.
+TIME_CLAIMS = ("exp", "iat", "nbf")
+CERTIFICATE_ID = r"[0-9a-f]{64}"  # a SHA-256 fingerprint (device-protocol.md §3.1)
 NOT_VERIFIED = "The token's signature does not verify with an active certificate of its device."
 
 
@@ -113,7 +117,16 @@ def _unverified(token: str) -> tuple[dict, dict]:
         raise _refused("The token is not a well-formed JWT.") from None
     if header.get("alg") != ALGORITHM:
         raise _refused(f"Only {ALGORITHM} tokens are accepted, not {header.get('alg')!r}.")
+    for name in TIME_CLAIMS:
+        value = claims.get(name)
+        if value is not None and not _is_time(value):
+            raise _refused(f"The token's {name!r} is not a time in epoch seconds.")
     return header, claims
+
+
+def _is_time(value: object) -> bool:
+    # 10**400 would overflow every comparison with the clock.
+    return isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 2**53
 
 
 def _issuer(claims: dict) -> str:
@@ -127,6 +140,10 @@ def _candidates(device_id: str, kid: object) -> list[DeviceCredential]:
     """The live certificates of a live device named device_id, in one query whatever exists."""
     if kid is not None and not isinstance(kid, str):
         raise _refused("The token's 'kid' must be a certificateId.")
+    if not re.fullmatch(DEVICE_ID_PATTERN, device_id) or (
+        kid is not None and not re.fullmatch(CERTIFICATE_ID, kid, re.IGNORECASE)
+    ):
+        return []  # names no device or certificate (a NUL, say): refused like an unknown one
     now = timezone.now()
     live = (
         DeviceCredential.objects.filter(

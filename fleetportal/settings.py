@@ -52,6 +52,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Body size and NUL-free URLs, before sessions or views (fleetportal/request_limits.py).
+    "fleetportal.request_limits.RequestLimits",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -149,7 +151,18 @@ CONTENT_SECURITY_POLICY = env_str(
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
 )
 
+# One limit for every request body (JSON, CSV, multipart): 10,000 bulk rows with CSRs fit.
+MAX_REQUEST_BODY_BYTES = env_int("FLEETPORTAL_MAX_REQUEST_BYTES", 10 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+# JSON bodies nest at most this deep (a 10,000-deep document is refused, not a RecursionError).
+API_JSON_MAX_DEPTH = 32
+
 REST_FRAMEWORK = {
+    "DEFAULT_PARSER_CLASSES": [
+        "fleetportal.api.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",

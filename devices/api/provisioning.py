@@ -15,7 +15,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
@@ -24,6 +24,7 @@ from devices.api.permissions import FleetPermissions, HasPermissions
 from devices.models import BulkProvisioningJob, DeviceGroup, ProvisioningTemplate
 from devices.validators import TEMPLATE_NAME_CHARS
 from fleetportal.actors import actor_for_request
+from fleetportal.api.parsers import SafeJSONParser
 from fleetportal.api.serializers import FleetModelSerializer, StrictFieldsMixin
 
 # --- templates ----------------------------------------------------------------------------------
@@ -221,7 +222,7 @@ class BulkProvisioningJobViewSet(
     queryset = BulkProvisioningJob.objects.defer("csv_text")
     serializer_class = BulkProvisioningJobSerializer
     permission_classes = [FleetPermissions]
-    parser_classes = [CsvParser, MultiPartParser, JSONParser]
+    parser_classes = [CsvParser, MultiPartParser, SafeJSONParser]
 
     def get_serializer_class(self):
         if self.action in ("retrieve", "create"):

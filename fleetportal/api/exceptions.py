@@ -1,5 +1,7 @@
 """Maps domain errors to HTTP responses, in one place."""
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import status
 from rest_framework.response import Response
@@ -7,9 +9,12 @@ from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from fleetportal.errors import DomainError
+from fleetportal.request_limits import too_large
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):
+        return too_large(settings.MAX_REQUEST_BODY_BYTES)
     if isinstance(exc, DjangoValidationError):
         return Response(as_serializer_error(exc), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DomainError):

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from fleetportal import json_safety
 from shadows.document import errors
 from shadows.document.errors import InvalidRequest, UnsupportedEncoding, VersionConflict
 
@@ -47,6 +48,9 @@ def parse_request(payload: bytes | str, *, allow_empty: bool = False) -> dict[st
         raise InvalidRequest(errors.INVALID_JSON) from None
     if not isinstance(document, dict):
         raise InvalidRequest(errors.INVALID_JSON)
+    if json_safety.problem(document):
+        # A NUL or a number beyond 64 bits could be stored but never sent back (orjson).
+        raise InvalidRequest(errors.INVALID_NODE)
     return document
 
 
