@@ -188,7 +188,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
+    # The sidecar's bundle, served by fleetportal.api.redoc without its CDN logo.
+    "REDOC_DIST": "/api/redoc-dist",
     "COMPONENT_SPLIT_REQUEST": True,
     # The schema and its Swagger/Redoc pages need a login (portal session or API token), like
     # every other endpoint.
@@ -197,7 +198,10 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "fleetportal.api.schema.add_error_responses",
+        "fleetportal.api.schema.add_summaries",
     ],
+    # Operations are tagged by their resource (devices, groups, shadows…), not by "api".
+    "SCHEMA_PATH_PREFIX": r"/(api|device)/v[0-9]+",
     # One DeviceStatus enum in the schema, however many fields use it.
     "ENUM_NAME_OVERRIDES": {
         "DeviceStatus": "devices.choices.DeviceStatus",

@@ -6,6 +6,7 @@ parsing, validation, pagination, the domain errors' mapping — so they are adde
 every operation that does not declare its own. Wired as a postprocessing hook in settings.
 """
 
+from collections import Counter
 from typing import Any
 
 ERROR_SCHEMA = "ErrorResponse"
@@ -55,3 +56,54 @@ def _add_missing(responses: dict[str, Any], answers: dict[str, str], reference: 
             status,
             {"description": description, "content": {"application/json": {"schema": reference}}},
         )
+
+
+# A viewset's standard actions share its docstring, so they are named by what they do.
+VERBS = {
+    "list": ("List", False),
+    "create": ("Create", True),
+    "retrieve": ("Get", True),
+    "update": ("Replace", True),
+    "partial_update": ("Update", True),
+    "destroy": ("Delete", True),
+}
+
+
+def add_summaries(result: dict, generator, request, public) -> dict:
+    """drf-spectacular postprocessing hook: a one-line summary on every operation.
+
+    The first sentence of the operation's description (its view's docstring), unless several
+    operations share it — a viewset's standard actions do — and then what the action does,
+    from the operationId ("devices_partial_update" -> "Update a device").
+    """
+    operations = [
+        operation
+        for methods in result.get("paths", {}).values()
+        for operation in methods.values()
+        if isinstance(operation, dict) and "operationId" in operation
+    ]
+    shared = Counter((operation.get("description") or "").strip() for operation in operations)
+    for operation in operations:
+        description = (operation.get("description") or "").strip()
+        if description and shared[description] == 1:
+            summary = _first_sentence(description)
+        else:
+            summary = _from_operation_id(operation["operationId"]) or _first_sentence(description)
+        operation.setdefault("summary", summary or operation["operationId"])
+    return result
+
+
+def _first_sentence(description: str) -> str:
+    first = description.split("\n\n")[0].replace("\n", " ")
+    return first.split(". ")[0].split("; ")[0].split(": ")[0].rstrip(".")[:100]
+
+
+def _from_operation_id(operation_id: str) -> str:
+    words = operation_id.split("_")
+    for n in range(1, len(words)):
+        action = "_".join(words[n:])
+        if action in VERBS:
+            verb, one = VERBS[action]
+            noun = " ".join(words[:n])
+            return f"{verb} a {noun.removesuffix('s')}" if one else f"{verb} {noun}"
+    return ""
