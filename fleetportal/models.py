@@ -1,5 +1,6 @@
 from django.db import models
 from django.utils import timezone
+from rest_framework.authtoken.models import TokenProxy
 
 
 class OutboxMessage(models.Model):
@@ -44,3 +45,16 @@ class BridgePartition(models.Model):
 
     def __str__(self):
         return f"partition {self.partition} of {self.partitions}"
+
+
+class ApiToken(TokenProxy):
+    """An integrator's API token, as the portal's own admin page manages it (key shown once).
+
+    DRF's TokenProxy addresses a token by its user's id, so no URL or form holds the key.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = "API token"
+        verbose_name_plural = "API tokens"
+        permissions = [("manage_others_tokens", "Can manage the API tokens of other users")]
