@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponseRedirect
@@ -37,6 +38,7 @@ from devices.group_filters import FilterError
 from devices.models import Device, DeviceEvent, DeviceGroup
 from fleetportal.actors import actor_for_request
 from fleetportal.errors import DomainError
+from fleetportal.forms import JSONTextField
 from fleetportal.paginators import EstimatedCountPaginator, capped_count
 
 # One admin action runs in one web request and one transaction; larger batches ("select all" on
@@ -53,6 +55,8 @@ class FleetModelAdmin(admin.ModelAdmin):
     # One screen of rows: rendering, not the queries, is most of a list page's time.
     list_per_page = 50
     show_facets = admin.ShowFacets.NEVER
+    # Empty JSON fields show an empty box, not `null`.
+    formfield_overrides = {models.JSONField: {"form_class": JSONTextField}}
 
 
 def summarize(data: dict, width: int = 120) -> str:
@@ -307,7 +311,11 @@ class DeviceAdmin(FleetModelAdmin):
                 self.message_user(request, exc.message, messages.ERROR)
             else:
                 target = form.cleaned_data["target"]
-                self.message_user(request, f"{device} is now {target}.", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    f"Device {device.device_id} is now {DeviceStatus(target).label.lower()}.",
+                    messages.SUCCESS,
+                )
         return redirect("admin:devices_device_change", device.pk)
 
 

@@ -20,6 +20,7 @@ from django.urls import reverse
 from devices.admin import FleetModelAdmin
 from fleetportal.actors import actor_for_request
 from shadows import document, services
+from shadows.configuration import CONFIG_SHADOW
 from shadows.document import ShadowError, VersionConflict
 from shadows.models import Shadow
 
@@ -92,7 +93,9 @@ class ShadowAdmin(FleetModelAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_view_or_change_permission(request, shadow):
             raise PermissionDenied
-        can_edit = self.has_change_permission(request, shadow)
+        # The `config` shadow's desired state is the configuration's to write (its layered
+        # values); an edit here would be overwritten by the next push.
+        can_edit = self.has_change_permission(request, shadow) and shadow.name != CONFIG_SHADOW
         if request.method == "POST":
             if not can_edit:
                 raise PermissionDenied
@@ -175,6 +178,9 @@ class ShadowAdmin(FleetModelAdmin):
             ],
             "history_length": HISTORY_LENGTH,
             "device_url": reverse("admin:devices_device_change", args=[shadow.device.pk]),
+            "owned_by_configuration": shadow.name == CONFIG_SHADOW,
+            "config_values_url": reverse("admin:shadows_configvalue_changelist")
+            + f"?device={shadow.device.pk}",
             **(extra_context or {}),
         }
         request.current_app = self.admin_site.name

@@ -24,6 +24,7 @@ from devices.admin_filters import MAX_FILTER_VALUES, distinct_values
 from devices.choices import DeviceStatus
 from devices.models import Device, DeviceGroup
 from fleetportal.actors import actor_for_request
+from fleetportal.forms import JSONTextField
 from shadows.configuration import services
 from shadows.configuration.keys import KEY_RULE, ConfigError, check_key, check_value
 from shadows.models import ConfigChange, ConfigValue, DeviceConfiguration
@@ -101,7 +102,7 @@ class ConfiguredGroupFilter(admin.SimpleListFilter):
 class ConfigValueForm(forms.ModelForm):
     """One key on one group or one device; the value is any JSON but null."""
 
-    value = forms.JSONField(
+    value = JSONTextField(
         label="Value",
         widget=forms.Textarea(attrs={"rows": 6, "cols": 60, "class": "vLargeTextField"}),
         help_text='JSON: 60, "eco", true, [1, 2] or {"a": 1}. Not null: remove the value instead.',

@@ -46,7 +46,8 @@ class Shadow(models.Model):
         ordering = ["device", "name"]
 
     def __str__(self):
-        return f"{self.device_id}/{self.name or '(classic)'}"
+        # The device's id as operators know it (device_id is the row's UUID).
+        return f"{self.device.device_id} / {self.name or 'classic'}"
 
     @property
     def is_classic(self) -> bool:

@@ -580,10 +580,15 @@ def drifted(now: datetime | None = None):
 
 
 def drifted_devices(group: DeviceGroup | None = None, now: datetime | None = None):
-    """Devices with at least one drifted key (optionally only a group's members)."""
+    """Devices with at least one drifted key (optionally only a group's members).
+
+    A device that never connected has had no chance to apply anything: it waits, it has not
+    drifted (group_summary counts it as pending)."""
     rows = drifted(now).filter(device=OuterRef("pk"))
     # Decommissioned devices are never pushed again: their old rows are not drift.
-    devices = Device.objects.filter(Exists(rows)).exclude(status=DeviceStatus.DECOMMISSIONED)
+    devices = Device.objects.filter(Exists(rows), last_seen__isnull=False).exclude(
+        status=DeviceStatus.DECOMMISSIONED
+    )
     if group is not None:
         devices = devices.filter(group.membership())
     return devices
@@ -623,9 +628,10 @@ def group_summary(group: DeviceGroup, now: datetime | None = None) -> dict[str, 
         late=Exists(pending.filter(pushed_at__lt=cutoff)),
         waiting=Exists(pending),
     )
+    drifting = Q(late=True, last_seen__isnull=False)  # never connected: still pending
     counts = members.filter(configured=True).aggregate(
-        drift=Count("pk", filter=Q(late=True)),
-        pending=Count("pk", filter=Q(late=False, waiting=True)),
+        drift=Count("pk", filter=drifting),
+        pending=Count("pk", filter=Q(waiting=True) & ~drifting),
         applied=Count("pk", filter=Q(waiting=False)),
     )
     return {key: counts[key] for key in ("applied", "pending", "drift")}

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from devices.choices import DeviceStatus
+from devices.models import Device
 from shadows import services as shadows
 from shadows.configuration import services as config
 from shadows.models import ConfigChange, ConfigValue, DeviceConfiguration, Shadow
@@ -47,8 +48,9 @@ def report(device, state: dict) -> None:
 
 
 def age_pushes(minutes: int = 60) -> None:
-    """Push times in the past, beyond the drift grace period."""
+    """Push times in the past, beyond the drift grace period, to devices that have connected."""
     DeviceConfiguration.objects.update(pushed_at=timezone.now() - timedelta(minutes=minutes))
+    Device.objects.update(last_seen=timezone.now())
 
 
 def count_queries(client, url: str) -> int:
@@ -316,6 +318,7 @@ def test_device_page_shows_value_source_and_applied_state(client, staff, site):
     DeviceConfiguration.objects.filter(config_key="level").update(
         pushed_at=timezone.now() - timedelta(hours=2)
     )
+    Device.objects.update(last_seen=timezone.now())
 
     response = client.get(device_page(device))
 
@@ -362,6 +365,7 @@ def test_group_page_shows_values_priority_and_summary(client, operator, site):
     DeviceConfiguration.objects.filter(device=late).update(
         pushed_at=timezone.now() - timedelta(hours=1)
     )
+    Device.objects.update(last_seen=timezone.now())
     client.force_login(operator)
 
     response = client.get(group_page(site))

@@ -8,6 +8,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from devices.choices import DeviceStatus
+from devices.models import Device
 from fleetportal.models import OutboxMessage
 from shadows import services as shadows
 from shadows.configuration import services as config
@@ -329,6 +330,7 @@ def test_list_queries_do_not_grow_with_the_fleet(
 ):
     populate(count)
     DeviceConfiguration.objects.update(pushed_at=timezone.now() - timedelta(days=1))
+    Device.objects.update(last_seen=timezone.now())
     # Token and user, the user's permissions (2), the page, plus the drift details (2).
     with django_assert_max_num_queries(6):
         response = viewer_api.get(url)
@@ -472,7 +474,25 @@ def drifting(site, settings):
     DeviceConfiguration.objects.exclude(device=fresh).update(
         pushed_at=timezone.now() - timedelta(minutes=20)
     )
+    Device.objects.update(last_seen=timezone.now())
     return late
+
+
+def test_a_device_that_never_connected_is_pending_not_drift(site, drifting, viewer_api):
+    never = make_device("never", group=site)
+    config.render([never], actor="ada")
+    DeviceConfiguration.objects.filter(device=never).update(
+        pushed_at=timezone.now() - timedelta(hours=3)
+    )
+
+    summary = viewer_api.get(f"/api/v1/groups/{site.pk}/config-summary/").json()
+    drifted = [
+        d["device_id"]
+        for d in viewer_api.get(f"/api/v1/config/drift/?group={site.pk}").json()["results"]
+    ]
+
+    assert "never" not in drifted and "late" in drifted
+    assert summary["drift"] == 1 and summary["pending"] == 2
 
 
 def test_drift_lists_devices_with_the_keys_that_differ(site, drifting, viewer_api):

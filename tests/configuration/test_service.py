@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from devices.choices import DeviceStatus
+from devices.models import Device
 from fleetportal.models import OutboxMessage
 from shadows import services as shadows
 from shadows.configuration import services as config
@@ -267,6 +268,7 @@ def test_drift_lists_devices_whose_values_are_not_applied_after_the_grace_period
     DeviceConfiguration.objects.exclude(device=fresh).update(
         pushed_at=timezone.now() - timedelta(minutes=20)
     )
+    Device.objects.update(last_seen=timezone.now())  # they connected, and did not apply
 
     drifted = list(config.drifted_devices(site))
     assert drifted == [late]

@@ -358,7 +358,7 @@ def test_operator_moves_a_device_from_its_page(client, operator):
         {"target": "maintenance", "reason": "battery swap", "current": "active"},
         follow=True,
     )
-    assert f"{device.device_id} is now maintenance." in messages_of(response)
+    assert f"Device {device.device_id} is now maintenance." in messages_of(response)
     assert status_of(device) == DeviceStatus.MAINTENANCE
     assert device.events.get(event_type=EventType.STATUS_CHANGED).event_data["reason"] == (
         "battery swap"
