@@ -168,3 +168,43 @@ def test_a_device_jwt_with_a_nul_or_an_absurd_time_is_a_401(client, claims):
     response = client.get("/device/v1/whoami/", HTTP_AUTHORIZATION=f"Bearer {token}")
 
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "value", ['"a\\u0000"', "1e20", "123456789012345678901234", '{"a": ' * 40 + "1" + "}" * 40]
+)
+def test_the_config_preview_refuses_what_the_create_refuses(admin_api, value):
+    from shadows.models import ConfigValue
+    from tests.conftest import make_group
+
+    group = make_group("hostile-site")
+    body = '{"group": "' + str(group.pk) + '", "key": "interval", "value": ' + value + "}"
+
+    preview = admin_api.post(
+        "/api/v1/config-values/preview/", body, content_type="application/json"
+    )
+    create = admin_api.post("/api/v1/config-values/", body, content_type="application/json")
+
+    assert (preview.status_code, create.status_code) == (400, 400)
+    assert not ConfigValue.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/shadows/configvalue/?group=not-a-uuid",
+        "/admin/devices/device/?group__id__exact=not-a-uuid",
+        "/admin/shadows/deviceconfiguration/?device=not-a-uuid",
+        "/admin/devices/deviceevent/?device=not-a-uuid",
+        "/admin/devices/devicecredential/?device=not-a-uuid",
+        "/config/drift/?group=not-a-uuid",
+        "/admin/devices/device/?group__id__exact=%00",
+    ],
+)
+def test_admin_list_filters_with_bad_values_never_answer_500(fleet_admin, url):
+    from django.test import Client
+
+    client = Client(raise_request_exception=False)
+    client.force_login(fleet_admin)
+
+    assert client.get(url).status_code < 500
