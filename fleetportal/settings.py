@@ -243,6 +243,10 @@ CELERY_BEAT_SCHEDULE = {
 # private key on a topic every holder of the same claim certificate can read
 # (device-protocol.md §7.9), so it is off unless the operator accepts that risk.
 CLAIM_CREATE_KEYS = env_bool("FLEETPORTAL_CLAIM_CREATE_KEYS", False)
+# The pre-provisioning hook is requested from inside the portal's network (devices/provisioning/
+# hook.py): only to these host names, over https unless http is allowed. Empty: no hook at all.
+PROVISIONING_HOOK_HOSTS = env_list("FLEETPORTAL_PROVISIONING_HOOK_HOSTS", [])
+PROVISIONING_HOOK_ALLOW_HTTP = env_bool("FLEETPORTAL_PROVISIONING_HOOK_ALLOW_HTTP", False)
 
 # --- Device shadows (shadows/) ---
 # Accepted shadow versions are kept this long in the history (shadows.services.prune_history).

@@ -3,6 +3,7 @@
 - claim: create-from-csr, create, RegisterThing and the expiry of unused ownership tokens;
 - templates: the template rules, saving templates (the broker's claim ACL follows) and claim
   certificates;
+- hook: the pre-provisioning hook's request, confined to the hosts the operator allows;
 - errors: the refusals, each with its MQTT rejected document.
 """
 

@@ -12,13 +12,10 @@ import hashlib
 import logging
 import re
 import secrets
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import orjson
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from django.conf import settings
@@ -29,6 +26,7 @@ from django.utils import timezone
 from devices import credentials, pki, revocation, services
 from devices.choices import CredentialStatus, DeviceStatus, EventType
 from devices.models import Device, DeviceCredential, ProvisioningTemplate
+from devices.provisioning import hook
 from devices.provisioning.errors import (
     AccessDenied,
     InvalidCertificateOwnershipToken,
@@ -42,8 +40,6 @@ from fleetportal.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
-# device-protocol.md §3.2: a pre-provisioning hook must answer within 5 s.
-HOOK_TIMEOUT_SECONDS = 5.0
 MAX_PARAMETER_LENGTH = 1024
 EXPIRED_REASON = "ownership token expired"
 
@@ -310,13 +306,9 @@ def _run_hook(
 
 
 def _post_hook(url: str, body: dict) -> Any:
-    request = urllib.request.Request(  # noqa: S310 - the URL field accepts http(s) only
-        url, data=orjson.dumps(body), headers={"Content-Type": "application/json"}, method="POST"
-    )
     try:
-        with urllib.request.urlopen(request, timeout=HOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
-            return orjson.loads(response.read(64 * 1024))
-    except (OSError, ValueError, urllib.error.URLError) as exc:
+        return hook.post(url, body)
+    except hook.HookFailed as exc:
         logger.warning("Pre-provisioning hook %s failed: %s", url, exc)
         raise AccessDenied("The pre-provisioning hook did not allow provisioning.") from None
 

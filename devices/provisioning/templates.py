@@ -15,6 +15,7 @@ from django.db import transaction
 
 from devices import credentials, pki, revocation
 from devices.models import ProvisioningTemplate
+from devices.provisioning import hook
 from fleetportal import broker
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ def template_errors(template: ProvisioningTemplate) -> dict[str, list[str]]:
         )
     if template.group_id and template.group.is_dynamic:
         add("group", "A dynamic group's members come from its filter; pick a static group.")
+    for message in hook.url_errors(template.pre_provisioning_hook_url):
+        add("pre_provisioning_hook_url", message)
     if template.allow_create_keys and template.device_id_template:
         add(
             "allow_create_keys",

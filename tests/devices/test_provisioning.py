@@ -358,7 +358,7 @@ def test_device_registered_meanwhile_makes_register_thing_fail_cleanly():
 class Hook:
     """A local HTTP server answering like a pre-provisioning hook."""
 
-    def __init__(self, answer: dict | bytes | None, delay: float = 0.0):
+    def __init__(self, answer: dict | bytes | None, delay: float = 0.0, status: int = 200):
         self.requests: list[dict] = []
         hook = self
 
@@ -368,7 +368,9 @@ class Hook:
                 hook.requests.append(json.loads(self.rfile.read(length)))
                 time.sleep(delay)
                 body = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
-                self.send_response(200)
+                self.send_response(status)
+                if status in (301, 302, 307, 308):
+                    self.send_header("Location", hook.redirect_to)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
                 self.wfile.write(body)
@@ -386,11 +388,14 @@ class Hook:
 
 
 @pytest.fixture
-def hook():
+def hook(settings):
+    # The test hooks listen on 127.0.0.1 over plain http: allowed only because the test says so.
+    settings.PROVISIONING_HOOK_HOSTS = ["127.0.0.1"]
+    settings.PROVISIONING_HOOK_ALLOW_HTTP = True
     hooks = []
 
-    def start(answer, delay=0.0):
-        hooks.append(Hook(answer, delay))
+    def start(answer, delay=0.0, status=200):
+        hooks.append(Hook(answer, delay, status))
         return hooks[-1]
 
     yield start
@@ -444,7 +449,7 @@ def test_hook_that_denies_or_answers_badly_denies_provisioning(hook, answer):
 
 
 def test_hook_that_does_not_answer_in_time_denies_provisioning(hook, monkeypatch):
-    monkeypatch.setattr(provisioning.claim, "HOOK_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(provisioning.hook, "HOOK_TIMEOUT_SECONDS", 0.3)
     hooked_template(hook({"allowProvisioning": True}, delay=1.0).url)
     _, result = claim("sensor-0001")
     started = time.monotonic()
@@ -600,3 +605,68 @@ def test_handlers_are_registered_for_the_provisioning_topics():
         "$aws/certificates/create/json",
         "$aws/provisioning-templates/+/provision/json",
     } <= set(router.subscriptions())
+
+
+def register_with_hook() -> AccessDenied:
+    _, result = claim("sensor-0001")
+    return refused(
+        AccessDenied,
+        provisioning.register_thing,
+        "factory",
+        result.ownership_token,
+        {"SerialNumber": "1"},
+    )
+
+
+def test_a_hook_redirect_is_not_followed(hook):
+    target = hook({"allowProvisioning": True})
+    redirecting = hook(b"", status=307)
+    redirecting.redirect_to = target.url
+    hooked_template(redirecting.url)
+
+    register_with_hook()
+
+    assert target.requests == [] and not Device.objects.exists()
+
+
+def test_a_hook_answer_over_64_kb_denies_provisioning(hook):
+    hooked_template(hook(b'{"allowProvisioning": true, "x": "' + b"a" * 70_000 + b'"}').url)
+
+    register_with_hook()
+
+    assert not Device.objects.exists()
+
+
+def test_a_hook_host_outside_the_allow_list_is_never_called(hook, settings):
+    server = hook({"allowProvisioning": True})
+    hooked_template(server.url)
+    settings.PROVISIONING_HOOK_HOSTS = ["hooks.example.com"]
+
+    register_with_hook()
+
+    assert server.requests == [] and not Device.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://hooks.example.com/check", "https"),
+        ("https://169.254.169.254/latest/meta-data", "not in FLEETPORTAL_PROVISIONING_HOOK_HOSTS"),
+        ("https://user:pw@hooks.example.com/", "user name or password"),
+    ],
+)
+def test_a_template_hook_the_portal_may_not_call_is_refused_at_save(
+    admin_api, settings, url, problem
+):
+    settings.PROVISIONING_HOOK_HOSTS = ["hooks.example.com"]
+    settings.PROVISIONING_HOOK_ALLOW_HTTP = False
+
+    response = admin_api.post(
+        "/api/v1/provisioning-templates/",
+        {"name": "hooked", "device_type": "sensor", "pre_provisioning_hook_url": url},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert problem in str(response.json()["pre_provisioning_hook_url"])
+    assert not ProvisioningTemplate.objects.filter(name="hooked").exists()
