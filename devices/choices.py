@@ -20,6 +20,7 @@ class EventType(models.TextChoices):
     CONNECTED = "connected", "First authenticated connection"
     PROVISIONED_BY_CLAIM = "provisioned_by_claim", "Provisioned by claim"
     THROTTLED = "throttled", "Messages dropped over the rate limit"
+    LOCKED_OUT = "locked_out", "Locked out after refused device tokens"
 
 
 class CredentialType(models.TextChoices):

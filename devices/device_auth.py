@@ -17,12 +17,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from django.utils import timezone
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, throttling
 
 from devices import credentials, last_seen, lifecycle
-from devices.choices import CredentialStatus
-from devices.models import Device, DeviceCredential
+from devices.choices import CredentialStatus, EventType
+from devices.models import Device, DeviceCredential, DeviceEvent
 from devices.validators import DEVICE_ID_PATTERN
+from fleetportal import lockouts, rate_limits
+from fleetportal.actors import SYSTEM
 
 ALGORITHM = "ES256"
 # Tolerated clock difference between device and portal, on exp, iat and the lifetime bound.
@@ -60,7 +62,7 @@ class DeviceJWTAuthentication(authentication.BaseAuthentication):
             token = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("The token is not a JWT.") from None
-        principal = verify_device_jwt(token)
+        principal = _verify_at_the_door(token, lockouts.client_address(request))
         credentials.record_first_use(principal.credential)
         # REMOTE_ADDR only: a forwarded-for header is whatever the client chose to send.
         last_seen.seen(principal.device_id, timezone.now(), request.META.get("REMOTE_ADDR"))
@@ -68,6 +70,66 @@ class DeviceJWTAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="device"'
+
+
+class DeviceRateThrottle(throttling.BaseThrottle):
+    """Each device's requests per minute (settings.RATE_LIMITS["device-api-device"])."""
+
+    _wait = 0
+
+    def allow_request(self, request, view):
+        if isinstance(request.user, DevicePrincipal):
+            rule = rate_limits.limit("device-api-device")
+            self._wait = rate_limits.over_rate(rule, request.user.device_id)
+        return not self._wait
+
+    def wait(self):
+        return self._wait
+
+
+# Refused tokens are counted per claimed device id (the unverified iss) and per address; either
+# locked out is answered 429 before any key is tried. Every request also counts towards its
+# address's rate.
+DEVICE_DOOR, ADDRESS_DOOR = "device-auth-device", "device-auth-address"
+
+
+def _verify_at_the_door(token: str, address: str) -> "DevicePrincipal":
+    doors = ((ADDRESS_DOOR, address), (DEVICE_DOOR, _claimed_device_id(token)))
+    if wait := lockouts.locked_for(*doors):
+        raise exceptions.Throttled(
+            wait, detail="Too many refused tokens for this device or from this address."
+        )
+    if wait := rate_limits.over_rate(rate_limits.limit("device-api-address"), address):
+        raise exceptions.Throttled(wait, detail="Too many requests from this address.")
+    try:
+        return verify_device_jwt(token)
+    except exceptions.AuthenticationFailed:
+        for lockout in lockouts.count_failure(address, *doors):
+            if lockout.limit == DEVICE_DOOR:
+                _record_device_lockout(lockout, address)
+        raise
+
+
+def _claimed_device_id(token: str) -> str:
+    try:
+        issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+    except (jwt.InvalidTokenError, AttributeError):
+        return ""
+    return issuer if isinstance(issuer, str) else ""
+
+
+def _record_device_lockout(lockout: rate_limits.Lockout, address: str) -> None:
+    """In the device's timeline too, when such a device exists (the answer is the same)."""
+    if not re.fullmatch(DEVICE_ID_PATTERN, lockout.key):
+        return  # names no device (a NUL, say)
+    device = Device.objects.filter(device_id=lockout.key).only("pk").first()
+    if device is not None:
+        DeviceEvent.objects.create(
+            device=device,
+            event_type=EventType.LOCKED_OUT,
+            event_data={"seconds": lockout.seconds, "address": address},
+            actor=SYSTEM,
+        )
 
 
 # Every refusal that depends on the device's record (unknown, decommissioned, no such or no

@@ -58,3 +58,23 @@ class ApiToken(TokenProxy):
         verbose_name = "API token"
         verbose_name_plural = "API tokens"
         permissions = [("manage_others_tokens", "Can manage the API tokens of other users")]
+
+
+class SecurityEvent(models.Model):
+    """A lockout: who was locked out (a username, an address, a device id), by which limit, until.
+
+    Written once per lockout by fleetportal.rate_limits' callers; the admin lists them for the
+    Fleet admin. A device's own lockout also appears in its timeline.
+    """
+
+    limit = models.CharField(max_length=64, help_text='The limit reached, e.g. "admin-login-user".')
+    subject = models.CharField(max_length=255, help_text="The username, address or device id.")
+    address = models.GenericIPAddressField(null=True, blank=True)
+    locked_until = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["-created_at"], name="security_event_created_idx")]
+
+    def __str__(self):
+        return f"{self.subject} locked out ({self.limit})"

@@ -157,6 +157,54 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 # JSON bodies nest at most this deep (a 10,000-deep document is refused, not a RecursionError).
 API_JSON_MAX_DEPTH = 32
 
+# Rate limits and lockouts (fleetportal.rate_limits), shared by every process through Redis:
+# name -> (allowed, window in seconds, lockout in seconds; 0 = a plain request rate). Reaching a
+# failure limit locks the username, address or device out: 429 with Retry-After, even for the
+# right password, and one SecurityEvent. An allowance of 0 turns a limit off.
+LOGIN_WINDOW_SECONDS = env_int("FLEETPORTAL_LOGIN_FAILURE_WINDOW_SECONDS", 900)
+LOGIN_LOCKOUT_SECONDS = env_int("FLEETPORTAL_LOGIN_LOCKOUT_SECONDS", 900)
+DEVICE_AUTH_WINDOW_SECONDS = env_int("FLEETPORTAL_DEVICE_AUTH_FAILURE_WINDOW_SECONDS", 300)
+DEVICE_AUTH_LOCKOUT_SECONDS = env_int("FLEETPORTAL_DEVICE_AUTH_LOCKOUT_SECONDS", 300)
+RATE_LIMITS = {
+    # Failed admin logins, per username and per address.
+    "admin-login-user": (
+        env_int("FLEETPORTAL_LOGIN_FAILURES", 10),
+        LOGIN_WINDOW_SECONDS,
+        LOGIN_LOCKOUT_SECONDS,
+    ),
+    "admin-login-address": (
+        env_int("FLEETPORTAL_LOGIN_FAILURES_PER_ADDRESS", 50),
+        LOGIN_WINDOW_SECONDS,
+        LOGIN_LOCKOUT_SECONDS,
+    ),
+    # Refused API tokens, per address.
+    "api-token-address": (
+        env_int("FLEETPORTAL_API_TOKEN_FAILURES_PER_ADDRESS", 50),
+        LOGIN_WINDOW_SECONDS,
+        LOGIN_LOCKOUT_SECONDS,
+    ),
+    # Refused device JWTs, per device id (the token's iss) and per address.
+    "device-auth-device": (
+        env_int("FLEETPORTAL_DEVICE_AUTH_FAILURES", 20),
+        DEVICE_AUTH_WINDOW_SECONDS,
+        DEVICE_AUTH_LOCKOUT_SECONDS,
+    ),
+    "device-auth-address": (
+        env_int("FLEETPORTAL_DEVICE_AUTH_FAILURES_PER_ADDRESS", 200),
+        DEVICE_AUTH_WINDOW_SECONDS,
+        DEVICE_AUTH_LOCKOUT_SECONDS,
+    ),
+    # Requests per minute: the HTTP device API per device and per address, the REST API per user.
+    "device-api-device": (env_int("FLEETPORTAL_DEVICE_API_REQUESTS_PER_MINUTE", 60), 60, 0),
+    "device-api-address": (
+        env_int("FLEETPORTAL_DEVICE_API_REQUESTS_PER_MINUTE_PER_ADDRESS", 3000),
+        60,
+        0,
+    ),
+    "api-user": (env_int("FLEETPORTAL_API_REQUESTS_PER_MINUTE", 3000), 60, 0),
+}
+RATE_LIMIT_KEY_PREFIX = env_str("FLEETPORTAL_RATE_LIMIT_KEY_PREFIX", "fleetportal:limits")
+
 REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [
         "fleetportal.api.parsers.SafeJSONParser",
@@ -164,9 +212,10 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "fleetportal.api.throttles.LimitedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    "DEFAULT_THROTTLE_CLASSES": ["fleetportal.api.throttles.UserRateThrottle"],
     "DEFAULT_PERMISSION_CLASSES": ["fleetportal.api.permissions.FleetModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "fleetportal.api.pagination.FleetPageNumberPagination",

@@ -7,6 +7,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
+from fleetportal import admin_login
 from fleetportal.api import redoc
 
 admin.site.site_header = "fleetportal"
@@ -15,6 +16,8 @@ admin.site.index_title = "Fleet administration"
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    # Before the admin's own login URL, which it replaces (same name, with lockouts).
+    path("admin/login/", admin_login.login, name="login"),
     path("admin/", admin.site.urls),
     path("config/", include("shadows.urls")),
     path("api/v1/", include("fleetportal.api.urls")),

@@ -1,6 +1,7 @@
 """Shared fixtures: the three operator roles, an integrator token, and device helpers."""
 
 import itertools
+import uuid
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -23,6 +24,13 @@ def _forget_settled_devices():
     yield
     credentials.forget_settled()
     last_seen.forget()
+
+
+@pytest.fixture(autouse=True)
+def _own_rate_limits(settings):
+    """Each test counts its own failures and requests: Redis outlives a test, and every test
+    client comes from 127.0.0.1."""
+    settings.RATE_LIMIT_KEY_PREFIX = f"test-limits:{uuid.uuid4().hex}"
 
 
 def make_user(username: str, role: str | None = None, **extra) -> User:

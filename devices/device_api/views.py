@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from devices import credentials
 from devices.device_api import schema  # noqa: F401  (registers the JWT scheme)
-from devices.device_auth import DeviceJWTAuthentication, DevicePrincipal
+from devices.device_auth import DeviceJWTAuthentication, DevicePrincipal, DeviceRateThrottle
 from fleetportal.actors import DEVICE
 from fleetportal.api.serializers import StrictFieldsMixin
 
@@ -23,7 +23,7 @@ class DeviceAPIView(APIView):
 
     authentication_classes = [DeviceJWTAuthentication]
     permission_classes = [IsDevice]
-    throttle_classes: list = []
+    throttle_classes = [DeviceRateThrottle]
 
 
 class WhoAmISerializer(serializers.Serializer):
