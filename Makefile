@@ -11,7 +11,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.installed
+# The claim broker's Mosquitto plugin (Debian: mosquitto-dev, libmosquitto-dev, libssl-dev).
+CLAIM_PLUGIN := build/fleetportal_claims.so
+$(CLAIM_PLUGIN): mosquitto/fleetportal_claims.c
+	@mkdir -p build
+	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -o $@ $< -lcrypto
+
+install: $(VENV)/.installed $(CLAIM_PLUGIN)
 
 run: install
 	bin/run

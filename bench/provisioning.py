@@ -144,15 +144,19 @@ class Relay:
         self.provision_reply = orjson.dumps({"thingName": "x", "deviceConfiguration": {}})
 
     def run(self):
-        self.connection.subscribe([CSR_TOPIC, topics.provision("+")])
+        self.connection.subscribe(
+            [topics.claim_filter(CSR_TOPIC), topics.claim_filter(topics.provision("+"))]
+        )
         self.connection.connect()
         while not self.stop.is_set():
             try:
                 received = self.connection.messages.get(timeout=0.2)
             except queue.Empty:
                 continue
-            reply = self.csr_reply if received.topic == CSR_TOPIC else self.provision_reply
-            self.connection.publish(topics.accepted(received.topic), reply)
+            route = topics.parse(received.topic)
+            reply = self.csr_reply if route.request_topic == CSR_TOPIC else self.provision_reply
+            accepted = route.claimant.reply_topic(topics.accepted(route.request_topic))
+            self.connection.publish(accepted, reply)
             self.connection.ack(received)
 
     def __enter__(self):

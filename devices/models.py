@@ -258,6 +258,9 @@ class DeviceCredential(models.Model):
     # Claim provisioning: the one-time ownership token (only its SHA-256 is kept).
     ownership_token_hash = models.CharField(max_length=64, blank=True)
     ownership_token_expires_at = models.DateTimeField(null=True, blank=True)
+    # The template whose claim certificate asked for this certificate: only RegisterThing
+    # through that template may use its ownership token.
+    claim_template = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

@@ -2,14 +2,19 @@
 
 File work and signals only: no paho and no devices import. The devices app passes in what it
 knows — the enabled claim templates and the CRL it built (`manage.py broker_config` does both).
-The generated broker has three listeners (per_listener_settings, so each has its own auth):
+Two Mosquitto processes run from it:
 
-- device listener: mutual TLS, CN = username = client id, CRL, ACL patterns confining each
-  device to `$aws/things/<id>/#` and `devices/<id>/#`;
-- claim listener: mutual TLS with claim certificates (CN `claim.<template>`, which owns no device
-  topics because '.' cannot appear in a device_id). Many factory devices may share one claim
-  certificate, so the client chooses its client id here (not use_username_as_clientid);
-- backend listener: TLS + username/password (generated once), full rights, for the bridge.
+- the broker (BROKER_DIR), with two listeners (per_listener_settings, so each has its own auth):
+  the device listener (mutual TLS, CN = username = client id, CRL, ACL patterns confining each
+  device to `$aws/things/<id>/#` and `devices/<id>/#`) and the backend listener (TLS +
+  username/password, generated once; full rights, for the bridge);
+- the claim broker (BROKER_DIR/claim), serving only claim certificates (CN `claim.<template>`,
+  which no device can have). Its client ids are its own: nothing that connects there can take
+  over or end a device's session. Its plugin (mosquitto/fleetportal_claims.c) lets only claim
+  certificates in, tags each request with the client that sent it and delivers each reply to
+  that client alone; a Mosquitto bridge carries requests to the broker's backend listener as
+  `fleetportal/claim/<hex client id>/<claim user>/<topic>` and brings back replies sent to
+  `fleetportal/claim-reply/<hex client id>/<topic>` (device-protocol.md §3).
 
 The CRL: Mosquitto reads it only at start and on SIGHUP, fails open on a corrupt one and refuses
 everyone on an expired one (§7.4). `publish_crl` therefore checks the CRL against the CA chain,
@@ -36,6 +41,8 @@ from pathlib import Path
 from cryptography import x509
 from django.conf import settings
 
+from fleetportal import topics
+
 log = logging.getLogger(__name__)
 
 CONFIG = "mosquitto.conf"
@@ -50,12 +57,16 @@ CRL_FILE = "crl.pem"
 PID_FILE = "mosquitto.pid"
 LOG_FILE = "mosquitto.log"
 PERSISTENCE_DIR = "data"
+CLAIM_DIR = "claim"  # the claim broker's own config, pid, log and data, under BROKER_DIR
+CLAIM_CONFIG = f"{CLAIM_DIR}/{CONFIG}"
+# The claim broker's connection to the backend listener ('.': no device can have this id).
+CLAIM_BRIDGE_CLIENT_ID = "fleetportal.claim-broker"
 
 # The files of the CA directory the broker needs (devices.pki.authority writes them).
 CA_DIR_FILES = {CA_FILE: CA_FILE, SERVER_CERT: SERVER_CERT, SERVER_KEY: SERVER_KEY}
 
 # '.' is not allowed in a device_id, so this prefix names no device (and owns no device topics).
-CLAIM_USERNAME_PREFIX = "claim."
+CLAIM_USERNAME_PREFIX = topics.CLAIM_USER_PREFIX
 RELOAD_LOG_LINE = "Reloading config"
 # Per client, including the bridge's session: Mosquitto's default of 1000 silently drops QoS 1
 # messages for a slow subscriber after PUBACKing the publisher (§7.6).
@@ -111,41 +122,88 @@ def render_config(
     directory: Path,
     *,
     device_port: int,
-    claim_port: int,
     backend_port: int,
     user: str,
     bind_address: str = "127.0.0.1",
     backend_bind_address: str = "127.0.0.1",
     max_payload: int = 128 * 1024,
 ) -> str:
-    """mosquitto.conf for the three listeners; all paths point into `directory`.
+    """mosquitto.conf for the device and backend listeners; all paths point into `directory`.
 
-    Each listener binds one address ("" = every interface): devices and claim certificates on
-    `bind_address`, the full-rights backend listener on `backend_bind_address`.
+    Each listener binds one address ("" = every interface): devices on `bind_address`, the
+    full-rights backend listener on `backend_bind_address`.
     """
     d = Path(directory)
-    tls = (
-        f"cafile {d / CA_FILE}\ncertfile {d / SERVER_CERT}\nkeyfile {d / SERVER_KEY}\n"
-        "tls_version tlsv1.2\n"
+    tls = _server_tls(d)
+    return (
+        _common(d, d, user, max_payload)
+        # Also on $SYS/broker/log/<level> (backend listener only, devices' ACLs exclude it):
+        # the bridge learns each device's address from its connection line.
+        + "log_dest topic\nper_listener_settings true\n"
+        "\n# Devices: mutual TLS, CN = username = client id, confined to their own topics.\n"
+        f"listener {device_port}{_bind(bind_address)}\n{tls}"
+        f"require_certificate true\nuse_identity_as_username true\ncrlfile {d / CRL_FILE}\n"
+        # Without it a device could take over another's session by choosing its client id.
+        "use_username_as_clientid true\n"
+        f"allow_anonymous false\nacl_file {d / DEVICE_ACL}\n"
+        "\n# The portal's bridge: TLS + password, no ACL = full rights.\n"
+        f"listener {backend_port}{_bind(backend_bind_address)}\n{tls}"
+        f"allow_anonymous false\npassword_file {d / PASSWORD_FILE}\n"
     )
-    client_tls = (
-        f"{tls}require_certificate true\nuse_identity_as_username true\ncrlfile {d / CRL_FILE}\n"
+
+
+def render_claim_config(
+    directory: Path,
+    *,
+    claim_port: int,
+    backend: BackendCredentials,
+    plugin: Path,
+    user: str,
+    bind_address: str = "127.0.0.1",
+    max_payload: int = 128 * 1024,
+) -> str:
+    """The claim broker's mosquitto.conf: one listener for claim certificates, and a bridge to
+    the broker's backend listener. `directory` is BROKER_DIR; its claim/ holds pid, log, data.
+
+    per_listener_settings stays off: the plugin must also see what the bridge brings in.
+    """
+    d = Path(directory)
+    own = d / CLAIM_DIR
+    return (
+        _common(d, own, user, max_payload) + "per_listener_settings false\n"
+        f"plugin {plugin}\nacl_file {d / CLAIM_ACL}\n"
+        "\n# Claim certificates only (the plugin checks the CN): provisioning topics only.\n"
+        f"listener {claim_port}{_bind(bind_address)}\n{_server_tls(d)}"
+        f"require_certificate true\ncrlfile {d / CRL_FILE}\n"
+        "\n# Requests to the portal, replies back (fleetportal/claim/…, …/claim-reply/…).\n"
+        "connection fleetportal\n"
+        f"address {backend.host}:{backend.port}\n"
+        f"bridge_cafile {d / CA_FILE}\nbridge_tls_version tlsv1.2\n"
+        f"remote_clientid {CLAIM_BRIDGE_CLIENT_ID}\n"
+        f"remote_username {backend.username}\nremote_password {backend.password}\n"
+        "bridge_protocol_version mqttv311\ntry_private false\nnotifications false\n"
+        "cleansession false\nrestart_timeout 1 10\n"
+        f"topic {CLAIM_REQUESTS}# out 1\n"
+        f"topic {CLAIM_REPLIES}# in 1\n"
     )
-    bind = f" {bind_address}" if bind_address else ""
-    backend_bind = f" {backend_bind_address}" if backend_bind_address else ""
+
+
+# The claim broker's bridge topics (fleetportal.topics parses and builds them).
+CLAIM_REQUESTS = topics.CLAIM_REQUEST_PREFIX
+CLAIM_REPLIES = topics.CLAIM_REPLY_PREFIX
+
+
+def _common(d: Path, own: Path, user: str, max_payload: int) -> str:
+    """What both brokers share; `own` holds this process's pid file, log and data."""
     return (
         "# Generated by fleetportal (fleetportal/broker.py, `manage.py broker_config`).\n"
         "# Edits are overwritten; change the settings or the generator instead.\n"
-        "per_listener_settings true\n"
         # Started as root, Mosquitto would switch to user `mosquitto`, who cannot read the key,
         # CRL and ACL files it re-reads on every reload (§7.5).
         f"user {user}\n"
-        f"pid_file {d / PID_FILE}\n"
-        f"persistence true\npersistence_location {d / PERSISTENCE_DIR}/\n"
-        f"log_dest file {d / LOG_FILE}\n"
-        # Also on $SYS/broker/log/<level> (backend listener only, devices' ACLs exclude it):
-        # the bridge learns each device's address from its connection line.
-        "log_dest topic\n"
+        f"pid_file {own / PID_FILE}\n"
+        f"persistence true\npersistence_location {own / PERSISTENCE_DIR}/\n"
+        f"log_dest file {own / LOG_FILE}\n"
         "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
         "connection_messages true\nlog_timestamp true\nlog_timestamp_format %Y-%m-%dT%H:%M:%S\n"
         f"max_queued_messages {MAX_QUEUED_MESSAGES}\n"
@@ -155,18 +213,18 @@ def render_config(
         f"message_size_limit {max_payload}\nmax_packet_size {2 * max_payload}\n"
         # Without it every small reply waits for the peer's delayed ACK (~40 ms on loopback).
         "set_tcp_nodelay true\n"
-        "\n# Devices: mutual TLS, CN = username = client id, confined to their own topics.\n"
-        f"listener {device_port}{bind}\n{client_tls}"
-        # Without it a device could take over another's session by choosing its client id.
-        "use_username_as_clientid true\n"
-        f"allow_anonymous false\nacl_file {d / DEVICE_ACL}\n"
-        "\n# Claim certificates (device-protocol.md §3): provisioning topics only.\n"
-        f"listener {claim_port}{bind}\n{client_tls}"
-        f"allow_anonymous false\nacl_file {d / CLAIM_ACL}\n"
-        "\n# The portal's bridge: TLS + password, no ACL = full rights.\n"
-        f"listener {backend_port}{backend_bind}\n{tls}"
-        f"allow_anonymous false\npassword_file {d / PASSWORD_FILE}\n"
     )
+
+
+def _server_tls(d: Path) -> str:
+    return (
+        f"cafile {d / CA_FILE}\ncertfile {d / SERVER_CERT}\nkeyfile {d / SERVER_KEY}\n"
+        "tls_version tlsv1.2\n"
+    )
+
+
+def _bind(address: str) -> str:
+    return f" {address}" if address else ""
 
 
 def render_device_acl() -> str:
@@ -245,24 +303,48 @@ def write_config(
     _write_atomically(directory / PASSWORD_FILE, password_entry(username, password).encode())
     _write_atomically(directory / DEVICE_ACL, render_device_acl().encode(), PUBLIC)
     write_claim_acl(claim_templates, reload_broker=False)
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    bind_address = settings.BROKER_BIND_ADDRESS if bind_address is None else bind_address
     config = render_config(
         directory,
         device_port=settings.BROKER_DEVICE_PORT,
-        claim_port=settings.BROKER_CLAIM_PORT,
         backend_port=settings.BROKER_BACKEND_PORT,
-        user=pwd.getpwuid(os.geteuid()).pw_name,
-        bind_address=settings.BROKER_BIND_ADDRESS if bind_address is None else bind_address,
+        user=user,
+        bind_address=bind_address,
         backend_bind_address=settings.BROKER_BACKEND_BIND_ADDRESS,
         max_payload=settings.MQTT_MAX_PAYLOAD_BYTES,
     )
     _write_atomically(directory / CONFIG, config.encode(), PUBLIC)
+    _write_claim_config(directory, user, bind_address)
     return directory / CONFIG
+
+
+def _write_claim_config(directory: Path, user: str, bind_address: str) -> None:
+    plugin = Path(settings.BROKER_CLAIM_PLUGIN)
+    if not plugin.is_file():
+        raise BrokerError(
+            f"The claim broker's plugin {plugin} is missing: `make install` builds it "
+            "(it needs Debian's mosquitto-dev, libmosquitto-dev and libssl-dev)."
+        )
+    (directory / CLAIM_DIR / PERSISTENCE_DIR).mkdir(parents=True, exist_ok=True)
+    (directory / CLAIM_DIR).chmod(0o700)
+    config = render_claim_config(
+        directory,
+        claim_port=settings.BROKER_CLAIM_PORT,
+        backend=backend_credentials(),
+        plugin=plugin.resolve(),
+        user=user,
+        bind_address=bind_address,
+        max_payload=settings.MQTT_MAX_PAYLOAD_BYTES,
+    )
+    # It holds the backend password.
+    _write_atomically(directory / CLAIM_CONFIG, config.encode(), PRIVATE)
 
 
 def write_claim_acl(
     claim_templates: Iterable[ClaimTemplate | tuple[str, bool]], *, reload_broker: bool = True
 ) -> None:
-    """Rewrite the claim listener's ACL (templates enabled, disabled, renamed) and reload."""
+    """Rewrite the claim broker's ACL (templates enabled, disabled, renamed) and reload."""
     _write_atomically(path(CLAIM_ACL), render_claim_acl(claim_templates).encode(), PUBLIC)
     if reload_broker:
         reload()
@@ -307,11 +389,16 @@ def publish_crl(
     return reload(wait=wait, timeout=timeout) if reload_broker else False
 
 
-def reload(*, wait: bool = True, timeout: float = 5.0) -> bool:
-    """SIGHUP the running broker (ACLs, passwords, CRL) until it has reloaded; False if it can't.
+# The two processes: the broker in BROKER_DIR and the claim broker in BROKER_DIR/claim.
+BROKERS = ("", CLAIM_DIR)
 
-    With `wait`, returns once the broker logged a reload that started after the call: Mosquitto
-    logs the line before it re-reads its files, so any connection it accepts afterwards sees the
+
+def reload(*, wait: bool = True, timeout: float = 5.0) -> bool:
+    """SIGHUP both running brokers (ACLs, passwords, CRL) until each has reloaded; False if the
+    broker is not running or a reload was not seen.
+
+    With `wait`, returns once each logged a reload that started after the call: Mosquitto logs
+    the line before it re-reads its files, so any connection it accepts afterwards sees the
     files as they were when this was called. Without `wait` the same happens on a thread.
     """
     if running_pid() is None:
@@ -320,33 +407,38 @@ def reload(*, wait: bool = True, timeout: float = 5.0) -> bool:
     # Mosquitto fails open on a corrupt CRL (§7.4): a revoked device would then get in. Callers
     # rewrite the CRL first (devices builds it from the database); this is the last guard.
     _check_crl(_read_crl(), path(CA_FILE))
+    running = [each for each in BROKERS if running_pid(each) is not None]
     if not wait:
-        threading.Thread(target=_reload_until_logged, args=(timeout,), daemon=True).start()
+        for each in running:
+            threading.Thread(target=_reload_until_logged, args=(timeout, each), daemon=True).start()
         return True
-    return _reload_until_logged(timeout)
+    reloaded = [_reload_until_logged(timeout, each) for each in running]  # each, not all()'s first
+    return all(reloaded)
 
 
-def _reload_until_logged(timeout: float) -> bool:
+def _reload_until_logged(timeout: float, instance: str = "") -> bool:
     # Mosquitto 2.0.11 clears its reload flag only after a reload has finished, so a SIGHUP
     # that lands during another reload is lost (measured: two quick signals, one reload).
     # Hence: signal, watch the log for a short while, and signal again if nothing came.
     deadline = time.monotonic() + timeout
     while (remaining := deadline - time.monotonic()) > 0:
-        pid = running_pid()
+        pid = running_pid(instance)
         if pid is None:
             return False
-        offset = _log_size()
+        offset = _log_size(instance)
         os.kill(pid, signal.SIGHUP)
-        if wait_for_log(RELOAD_LOG_LINE, offset, timeout=min(1.0, remaining), quiet=True):
+        if wait_for_log(
+            RELOAD_LOG_LINE, offset, timeout=min(1.0, remaining), quiet=True, instance=instance
+        ):
             return True
-    log.warning("broker: no reload logged within %.1f s", timeout)
+    log.warning("broker %s: no reload logged within %.1f s", instance or "main", timeout)
     return False
 
 
-def running_pid() -> int | None:
-    """The pid of the broker running from BROKER_DIR (pid file, process alive and Mosquitto)."""
+def running_pid(instance: str = "") -> int | None:
+    """The pid of the broker running from BROKER_DIR (or its claim/), if alive and Mosquitto."""
     try:
-        pid = int(path(PID_FILE).read_text().strip())
+        pid = int((broker_dir() / instance / PID_FILE).read_text().strip())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
@@ -357,11 +449,14 @@ def is_running() -> bool:
     return running_pid() is not None
 
 
-def wait_for_log(text: str, offset: int = 0, *, timeout: float = 5.0, quiet: bool = False) -> bool:
+def wait_for_log(
+    text: str, offset: int = 0, *, timeout: float = 5.0, quiet: bool = False, instance: str = ""
+) -> bool:
     """Wait until the broker's log holds `text` after byte `offset`; False on timeout."""
     deadline = time.monotonic() + timeout
+    log_file = broker_dir() / instance / LOG_FILE
     while True:
-        with contextlib.suppress(FileNotFoundError), path(LOG_FILE).open("rb") as f:
+        with contextlib.suppress(FileNotFoundError), log_file.open("rb") as f:
             f.seek(offset)
             if text.encode() in f.read():
                 return True
@@ -372,9 +467,9 @@ def wait_for_log(text: str, offset: int = 0, *, timeout: float = 5.0, quiet: boo
         time.sleep(0.02)
 
 
-def _log_size() -> int:
+def _log_size(instance: str = "") -> int:
     try:
-        return path(LOG_FILE).stat().st_size
+        return (broker_dir() / instance / LOG_FILE).stat().st_size
     except FileNotFoundError:
         return 0
 

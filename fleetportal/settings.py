@@ -335,6 +335,10 @@ BROKER_BACKEND_USERNAME = env_str("FLEETPORTAL_BROKER_BACKEND_USERNAME", "fleetp
 # Generated into BROKER_DIR by `manage.py broker_config` when not set.
 BROKER_BACKEND_PASSWORD = env_str("FLEETPORTAL_BROKER_BACKEND_PASSWORD", "")
 MOSQUITTO_BINARY = env_str("FLEETPORTAL_MOSQUITTO_BINARY", "/usr/sbin/mosquitto")
+# The claim broker's plugin (mosquitto/fleetportal_claims.c), which `make install` builds.
+BROKER_CLAIM_PLUGIN = env_str(
+    "FLEETPORTAL_BROKER_CLAIM_PLUGIN", str(BASE_DIR / "build" / "fleetportal_claims.so")
+)
 
 LOGGING = {
     "version": 1,

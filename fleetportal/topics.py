@@ -13,6 +13,59 @@ PROVISION_PREFIX = "$aws/provisioning-templates/"
 PROVISION_SUFFIX = "/provision/json"
 
 
+# Claims reach the portal from the claim broker (fleetportal/broker.py) with who sent them:
+# fleetportal/claim/<hex client id>/<claim user>/<request topic>; each reply goes back to that
+# one client through fleetportal/claim-reply/<hex client id>/<reply topic>.
+CLAIM_REQUEST_PREFIX = "fleetportal/claim/"
+CLAIM_REPLY_PREFIX = "fleetportal/claim-reply/"
+# A claim certificate's CN and MQTT username: "claim.<template>" ('.' is in no device id).
+CLAIM_USER_PREFIX = "claim."
+
+
+def claim_client(client_id: str) -> str:
+    """A client id as the claim topics carry it (hex of its UTF-8: any id fits in one level)."""
+    return client_id.encode("utf-8", "surrogatepass").hex()
+
+
+def claim_request(client_id: str, claim_user: str, request_topic: str) -> str:
+    return f"{CLAIM_REQUEST_PREFIX}{claim_client(client_id)}/{claim_user}/{request_topic}"
+
+
+def claim_reply(client: str, reply_topic: str) -> str:
+    """The topic that delivers reply_topic to one claim client (`client` as claim_client gives)."""
+    return f"{CLAIM_REPLY_PREFIX}{client}/{reply_topic}"
+
+
+def claim_filter(request_filter: str) -> str:
+    """The bridge's subscription to a claim request topic, from every claim client."""
+    return f"{CLAIM_REQUEST_PREFIX}+/+/{request_filter}"
+
+
+@dataclass(frozen=True)
+class Claimant:
+    """Who sent a claim request: the client (hex, as the claim topics carry it) and its claim
+    certificate's user, "claim.<template>". Replies go to this client alone."""
+
+    client: str
+    user: str
+
+    @classmethod
+    def of(cls, client_id: str, template: str) -> "Claimant":
+        return cls(claim_client(client_id), CLAIM_USER_PREFIX + template)
+
+    @property
+    def template(self) -> str:
+        return self.user.removeprefix(CLAIM_USER_PREFIX)
+
+    @property
+    def client_id(self) -> str:
+        """The MQTT client id the device connected with (undecodable bytes escaped)."""
+        return bytes.fromhex(self.client).decode("utf-8", "backslashreplace")
+
+    def reply_topic(self, topic: str) -> str:
+        return claim_reply(self.client, topic)
+
+
 # The broker's own log at notice level (`log_dest topic`): connections, with client addresses.
 BROKER_LOG_NOTICE = "$SYS/broker/log/N"
 
@@ -85,6 +138,8 @@ class Route:
     kind: str
     device_id: str = ""
     name: str = ""  # template name, shadow name, certificate sub-topic, …
+    claimant: Claimant | None = None  # claim requests only
+    request_topic: str = ""  # a claim request's own topic ($aws/certificates/…), for replies
 
 
 def device_of(topic: str) -> str:
@@ -101,15 +156,10 @@ def device_of(topic: str) -> str:
 
 def parse(topic: str) -> Route | None:
     """The route of a request topic the portal serves, or None for anything else."""
-    if topic == CREATE_FROM_CSR:
-        return Route("create_from_csr")
-    if topic == CREATE_KEYS:
-        return Route("create_keys")
+    if topic.startswith(CLAIM_REQUEST_PREFIX):
+        return _claim_route(topic[len(CLAIM_REQUEST_PREFIX) :])
     if topic == BROKER_LOG_NOTICE:
         return Route("broker_log")
-    if topic.startswith(PROVISION_PREFIX) and topic.endswith(PROVISION_SUFFIX):
-        name = topic[len(PROVISION_PREFIX) : -len(PROVISION_SUFFIX)]
-        return Route("provision", name=name) if name and "/" not in name else None
     parts = topic.split("/")
     if len(parts) >= 3 and parts[0] == "devices" and parts[1]:
         return Route("device:" + "/".join(parts[2:]), device_id=parts[1])
@@ -119,6 +169,30 @@ def parse(topic: str) -> Route | None:
             return shadow
         return Route("thing:" + "/".join(parts[3:]), device_id=parts[2])
     return None
+
+
+def _claim_route(tagged: str) -> Route | None:
+    """<hex client>/<claim user>/<request topic>, as the claim broker tags a claim request."""
+    parts = tagged.split("/", 2)
+    if len(parts) != 3:
+        return None
+    client, user, request = parts
+    if not _is_hex(client) or not user.startswith(CLAIM_USER_PREFIX) or user == CLAIM_USER_PREFIX:
+        return None
+    claimant = Claimant(client, user)
+    if request == CREATE_FROM_CSR:
+        return Route("create_from_csr", claimant=claimant, request_topic=request)
+    if request == CREATE_KEYS:
+        return Route("create_keys", claimant=claimant, request_topic=request)
+    if request.startswith(PROVISION_PREFIX) and request.endswith(PROVISION_SUFFIX):
+        name = request[len(PROVISION_PREFIX) : -len(PROVISION_SUFFIX)]
+        if name and "/" not in name:
+            return Route("provision", name=name, claimant=claimant, request_topic=request)
+    return None
+
+
+def _is_hex(text: str) -> bool:
+    return bool(text) and len(text) % 2 == 0 and all(c in "0123456789abcdef" for c in text)
 
 
 def _shadow_route(parts: list[str]) -> Route | None:

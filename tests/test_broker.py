@@ -11,6 +11,7 @@ from django.core.management import call_command
 from devices import pki
 from devices.models import ProvisioningTemplate
 from fleetportal import broker as broker_config
+from fleetportal import topics
 from fleetportal.bridge import transport
 from tests.mqtt.clients import Refused, make_expired_identity, make_identity
 
@@ -109,51 +110,73 @@ def test_evict_disconnects_a_connected_device(broker, device_client):
     assert device.disconnected.wait(5)
 
 
-def test_claim_certificate_can_use_only_its_templates_provisioning_topics(broker, device_client):
+def claim_request(client_id: str, template: str, topic: str) -> str:
+    """How a claim client's request reaches the portal: tagged with who sent it."""
+    return topics.claim_request(client_id, broker_config.claim_username(template), topic)
+
+
+def test_claim_requests_reach_the_portal_tagged_with_their_sender(broker, device_client):
     broker_config.write_claim_acl([("factory-a", False), ("factory-b", True)])
     claim = make_identity(broker, broker_config.claim_username("factory-a"))
-    factory = device_client(claim, port=broker.claim_port, client_id="claim.factory-a.1")
+    factory = device_client(claim, port=broker.claim_port, client_id="line 1/station+4")
     observer = transport.Connection("fleetportal.test-claim", clean_session=True)
-    observer.subscribe(["$aws/#"])
+    observer.subscribe(["fleetportal/claim/#", "$aws/#"])
     observer.connect()
     assert observer.wait_subscribed(5)
     try:
-        factory.subscribe("$aws/certificates/create-from-csr/json/accepted")
-        factory.subscribe("devices/+/commands")
         factory.publish("$aws/certificates/create-from-csr/json", b"{}")
         factory.publish("$aws/provisioning-templates/factory-a/provision/json", b"{}")
         factory.publish("$aws/provisioning-templates/factory-b/provision/json", b"{}")
         factory.publish("$aws/certificates/create/json", b"{}")
         factory.publish("$aws/things/someone/shadow/update", b"{}")
+        factory.publish("fleetportal/claim-reply/00/$aws/x", b"{}")
         assert received_topics(observer, 0.5) == [
-            "$aws/certificates/create-from-csr/json",
-            "$aws/provisioning-templates/factory-a/provision/json",
+            claim_request("line 1/station+4", "factory-a", topics.CREATE_FROM_CSR),
+            claim_request("line 1/station+4", "factory-a", topics.provision("factory-a")),
         ]
-        backend_send("$aws/certificates/create-from-csr/json/accepted", b"{}")
-        backend_send("devices/someone/commands", b"{}")
-        factory.expect("$aws/certificates/create-from-csr/json/accepted")
-        factory.expect_nothing(0.3)
     finally:
         observer.close()
 
 
-def test_device_certificate_has_no_rights_on_the_claim_listener(broker, device_client):
+def test_a_claim_reply_reaches_only_the_client_that_asked(broker, device_client):
+    broker_config.write_claim_acl([("factory-a", False), ("factory-b", False)])
+    accepted = topics.accepted(topics.CREATE_FROM_CSR)
+    clients = {}
+    for template, client_id in (("factory-a", "a-1"), ("factory-a", "a-2"), ("factory-b", "b-1")):
+        claim = make_identity(broker, broker_config.claim_username(template))
+        clients[client_id] = device_client(claim, port=broker.claim_port, client_id=client_id)
+        clients[client_id].subscribe(accepted)
+        clients[client_id].subscribe("$aws/#")
+
+    backend_send(topics.claim_reply(topics.claim_client("a-1"), accepted), b"for a-1")
+    backend_send(accepted, b"published on the device broker")
+
+    assert clients["a-1"].expect(accepted).payload == b"for a-1"
+    for client in clients.values():
+        client.expect_nothing(0.5)
+
+
+def test_the_claim_port_refuses_device_certificates(broker, device_client):
     broker_config.write_claim_acl([("factory-a", False)])
-    device = device_client(make_identity(broker, "sneaky-1"), port=broker.claim_port)
-    observer = transport.Connection("fleetportal.test-claim2", clean_session=True)
-    observer.subscribe(["$aws/#", "devices/#"])
-    observer.connect()
-    assert observer.wait_subscribed(5)
-    try:
-        device.publish("$aws/certificates/create-from-csr/json", b"{}")
-        device.publish("devices/sneaky-1/telemetry", b"{}")
-        assert received_topics(observer, 0.5) == []
-    finally:
-        observer.close()
+    with pytest.raises(Refused):
+        device_client(make_identity(broker, "sneaky-1"), port=broker.claim_port)
+
+
+def test_a_claim_connection_cannot_take_over_a_device_session(broker, device_client):
+    broker_config.write_claim_acl([("factory-a", False)])
+    victim = device_client(make_identity(broker, "victim-1"), clean_session=False)
+    victim.subscribe("devices/victim-1/commands")
+    claim = make_identity(broker, broker_config.claim_username("factory-a"))
+    for _ in range(3):
+        device_client(claim, port=broker.claim_port, client_id="victim-1", clean_session=True)
+
+    assert not victim.disconnected.wait(0.5)
+    backend_send("devices/victim-1/commands", b"still yours")
+    assert victim.expect("devices/victim-1/commands").payload == b"still yours"
 
 
 @pytest.mark.django_db
-def test_broker_config_command_opens_the_claim_listener_to_enabled_templates(broker, device_client):
+def test_broker_config_command_opens_the_claim_broker_to_enabled_templates(broker, device_client):
     ProvisioningTemplate.objects.create(name="line-1", device_type="sensor")
     ProvisioningTemplate.objects.create(name="line-2", device_type="sensor", enabled=False)
 
@@ -162,7 +185,7 @@ def test_broker_config_command_opens_the_claim_listener_to_enabled_templates(bro
 
     assert "reloaded the running broker" in output.getvalue()
     observer = transport.Connection("fleetportal.test-claim3", clean_session=True)
-    observer.subscribe(["$aws/#"])
+    observer.subscribe(["fleetportal/claim/#"])
     observer.connect()
     assert observer.wait_subscribed(5)
     try:
@@ -171,7 +194,7 @@ def test_broker_config_command_opens_the_claim_listener_to_enabled_templates(bro
             factory = device_client(claim, port=broker.claim_port, client_id=f"claim.{name}.1")
             factory.publish(f"$aws/provisioning-templates/{name}/provision/json", b"{}")
         assert received_topics(observer, 0.5) == [
-            "$aws/provisioning-templates/line-1/provision/json"
+            claim_request("claim.line-1.1", "line-1", topics.provision("line-1"))
         ]
     finally:
         observer.close()
@@ -182,28 +205,40 @@ def listener_lines(config: str) -> list[str]:
 
 
 def test_every_listener_binds_the_loopback_address_by_default(settings, tmp_path):
-    config = broker_config.render_config(
-        tmp_path, device_port=8883, claim_port=8884, backend_port=18830, user="fp"
+    config = broker_config.render_config(tmp_path, device_port=8883, backend_port=18830, user="fp")
+    backend = broker_config.BackendCredentials("127.0.0.1", 18830, "u", "p", tmp_path / "ca")
+    claims = broker_config.render_claim_config(
+        tmp_path, claim_port=8884, backend=backend, plugin=tmp_path / "p.so", user="fp"
     )
 
-    assert listener_lines(config) == [
-        "listener 8883 127.0.0.1",
-        "listener 8884 127.0.0.1",
-        "listener 18830 127.0.0.1",
-    ]
+    assert listener_lines(config) == ["listener 8883 127.0.0.1", "listener 18830 127.0.0.1"]
+    assert listener_lines(claims) == ["listener 8884 127.0.0.1"]
 
 
 def test_opening_the_device_listeners_keeps_the_backend_local(settings, broker):
     settings.BROKER_BIND_ADDRESS = ""
     config = broker_config.write_config().read_text()
+    claims = (broker.dir / broker_config.CLAIM_CONFIG).read_text()
     settings.BROKER_BIND_ADDRESS = "127.0.0.1"
     broker_config.write_config()
 
     assert listener_lines(config) == [
         f"listener {broker.device_port}",
-        f"listener {broker.claim_port}",
         f"listener {broker.backend_port} 127.0.0.1",
     ]
+    assert listener_lines(claims) == [f"listener {broker.claim_port}"]
+
+
+def test_the_claim_brokers_config_is_private_it_holds_the_backend_password(broker):
+    claims = broker.dir / broker_config.CLAIM_CONFIG
+    assert claims.stat().st_mode & 0o777 == 0o600
+    assert broker_config.backend_password() in claims.read_text()
+
+
+def test_broker_config_refuses_to_run_without_the_claim_plugin(settings, broker, tmp_path):
+    settings.BROKER_CLAIM_PLUGIN = str(tmp_path / "missing.so")
+    with pytest.raises(broker_config.BrokerError, match="make install"):
+        broker_config.write_config()
 
 
 def test_reload_without_a_running_broker_is_a_no_op(settings, tmp_path):

@@ -23,30 +23,46 @@ logger = logging.getLogger(__name__)
 
 def register() -> None:
     failed = {"failure_reply": internal_failure}
-    router.register("create_from_csr", on_create_from_csr, topics.CREATE_FROM_CSR, **failed)
-    router.register("create_keys", on_create_keys, topics.CREATE_KEYS, **failed)
-    router.register("provision", on_provision, topics.provision("+"), **failed)
+    claims = topics.claim_filter
+    router.register("create_from_csr", on_create_from_csr, claims(topics.CREATE_FROM_CSR), **failed)
+    router.register("create_keys", on_create_keys, claims(topics.CREATE_KEYS), **failed)
+    router.register("provision", on_provision, claims(topics.provision("+")), **failed)
+
+
+def rejected_topic(message: InboundMessage) -> str:
+    """The request's rejected topic, delivered to the claim client that sent it alone."""
+    route = message.route
+    return route.claimant.reply_topic(topics.rejected(route.request_topic))
 
 
 def internal_failure(message: InboundMessage) -> tuple[str, dict]:
     """What the bridge sends when a request fails beyond serve()'s reach (§3.1 error shape)."""
-    return topics.rejected(message.topic), InternalFailure("Internal service failure.").document()
+    return rejected_topic(message), InternalFailure("Internal service failure.").document()
 
 
 def on_create_from_csr(message: InboundMessage) -> None:
-    serve(message, lambda body: provisioning.create_from_csr(body.get("certificateSigningRequest")))
+    claimant = message.route.claimant
+    serve(
+        message,
+        lambda body: provisioning.create_from_csr(body.get("certificateSigningRequest"), claimant),
+    )
 
 
 def on_create_keys(message: InboundMessage) -> None:
     # The SDK sends {} (or nothing); AWS ignores the body.
-    serve(message, lambda body: provisioning.create_keys(), allow_empty=True)
+    claimant = message.route.claimant
+    serve(message, lambda body: provisioning.create_keys(claimant), allow_empty=True)
 
 
 def on_provision(message: InboundMessage) -> None:
+    route = message.route
     serve(
         message,
         lambda body: provisioning.register_thing(
-            message.route.name, body.get("certificateOwnershipToken"), body.get("parameters")
+            route.name,
+            body.get("certificateOwnershipToken"),
+            body.get("parameters"),
+            route.claimant,
         ),
     )
 
@@ -72,7 +88,7 @@ def serve(
 
 
 def reject(message: InboundMessage, error: ProvisioningError) -> None:
-    outbox.send(topics.rejected(message.topic), error.document())
+    outbox.send(rejected_topic(message), error.document())
 
 
 def parse(payload: bytes, *, allow_empty: bool = False) -> dict:

@@ -67,8 +67,9 @@ class ClaimResult:
 # --- create-from-csr and create ---------------------------------------------------------------
 
 
-def create_from_csr(csr_pem: str) -> ClaimResult:
-    """Issue a pending certificate for the CSR's CN (the device_id-to-be) and reply accepted."""
+def create_from_csr(csr_pem: str, claimant: topics.Claimant) -> ClaimResult:
+    """Issue a pending certificate for the CSR's CN (the device_id-to-be) and reply accepted,
+    to the claimant alone; its ownership token is bound to the claimant's template."""
     csr = _checked_csr(csr_pem)
     device_id = _csr_device_id(csr)
     with transaction.atomic():
@@ -76,12 +77,13 @@ def create_from_csr(csr_pem: str) -> ClaimResult:
         _check_unclaimed(device_id)
         ca, days = credentials.load_authority(), settings.DEVICE_CERT_DAYS
         issued = pki.issue_certificate(ca, csr.public_key(), device_id, days=days)
-        result = _hold_pending(issued, device_id)
-        outbox.send(topics.accepted(topics.CREATE_FROM_CSR), result.document())
+        result = _hold_pending(issued, device_id, claimant.template)
+        reply = claimant.reply_topic(topics.accepted(topics.CREATE_FROM_CSR))
+        outbox.send(reply, result.document())
     return result
 
 
-def create_keys() -> ClaimResult:
+def create_keys(claimant: topics.Claimant) -> ClaimResult:
     """create/json: the portal makes the key, so the reply carries it (§7.9: off by default)."""
     if not settings.CLAIM_CREATE_KEYS:
         raise AccessDenied(
@@ -92,8 +94,8 @@ def create_keys() -> ClaimResult:
     with transaction.atomic():
         ca, days = credentials.load_authority(), settings.DEVICE_CERT_DAYS
         key_pem, issued = pki.generate_key_and_certificate(ca, device_id, days)
-        result = _hold_pending(issued, device_id, private_key=key_pem)
-        outbox.send(topics.accepted(topics.CREATE_KEYS), result.document())
+        result = _hold_pending(issued, device_id, claimant.template, private_key=key_pem)
+        outbox.send(claimant.reply_topic(topics.accepted(topics.CREATE_KEYS)), result.document())
     return result
 
 
@@ -149,7 +151,7 @@ def _check_unclaimed(device_id: str) -> None:
 
 
 def _hold_pending(
-    issued: pki.IssuedCertificate, device_id: str, private_key: str | None = None
+    issued: pki.IssuedCertificate, device_id: str, template: str, private_key: str | None = None
 ) -> ClaimResult:
     """Record the certificate as pending and hold it in the CRL before anyone can learn it.
 
@@ -162,6 +164,7 @@ def _hold_pending(
         issued, device_id, device=None, status=CredentialStatus.PENDING_ACTIVATION
     )
     credential.ownership_token_hash = token_hash(token)
+    credential.claim_template = template
     credential.ownership_token_expires_at = timezone.now() + timedelta(
         seconds=settings.OWNERSHIP_TOKEN_SECONDS
     )
@@ -182,26 +185,40 @@ def token_hash(token: str) -> str:
 # --- RegisterThing ----------------------------------------------------------------------------
 
 
-def register_thing(template_name: str, token: Any, parameters: Any) -> dict:
+def register_thing(
+    template_name: str, token: Any, parameters: Any, claimant: topics.Claimant
+) -> dict:
     """Turn a pending certificate into a registered device, as the template says.
 
-    Returns (and queues as the accepted reply) {thingName, deviceConfiguration}.
+    Only the template's own claim certificate may use it (the broker's ACL already says so),
+    and only with a token that a claim certificate of the same template asked for. Returns (and
+    queues as the accepted reply, to the claimant alone) {thingName, deviceConfiguration}.
     """
+    if claimant.template != template_name:
+        raise AccessDenied(
+            f"A claim certificate of template {claimant.template} cannot provision through "
+            f"template {template_name}."
+        )
     if not token or not isinstance(token, str):
         raise InvalidCertificateOwnershipToken("Certificate ownership token cannot be empty.")
     with transaction.atomic():
         credential = _pending_credential(token)
         template = _enabled_template(template_name)
+        if credential.claim_template != template.name:
+            raise InvalidCertificateOwnershipToken(
+                "The certificate ownership token was issued to another template's claim "
+                "certificate."
+            )
         params = resolve_parameters(template, parameters)
         _check_serial(template, params)
-        params = _run_hook(template, credential, params)
+        params = _run_hook(template, credential, params, claimant)
         _check_serial(template, params)
         device = _register(template, params, credential)
         reply = {
             "thingName": device.device_id,
             "deviceConfiguration": dict(template.device_configuration),
         }
-        outbox.send(topics.accepted(topics.provision(template.name)), reply)
+        outbox.send(claimant.reply_topic(topics.accepted(topics.provision(template.name))), reply)
         # Release the hold once the certificate is active for everyone to see, and once a
         # partitioned bridge subscribed the device's topics (on_commit keeps this order).
         coverage.wait_until_covered_after_commit([device.device_id], what=device.device_id)
@@ -276,18 +293,22 @@ def _check_serial(template: ProvisioningTemplate, params: dict[str, str]) -> Non
 
 
 def _run_hook(
-    template: ProvisioningTemplate, credential: DeviceCredential, params: dict[str, str]
+    template: ProvisioningTemplate,
+    credential: DeviceCredential,
+    params: dict[str, str],
+    claimant: topics.Claimant,
 ) -> dict[str, str]:
     """Ask the pre-provisioning hook (AWS's input and output, §3.2); any failure denies."""
     if not template.pre_provisioning_hook_url:
         return params
     body = {
-        # Mosquitto does not tell the bridge which claim certificate or client published.
+        # The claim broker tells which client published, not which claim certificate (only
+        # its template, and every certificate of a template is alike).
         "claimCertificateId": None,
         "certificateId": credential.fingerprint,
         "certificatePem": credential.credential_value,
         "templateArn": f"fleetportal:provisioningtemplate/{template.name}",
-        "clientId": None,
+        "clientId": claimant.client_id,
         "parameters": params,
     }
     answer = _post_hook(template.pre_provisioning_hook_url, body)

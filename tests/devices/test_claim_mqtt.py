@@ -161,3 +161,66 @@ def test_claim_certificate_of_a_disabled_template_cannot_provision(
     factory.publish(CSR, orjson.dumps({"certificateSigningRequest": make_csr("thermo-0099")[1]}))
     factory.expect_nothing(timeout=1.0)
     assert not DeviceCredential.objects.filter(common_name="thermo-0099").exists()
+
+
+# --- two templates, two claim certificates: neither sees nor uses the other's claims ---------
+
+
+@pytest.fixture
+def two_templates(broker, settings):
+    settings.CLAIM_CREATE_KEYS = True
+    made = [
+        provisioning.save_template(
+            ProvisioningTemplate(name=name, device_type="meter", allow_create_keys=True)
+        )
+        for name in ("plant-a", "plant-b")
+    ]
+    yield {
+        each.name: write_identity(
+            broker.dir / "clients",
+            f"claim.{each.name}",
+            *pem_pair(provisioning.issue_claim_certificate(each, actor="test")),
+        )
+        for each in made
+    }
+    for each in made:
+        provisioning.delete_template(each)
+
+
+def pem_pair(claim) -> tuple[str, str]:
+    return claim.key_pem, claim.cert_pem
+
+
+@pytest.mark.parametrize(
+    ("request_topic", "body"),
+    [
+        (CSR, lambda: {"certificateSigningRequest": make_csr("meter-0007")[1]}),
+        ("$aws/certificates/create/json", dict),
+    ],
+    ids=["create-from-csr", "create-keys"],
+)
+def test_another_templates_claim_certificate_neither_sees_the_reply_nor_can_register(
+    broker, bridge, device_client, two_templates, request_topic, body
+):
+    victim = device_client(two_templates["plant-b"], port=broker.claim_port, client_id="b-1")
+    thief = device_client(two_templates["plant-a"], port=broker.claim_port, client_id="a-1")
+    for client in (victim, thief):
+        client.subscribe("$aws/certificates/#")
+        client.subscribe("$aws/provisioning-templates/+/provision/json/+")
+
+    outcome, created = request(victim, request_topic, body())
+    assert outcome == "accepted", created
+    thief.expect_nothing(timeout=0.7)
+
+    # Even holding the token (say it leaked), plant-a's certificate cannot register with it.
+    token = {"certificateOwnershipToken": created["certificateOwnershipToken"]}
+    outcome, error = request(thief, "$aws/provisioning-templates/plant-a/provision/json", token)
+    assert (outcome, error["errorCode"]) == ("rejected", "InvalidCertificateOwnershipToken")
+    victim.expect_nothing(timeout=0.3)
+    assert not Device.objects.exists()
+
+    outcome, registered = request(
+        victim, "$aws/provisioning-templates/plant-b/provision/json", token
+    )
+    assert outcome == "accepted", registered
+    assert Device.objects.get(device_id=registered["thingName"]).device_type == "meter"

@@ -37,24 +37,30 @@ from tests.devices.test_pki import RSA_512_CSR
 pytestmark = pytest.mark.usefixtures("identity_env")
 
 HOLD = "certificateHold"
+# The claim client every request here comes from (replies go to it alone).
+CLAIMANT = topics.Claimant.of("factory-line-1", "factory")
 
 
-def claim(device_id: str = "sensor-0001"):
+def claim(device_id: str = "sensor-0001", claimant: topics.Claimant = CLAIMANT):
     key, csr = make_csr(device_id)
-    return key, provisioning.create_from_csr(csr)
+    return key, provisioning.create_from_csr(csr, claimant)
 
 
 def serial_of(pem: str) -> int:
     return x509.load_pem_x509_certificate(pem.encode()).serial_number
 
 
-def replies(topic: str) -> list[dict]:
-    return [orjson.loads(m.payload) for m in OutboxMessage.objects.filter(topic=topic)]
+def replies(topic: str, claimant: topics.Claimant = CLAIMANT) -> list[dict]:
+    """The replies on `topic` queued for the claimant (each delivered to it alone)."""
+    sent = OutboxMessage.objects.filter(topic=claimant.reply_topic(topic))
+    return [orjson.loads(m.payload) for m in sent]
 
 
-def refused(error_class, function, *args) -> provisioning.ProvisioningError:
+def refused(
+    error_class, function, *args, claimant: topics.Claimant = CLAIMANT
+) -> provisioning.ProvisioningError:
     with pytest.raises(error_class) as excinfo:
-        function(*args)
+        function(*args, claimant=claimant)
     return excinfo.value
 
 
@@ -160,7 +166,7 @@ def test_create_keys_is_refused_unless_the_operator_enabled_it():
 
 def test_create_keys_returns_a_key_matching_a_pending_certificate(settings):
     settings.CLAIM_CREATE_KEYS = True
-    result = provisioning.create_keys()
+    result = provisioning.create_keys(CLAIMANT)
     key = serialization.load_pem_private_key(result.private_key.encode(), None)
     certificate = x509.load_pem_x509_certificate(result.certificate_pem.encode())
     assert certificate.public_key().public_numbers() == key.public_key().public_numbers()
@@ -195,7 +201,7 @@ def test_register_thing_registers_the_device_the_template_describes(
     _, result = claim("sensor-0001")
     with django_capture_on_commit_callbacks(execute=True):
         reply = provisioning.register_thing(
-            "factory", result.ownership_token, {"SerialNumber": "0001"}
+            "factory", result.ownership_token, {"SerialNumber": "0001"}, CLAIMANT
         )
     assert reply == {"thingName": "sensor-0001", "deviceConfiguration": {"telemetryInterval": "60"}}
     device = Device.objects.get(device_id="sensor-0001")
@@ -211,7 +217,7 @@ def test_register_thing_activates_the_certificate_and_releases_its_hold(
     make_template()
     _, result = claim("sensor-0001")
     with django_capture_on_commit_callbacks(execute=True):
-        provisioning.register_thing("factory", result.ownership_token, {})
+        provisioning.register_thing("factory", result.ownership_token, {}, CLAIMANT)
     credential = DeviceCredential.objects.get(fingerprint=result.certificate_id)
     assert credential.status == CredentialStatus.ACTIVE
     assert credential.device.device_id == "sensor-0001"
@@ -221,7 +227,7 @@ def test_register_thing_activates_the_certificate_and_releases_its_hold(
 def test_register_thing_records_the_device_history():
     make_template()
     _, result = claim("sensor-0001")
-    provisioning.register_thing("factory", result.ownership_token, {})
+    provisioning.register_thing("factory", result.ownership_token, {}, CLAIMANT)
     events = Device.objects.get(device_id="sensor-0001").events.order_by("pk")
     assert [(e.event_type, e.actor) for e in events] == [
         (EventType.REGISTERED, "device"),
@@ -235,14 +241,14 @@ def test_register_thing_records_the_device_history():
 def test_template_may_make_provisioned_devices_active_at_once():
     make_template(initial_status=DeviceStatus.ACTIVE)
     _, result = claim("sensor-0001")
-    provisioning.register_thing("factory", result.ownership_token, {})
+    provisioning.register_thing("factory", result.ownership_token, {}, CLAIMANT)
     assert Device.objects.get(device_id="sensor-0001").status == DeviceStatus.ACTIVE
 
 
 def test_ownership_token_is_single_use():
     make_template()
     _, result = claim("sensor-0001")
-    provisioning.register_thing("factory", result.ownership_token, {})
+    provisioning.register_thing("factory", result.ownership_token, {}, CLAIMANT)
     error = refused(
         InvalidCertificateOwnershipToken,
         provisioning.register_thing,
@@ -286,11 +292,16 @@ def test_unknown_or_disabled_template_is_resource_not_found_and_keeps_the_token(
     _, result = claim("sensor-0001")
     for name in ("nope", "disabled"):
         error = refused(
-            ResourceNotFound, provisioning.register_thing, name, result.ownership_token, {}
+            ResourceNotFound,
+            provisioning.register_thing,
+            name,
+            result.ownership_token,
+            {},
+            claimant=topics.Claimant.of("factory-line-1", name),
         )
         assert error.document()["statusCode"] == 404
     assert not Device.objects.exists()
-    provisioning.register_thing("factory", result.ownership_token, {})
+    provisioning.register_thing("factory", result.ownership_token, {}, CLAIMANT)
     assert Device.objects.filter(device_id="sensor-0001").exists()
 
 
@@ -336,7 +347,9 @@ def test_serial_number_allow_list_refuses_other_serials():
     )
     assert "allow-list" in error.message
     _, allowed_claim = claim("sensor-0002")
-    provisioning.register_thing("factory", allowed_claim.ownership_token, {"SerialNumber": "A2"})
+    provisioning.register_thing(
+        "factory", allowed_claim.ownership_token, {"SerialNumber": "A2"}, CLAIMANT
+    )
     assert list(Device.objects.values_list("device_id", "serial_number")) == [("sensor-0002", "A2")]
 
 
@@ -415,12 +428,13 @@ def test_hook_receives_the_aws_input_and_may_override_parameters(hook):
     server = hook({"allowProvisioning": True, "parameterOverrides": {"Site": "hamburg"}})
     hooked_template(server.url)
     _, result = claim("sensor-0001")
-    provisioning.register_thing("factory", result.ownership_token, {"SerialNumber": "1"})
+    provisioning.register_thing("factory", result.ownership_token, {"SerialNumber": "1"}, CLAIMANT)
     [request] = server.requests
     assert request["certificateId"] == result.certificate_id
     assert request["certificatePem"] == result.certificate_pem
     assert request["parameters"] == {"SerialNumber": "1", "Site": ""}
-    assert {"claimCertificateId", "templateArn", "clientId"} <= set(request)
+    assert request["clientId"] == "factory-line-1"  # the MQTT client id that asked
+    assert {"claimCertificateId", "templateArn"} <= set(request)
     assert Device.objects.get().metadata == {"site": "hamburg"}
 
 
@@ -510,7 +524,9 @@ def test_expire_pending_revokes_certificates_whose_token_expired(
 
 
 def inbound(topic: str, payload: bytes) -> InboundMessage:
-    return InboundMessage(topic=topic, payload=payload, route=topics.parse(topic))
+    """A request on `topic` as the claim broker hands it to the portal (tagged with CLAIMANT)."""
+    tagged = topics.claim_request("factory-line-1", CLAIMANT.user, topic)
+    return InboundMessage(topic=tagged, payload=payload, route=topics.parse(tagged))
 
 
 def handle(topic: str, payload) -> None:
@@ -601,10 +617,65 @@ def test_handlers_are_registered_for_the_provisioning_topics():
     from fleetportal.bridge import router
 
     assert {
-        "$aws/certificates/create-from-csr/json",
-        "$aws/certificates/create/json",
-        "$aws/provisioning-templates/+/provision/json",
+        "fleetportal/claim/+/+/$aws/certificates/create-from-csr/json",
+        "fleetportal/claim/+/+/$aws/certificates/create/json",
+        "fleetportal/claim/+/+/$aws/provisioning-templates/+/provision/json",
     } <= set(router.subscriptions())
+
+
+def test_only_requests_tagged_by_the_claim_broker_are_served():
+    """A claim request reaches the portal only through the claim broker, which names its sender."""
+    assert topics.parse(CSR_TOPIC) is None
+    assert topics.parse(PROVISION_TOPIC) is None
+    for untagged in (
+        f"fleetportal/claim/zz/claim.factory/{CSR_TOPIC}",  # not hex
+        f"fleetportal/claim/61/factory/{CSR_TOPIC}",  # not a claim user
+        f"fleetportal/claim/61/claim./{CSR_TOPIC}",
+        "fleetportal/claim/61/claim.factory/$aws/things/x/shadow/update",
+    ):
+        assert topics.parse(untagged) is None, untagged
+
+
+# --- tokens are bound to the template whose claim certificate asked ------------------------
+
+
+def test_a_token_cannot_register_through_another_template():
+    make_template("factory")
+    make_template("other")
+    _, result = claim("sensor-0001")
+    other = topics.Claimant.of("other-line", "other")
+    error = refused(
+        InvalidCertificateOwnershipToken,
+        provisioning.register_thing,
+        "other",
+        result.ownership_token,
+        {},
+        claimant=other,
+    )
+    assert "another template" in error.document()["errorMessage"]
+    assert not Device.objects.exists()
+    provisioning.register_thing("factory", result.ownership_token, {}, CLAIMANT)
+    assert Device.objects.filter(device_id="sensor-0001").exists()
+
+
+def test_a_claim_certificate_cannot_provision_through_another_template():
+    make_template("factory")
+    make_template("other")
+    _, result = claim("sensor-0001")
+    error = refused(AccessDenied, provisioning.register_thing, "other", result.ownership_token, {})
+    assert error.document()["statusCode"] == 403
+    assert not Device.objects.exists()
+
+
+def test_replies_go_to_the_client_that_asked_alone():
+    make_template("factory")
+    someone_else = topics.Claimant.of("factory-line-2", "factory")
+    claim("sensor-0001")
+    assert len(replies("$aws/certificates/create-from-csr/json/accepted")) == 1
+    assert replies("$aws/certificates/create-from-csr/json/accepted", someone_else) == []
+    assert not OutboxMessage.objects.filter(
+        topic="$aws/certificates/create-from-csr/json/accepted"
+    ).exists()
 
 
 def register_with_hook() -> AccessDenied:

@@ -45,7 +45,8 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 @dataclass
 class Mosquitto:
-    """The session's broker: its CA, directory and ports; stop()/start() for outage tests."""
+    """The session's brokers (the broker and the claim broker, as `make run` starts them): their
+    CA, directory and ports; stop()/start() for outage tests."""
 
     ca: pki.CertificateAuthority
     ca_dir: Path
@@ -55,6 +56,8 @@ class Mosquitto:
     claim_port: int
     backend_port: int
     process: subprocess.Popen | None = None
+    claim_process: subprocess.Popen | None = None
+    _log_offset: int = 0
 
     @property
     def chain_file(self) -> Path:
@@ -65,29 +68,34 @@ class Mosquitto:
         return [self.device_port, self.claim_port, self.backend_port]
 
     def start(self, timeout: float = 10.0) -> None:
-        self.process = subprocess.Popen(  # noqa: S603
-            [settings.MOSQUITTO_BINARY, "-c", str(self.dir / broker_config.CONFIG)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,
-        )
+        self._log_offset = len(self.log())
+        self.process = _mosquitto(self.dir / broker_config.CONFIG)
+        self.claim_process = _mosquitto(self.dir / broker_config.CLAIM_CONFIG)
         deadline = time.monotonic() + timeout
-        while not all(port_open(port) for port in self.ports):
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {self.process.stderr.read().decode()}")
+        while not all(port_open(port) for port in self.ports) or not self.claim_bridged():
+            for process in (self.process, self.claim_process):
+                if process.poll() is not None:
+                    raise RuntimeError(f"mosquitto exited: {process.stderr.read().decode()}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"mosquitto did not listen on {self.ports}:\n{self.log()}")
+                raise RuntimeError(
+                    f"brokers not ready on {self.ports}:\n{self.log()}\n{self.claim_log()}"
+                )
             time.sleep(0.05)
 
+    def claim_bridged(self) -> bool:
+        """The claim broker's bridge connection is up (the broker logged its client id)."""
+        return f" as {broker_config.CLAIM_BRIDGE_CLIENT_ID} " in self.log()[self._log_offset :]
+
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        for process in (self.claim_process, self.process):
+            if process and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self.process = self.claim_process = None
 
     @contextlib.contextmanager
     def stopped(self):
@@ -107,6 +115,20 @@ class Mosquitto:
         with contextlib.suppress(FileNotFoundError):
             return (self.dir / broker_config.LOG_FILE).read_text()
         return ""
+
+    def claim_log(self) -> str:
+        with contextlib.suppress(FileNotFoundError):
+            return (self.dir / broker_config.CLAIM_DIR / broker_config.LOG_FILE).read_text()
+        return ""
+
+
+def _mosquitto(config: Path) -> subprocess.Popen:
+    return subprocess.Popen(  # noqa: S603
+        [settings.MOSQUITTO_BINARY, "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=_die_with_parent,
+    )
 
 
 def start_mosquitto(directory: Path) -> tuple[Mosquitto, override_settings]:

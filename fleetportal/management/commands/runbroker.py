@@ -11,15 +11,23 @@ from fleetportal import broker
 class Command(BaseCommand):
     help = "Replace this process with Mosquitto running the generated configuration."
 
-    def handle(self, *args, **options):
-        config = broker.path(broker.CONFIG)
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--claim",
+            action="store_true",
+            help="Run the claim broker (claim certificates, fleet provisioning) instead.",
+        )
+
+    def handle(self, *args, claim=False, **options):
+        instance = broker.CLAIM_DIR if claim else ""
+        config = broker.path(broker.CLAIM_CONFIG if claim else broker.CONFIG)
         if not config.exists():
             raise CommandError(f"{config} does not exist; run `manage.py broker_config` first.")
-        if broker.is_running():
+        if broker.running_pid(instance) is not None:
             raise CommandError(
-                f"A broker from {broker.broker_dir()} is running (pid {broker.running_pid()})."
+                f"A broker from {config.parent} is running (pid {broker.running_pid(instance)})."
             )
-        self.stdout.write(f"runbroker: logging to {broker.path(broker.LOG_FILE)}")
+        self.stdout.write(f"runbroker: logging to {config.parent / broker.LOG_FILE}")
         self.stdout.flush()
         # exec, so that signals (Ctrl-C, SIGTERM, SIGHUP for reloads) reach Mosquitto itself.
         os.execv(settings.MOSQUITTO_BINARY, [settings.MOSQUITTO_BINARY, "-c", str(config)])  # noqa: S606
