@@ -162,6 +162,19 @@ def test_the_claim_port_refuses_device_certificates(broker, device_client):
         device_client(make_identity(broker, "sneaky-1"), port=broker.claim_port)
 
 
+def test_a_revoked_claim_certificate_is_refused_by_the_claim_broker(broker, device_client):
+    broker_config.write_claim_acl([("factory-a", False)])
+    leaked = make_identity(broker, broker_config.claim_username("factory-a"))
+    kept = make_identity(broker, broker_config.claim_username("factory-a"))
+    device_client(leaked, port=broker.claim_port, client_id="line-9").close()
+
+    assert broker.publish_crl([(leaked.serial_number, datetime.now(UTC), "keyCompromise")])
+
+    with pytest.raises(Refused):
+        device_client(leaked, port=broker.claim_port, client_id="line-9")
+    device_client(kept, port=broker.claim_port, client_id="line-9")
+
+
 def test_a_claim_connection_cannot_take_over_a_device_session(broker, device_client):
     broker_config.write_claim_acl([("factory-a", False)])
     victim = device_client(make_identity(broker, "victim-1"), clean_session=False)
