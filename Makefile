@@ -11,13 +11,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-# The claim broker's Mosquitto plugin (Debian: mosquitto-dev, libmosquitto-dev, libssl-dev).
-CLAIM_PLUGIN := build/fleetportal_claims.so
-$(CLAIM_PLUGIN): mosquitto/fleetportal_claims.c
+# The brokers' Mosquitto plugins (Debian: mosquitto-dev, libmosquitto-dev, libssl-dev).
+PLUGINS := build/fleetportal_claims.so build/fleetportal_limits.so
+build/%.so: mosquitto/%.c
 	@mkdir -p build
 	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -o $@ $< -lcrypto
 
-install: $(VENV)/.installed $(CLAIM_PLUGIN)
+install: $(VENV)/.installed $(PLUGINS)
 
 run: install
 	bin/run

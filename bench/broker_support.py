@@ -34,12 +34,17 @@ def port_open(port: int) -> bool:
 
 
 def start_broker(
-    directory: Path, *, claim_templates=(), build_crl: Callable[[], bytes] | None = None
+    directory: Path,
+    *,
+    claim_templates=(),
+    build_crl: Callable[[], bytes] | None = None,
+    device_rate_limit: int | None = None,
 ) -> tuple[subprocess.Popen, dict[str, str]]:
     """Start Mosquitto with the portal's generated config; returns it and the env for children.
 
     This process's settings are pointed at the new CA and broker for the rest of the run;
-    `build_crl` runs after that (an empty CRL of the new CA by default).
+    `build_crl` runs after that (an empty CRL of the new CA by default). `device_rate_limit`
+    replaces each device's messages per second (0: no limit in the broker or the bridges).
     """
     ca = pki.create_ca(directory / "ca")
     pki.write_server_files(directory / "ca", *pki.server_certificate(ca, ["localhost"], []))
@@ -53,6 +58,8 @@ def start_broker(
         "BROKER_BACKEND_PORT": backend_port,
         "BROKER_BACKEND_PASSWORD": "",
     }
+    if device_rate_limit is not None:
+        values["DEVICE_MESSAGES_PER_SECOND"] = device_rate_limit
     override_settings(FLEETPORTAL_CA_PASSPHRASE=None, **values).enable()
     crl_pem = build_crl() if build_crl else pki.build_crl(ca, [], next_update_hours=48)
     config = broker.write_config(list(claim_templates), crl_pem=crl_pem, bind_address="127.0.0.1")
@@ -75,6 +82,25 @@ def start_broker(
         time.sleep(0.05)
     env = {**os.environ, **{_env_name(k): str(v) for k, v in values.items()}}
     return process, env
+
+
+def restart_broker(process: subprocess.Popen, directory: Path) -> subprocess.Popen:
+    """Stop the broker, rewrite its config from the settings now in force, start it again (a
+    plugin's options are read only at start). The claim broker is left running."""
+    process.terminate()
+    process.wait(10)
+    config = broker.write_config(bind_address="127.0.0.1")
+    process = subprocess.Popen(  # noqa: S603
+        [settings.MOSQUITTO_BINARY, "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not port_open(settings.BROKER_DEVICE_PORT):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("mosquitto did not start again")
+        time.sleep(0.05)
+    return process
 
 
 def _env_name(setting: str) -> str:

@@ -402,10 +402,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        mosquitto, env = start_broker(directory)
-        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
         # Each device sends its backlog at once: measure the bridge, not the per-device limit.
-        env["FLEETPORTAL_DEVICE_MESSAGES_PER_SECOND"] = "0"
+        mosquitto, env = start_broker(directory, device_rate_limit=0)
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
         load = Load()
         try:
             device_ids = [f"bench-{n:04d}" for n in range(args.devices)]

@@ -59,6 +59,7 @@ LOG_FILE = "mosquitto.log"
 PERSISTENCE_DIR = "data"
 CLAIM_DIR = "claim"  # the claim broker's own config, pid, log and data, under BROKER_DIR
 CLAIM_CONFIG = f"{CLAIM_DIR}/{CONFIG}"
+CLAIM_PLUGIN, LIMITS_PLUGIN = "fleetportal_claims", "fleetportal_limits"
 # The claim broker's connection to the backend listener ('.': no device can have this id).
 CLAIM_BRIDGE_CLIENT_ID = "fleetportal.claim-broker"
 
@@ -88,6 +89,16 @@ class ClaimTemplate:
 
     name: str
     allow_create_keys: bool = False
+
+
+@dataclass(frozen=True)
+class DeviceLimit:
+    """Each device's inbound messages per second (and at once), enforced by the broker."""
+
+    plugin: Path
+    messages_per_second: int
+    burst: int
+    disconnect_after: int = 0  # drops within one second that end the connection (0 = never)
 
 
 @dataclass(frozen=True)
@@ -127,14 +138,24 @@ def render_config(
     bind_address: str = "127.0.0.1",
     backend_bind_address: str = "127.0.0.1",
     max_payload: int = 128 * 1024,
+    device_limit: "DeviceLimit | None" = None,
 ) -> str:
     """mosquitto.conf for the device and backend listeners; all paths point into `directory`.
 
     Each listener binds one address ("" = every interface): devices on `bind_address`, the
-    full-rights backend listener on `backend_bind_address`.
+    full-rights backend listener on `backend_bind_address`. With `device_limit`, the device
+    listener loads the rate-limit plugin (mosquitto/fleetportal_limits.c).
     """
     d = Path(directory)
     tls = _server_tls(d)
+    limit = (
+        f"plugin {device_limit.plugin}\n"
+        f"plugin_opt_messages_per_second {device_limit.messages_per_second}\n"
+        f"plugin_opt_burst {device_limit.burst}\n"
+        f"plugin_opt_disconnect_after {device_limit.disconnect_after}\n"
+        if device_limit
+        else ""
+    )
     return (
         _common(d, d, user, max_payload)
         # Also on $SYS/broker/log/<level> (backend listener only, devices' ACLs exclude it):
@@ -145,7 +166,7 @@ def render_config(
         f"require_certificate true\nuse_identity_as_username true\ncrlfile {d / CRL_FILE}\n"
         # Without it a device could take over another's session by choosing its client id.
         "use_username_as_clientid true\n"
-        f"allow_anonymous false\nacl_file {d / DEVICE_ACL}\n"
+        f"allow_anonymous false\nacl_file {d / DEVICE_ACL}\n{limit}"
         "\n# The portal's bridge: TLS + password, no ACL = full rights.\n"
         f"listener {backend_port}{_bind(backend_bind_address)}\n{tls}"
         f"allow_anonymous false\npassword_file {d / PASSWORD_FILE}\n"
@@ -313,26 +334,44 @@ def write_config(
         bind_address=bind_address,
         backend_bind_address=settings.BROKER_BACKEND_BIND_ADDRESS,
         max_payload=settings.MQTT_MAX_PAYLOAD_BYTES,
+        device_limit=_device_limit(),
     )
     _write_atomically(directory / CONFIG, config.encode(), PUBLIC)
     _write_claim_config(directory, user, bind_address)
     return directory / CONFIG
 
 
-def _write_claim_config(directory: Path, user: str, bind_address: str) -> None:
-    plugin = Path(settings.BROKER_CLAIM_PLUGIN)
-    if not plugin.is_file():
+def plugin(name: str) -> Path:
+    """A broker plugin `make install` built (mosquitto/<name>.c), or BrokerError."""
+    built = (Path(settings.BROKER_PLUGIN_DIR) / f"{name}.so").resolve()
+    if not built.is_file():
         raise BrokerError(
-            f"The claim broker's plugin {plugin} is missing: `make install` builds it "
+            f"The broker plugin {built} is missing: `make install` builds it "
             "(it needs Debian's mosquitto-dev, libmosquitto-dev and libssl-dev)."
         )
+    return built
+
+
+def _device_limit() -> DeviceLimit | None:
+    rate = settings.DEVICE_MESSAGES_PER_SECOND
+    if rate <= 0:
+        return None
+    return DeviceLimit(
+        plugin(LIMITS_PLUGIN),
+        rate,
+        max(1, settings.DEVICE_MESSAGE_BURST),
+        max(0, settings.DEVICE_FLOOD_DISCONNECT_AFTER),
+    )
+
+
+def _write_claim_config(directory: Path, user: str, bind_address: str) -> None:
     (directory / CLAIM_DIR / PERSISTENCE_DIR).mkdir(parents=True, exist_ok=True)
     (directory / CLAIM_DIR).chmod(0o700)
     config = render_claim_config(
         directory,
         claim_port=settings.BROKER_CLAIM_PORT,
         backend=backend_credentials(),
-        plugin=plugin.resolve(),
+        plugin=plugin(CLAIM_PLUGIN),
         user=user,
         bind_address=bind_address,
         max_payload=settings.MQTT_MAX_PAYLOAD_BYTES,

@@ -324,10 +324,15 @@ BROKER_BACKEND_BIND_ADDRESS = env_str("FLEETPORTAL_BROKER_BACKEND_BIND_ADDRESS",
 # The largest MQTT payload the broker accepts (AWS IoT: 128 KB); larger ones are dropped by the
 # broker, and a packet over twice this ends the sender's connection.
 MQTT_MAX_PAYLOAD_BYTES = env_int("FLEETPORTAL_MQTT_MAX_PAYLOAD_BYTES", 128 * 1024)
-# Each device's inbound messages the bridge takes per second (and at once); more are dropped and
-# counted in a `throttled` event, so one flooding device cannot delay the others. 0 = no limit.
+# Each device's inbound messages per second (and at once), enforced by the broker's plugin
+# (mosquitto/fleetportal_limits.c, read at broker start) and again by the bridge; more are
+# dropped and counted in a `throttled` event, so one flooding device cannot delay the others.
+# 0 = no limit.
 DEVICE_MESSAGES_PER_SECOND = env_int("FLEETPORTAL_DEVICE_MESSAGES_PER_SECOND", 100)
 DEVICE_MESSAGE_BURST = env_int("FLEETPORTAL_DEVICE_MESSAGE_BURST", 100)
+# A device with this many messages over its rate within one second is disconnected by the
+# broker (it may reconnect); 0 = never.
+DEVICE_FLOOD_DISCONNECT_AFTER = env_int("FLEETPORTAL_DEVICE_FLOOD_DISCONNECT_AFTER", 1000)
 BROKER_DEVICE_PORT = env_int("FLEETPORTAL_BROKER_DEVICE_PORT", 8883)
 BROKER_CLAIM_PORT = env_int("FLEETPORTAL_BROKER_CLAIM_PORT", 8884)
 BROKER_BACKEND_PORT = env_int("FLEETPORTAL_BROKER_BACKEND_PORT", 18830)
@@ -335,10 +340,8 @@ BROKER_BACKEND_USERNAME = env_str("FLEETPORTAL_BROKER_BACKEND_USERNAME", "fleetp
 # Generated into BROKER_DIR by `manage.py broker_config` when not set.
 BROKER_BACKEND_PASSWORD = env_str("FLEETPORTAL_BROKER_BACKEND_PASSWORD", "")
 MOSQUITTO_BINARY = env_str("FLEETPORTAL_MOSQUITTO_BINARY", "/usr/sbin/mosquitto")
-# The claim broker's plugin (mosquitto/fleetportal_claims.c), which `make install` builds.
-BROKER_CLAIM_PLUGIN = env_str(
-    "FLEETPORTAL_BROKER_CLAIM_PLUGIN", str(BASE_DIR / "build" / "fleetportal_claims.so")
-)
+# Where the brokers' plugins are (mosquitto/*.c; `make install` builds them into build/).
+BROKER_PLUGIN_DIR = env_str("FLEETPORTAL_BROKER_PLUGIN_DIR", str(BASE_DIR / "build"))
 
 LOGGING = {
     "version": 1,

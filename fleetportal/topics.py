@@ -66,6 +66,10 @@ class Claimant:
         return claim_reply(self.client, topic)
 
 
+# What the broker's per-device rate limit dropped, once a second (mosquitto/fleetportal_limits.c):
+# {"seconds": s, "dropped": {"<device id>": n, …}}.
+BROKER_THROTTLED = "fleetportal/broker/throttled"
+
 # The broker's own log at notice level (`log_dest topic`): connections, with client addresses.
 BROKER_LOG_NOTICE = "$SYS/broker/log/N"
 
@@ -160,6 +164,8 @@ def parse(topic: str) -> Route | None:
         return _claim_route(topic[len(CLAIM_REQUEST_PREFIX) :])
     if topic == BROKER_LOG_NOTICE:
         return Route("broker_log")
+    if topic == BROKER_THROTTLED:
+        return Route("broker_throttled")
     parts = topic.split("/")
     if len(parts) >= 3 and parts[0] == "devices" and parts[1]:
         return Route("device:" + "/".join(parts[2:]), device_id=parts[1])

@@ -3,8 +3,10 @@
 import contextlib
 import io
 import queue
+import time
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 from django.core.management import call_command
 
@@ -162,6 +164,55 @@ def test_the_claim_port_refuses_device_certificates(broker, device_client):
         device_client(make_identity(broker, "sneaky-1"), port=broker.claim_port)
 
 
+def flood(broker, device_client, device_id: str, messages: int):
+    """`messages` QoS 0 telemetry from one device, then one from a calm device a second later
+    (the broker reports drops with the listener's next event); what the portal received."""
+    flooder = device_client(make_identity(broker, device_id))
+    calm = device_client(make_identity(broker, f"calm-{device_id}"))
+    observer = transport.Connection(f"fleetportal.test-{device_id}", clean_session=True)
+    observer.subscribe(["devices/+/telemetry", topics.BROKER_THROTTLED])
+    observer.connect()
+    assert observer.wait_subscribed(5)
+    try:
+        for n in range(messages):
+            flooder.client.publish(f"devices/{device_id}/telemetry", b"%d" % n, qos=0)
+        for n in range(20):
+            calm.publish(f"devices/calm-{device_id}/telemetry", b"%d" % n)
+        time.sleep(1.1)
+        calm.publish(f"devices/calm-{device_id}/telemetry", b"20")
+        received = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                received.append(observer.messages.get(timeout=1.5))
+    finally:
+        observer.close()
+    topics_received = [m.topic for m in received]
+    assert topics_received.count(f"devices/calm-{device_id}/telemetry") == 21
+    passed = topics_received.count(f"devices/{device_id}/telemetry")
+    reports = [orjson.loads(m.payload) for m in received if m.topic == topics.BROKER_THROTTLED]
+    assert all(set(r["dropped"]) == {device_id} for r in reports), reports
+    return flooder, passed, sum(r["dropped"][device_id] for r in reports)
+
+
+def test_the_broker_cuts_a_fast_device_to_its_rate_and_reports_what_it_dropped(
+    broker, device_client
+):
+    flooder, passed, dropped = flood(broker, device_client, "flood-b1", 600)
+
+    assert 100 <= passed < 300, passed  # the burst of 100 and what the rate refilled meanwhile
+    assert dropped == 600 - passed
+    assert flooder.connected.is_set()
+
+
+def test_the_broker_disconnects_a_device_that_keeps_flooding(broker, device_client):
+    flooder, passed, dropped = flood(broker, device_client, "flood-b2", 3_000)
+
+    assert 100 <= passed < 300, passed
+    assert dropped == 1_000  # FLEETPORTAL_DEVICE_FLOOD_DISCONNECT_AFTER over its rate in 1 s
+    assert flooder.disconnected.is_set()
+    assert "disconnecting flood-b2: 1000 messages over its rate" in broker.log()
+
+
 def test_a_revoked_claim_certificate_is_refused_by_the_claim_broker(broker, device_client):
     broker_config.write_claim_acl([("factory-a", False)])
     leaked = make_identity(broker, broker_config.claim_username("factory-a"))
@@ -249,7 +300,7 @@ def test_the_claim_brokers_config_is_private_it_holds_the_backend_password(broke
 
 
 def test_broker_config_refuses_to_run_without_the_claim_plugin(settings, broker, tmp_path):
-    settings.BROKER_CLAIM_PLUGIN = str(tmp_path / "missing.so")
+    settings.BROKER_PLUGIN_DIR = str(tmp_path)
     with pytest.raises(broker_config.BrokerError, match="make install"):
         broker_config.write_config()
 

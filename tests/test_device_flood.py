@@ -54,8 +54,10 @@ def test_a_flooding_device_is_cut_to_its_rate_and_the_others_keep_their_latency(
     events = DeviceEvent.objects.filter(event_type=EventType.THROTTLED)
     assert {event.device.device_id for event in events} == {"flood-1"}
     dropped = sum(event.event_data["dropped_messages"] for event in events)
-    assert FLOOD - 1_000 < dropped < FLOOD  # at most a burst and a second or two went through
-    assert flooder.connected.is_set()
+    # The broker let a burst through, dropped 1,000 more and then ended the connection
+    # (FLEETPORTAL_DEVICE_FLOOD_DISCONNECT_AFTER); the rest of the flood never left the device.
+    assert dropped >= 1_000
+    assert flooder.disconnected.is_set()
 
 
 def test_the_broker_drops_a_payload_over_128_kb_and_ends_a_connection_sending_a_huge_one(

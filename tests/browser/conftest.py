@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = os.environ.get("FLEETPORTAL_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("FLEETPORTAL_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -38,7 +40,14 @@ def log_in(browser, live_server, username: str, password: str) -> None:
     browser.get(f"{live_server.url}/admin/login/")
     browser.find_element("name", "username").send_keys(username)
     browser.find_element("name", "password").send_keys(password)
-    browser.find_element("css selector", "input[type=submit]").click()
+    submit(browser, browser.find_element("css selector", "input[type=submit]"))
+
+
+def submit(browser, button, timeout: float = 10) -> None:
+    """Click a form's button and wait until the browser has left the page (the answer loaded)."""
+    page = browser.find_element("tag name", "html")
+    button.click()
+    WebDriverWait(browser, timeout).until(expected_conditions.staleness_of(page))
 
 
 def set_viewport(browser, width: int, height: int) -> None:

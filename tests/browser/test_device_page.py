@@ -5,7 +5,7 @@ from selenium.webdriver.support.ui import Select
 
 from devices.choices import DeviceStatus
 from devices.models import Device
-from tests.browser.conftest import SCREENSHOTS, log_in, set_viewport
+from tests.browser.conftest import SCREENSHOTS, log_in, set_viewport, submit
 from tests.conftest import make_device, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -30,7 +30,7 @@ def move(browser, target: str, reason: str) -> None:
     browser.execute_script("arguments[0].scrollIntoView()", form)
     Select(form.find_element("name", "target")).select_by_value(target)
     form.find_element("name", "reason").send_keys(reason)
-    form.find_element("css selector", "input[type=submit]").click()
+    submit(browser, form.find_element("css selector", "input[type=submit]"))
 
 
 @pytest.mark.parametrize("width,height", [(1366, 768), (1920, 1080), (390, 844)])
