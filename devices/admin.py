@@ -11,8 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
-from django.db import models
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponseRedirect
@@ -36,27 +35,16 @@ from devices.choices import DeviceStatus
 from devices.exceptions import IllegalTransition
 from devices.group_filters import FilterError
 from devices.models import Device, DeviceEvent, DeviceGroup
+from devices.pages import DEVICE_PAGE, GROUP_PAGE
 from fleetportal.actors import actor_for_request
+from fleetportal.admin_base import FleetModelAdmin, ReadOnlyAdmin
 from fleetportal.errors import DomainError
-from fleetportal.forms import JSONTextField
-from fleetportal.paginators import EstimatedCountPaginator, capped_count
+from fleetportal.paginators import capped_count
 
 # One admin action runs in one web request and one transaction; larger batches ("select all" on
 # a big fleet) belong to a background job, so the admin refuses them instead of timing out.
 ACTION_MAX_DEVICES = 10_000
 TIMELINE_LENGTH = 50
-
-
-class FleetModelAdmin(admin.ModelAdmin):
-    """List pages that stay fast on large tables: estimated counts and no facet counts."""
-
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
-    # One screen of rows: rendering, not the queries, is most of a list page's time.
-    list_per_page = 50
-    show_facets = admin.ShowFacets.NEVER
-    # Empty JSON fields show an empty box, not `null`.
-    formfield_overrides = {models.JSONField: {"form_class": JSONTextField}}
 
 
 def summarize(data: dict, width: int = 120) -> str:
@@ -204,7 +192,19 @@ class DeviceAdmin(FleetModelAdmin):
             and self.has_change_status_permission(request)
         ):
             context["transition_form"] = TransitionForm(device=obj)
+        if obj is not None:
+            context["page_sections"] = DEVICE_PAGE.render_sections(request, obj)
+            context["page_links"] = DEVICE_PAGE.links(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_object(self, request, object_id, from_field=None):
+        # What the apps' sections need to know, asked in the device's own query.
+        queryset = DEVICE_PAGE.annotate(self.get_queryset(request))
+        field = self.opts.pk if from_field is None else self.opts.get_field(from_field)
+        try:
+            return queryset.get(**{field.name: field.to_python(object_id)})
+        except (Device.DoesNotExist, ValidationError, ValueError):
+            return None
 
     @admin.display(description="recent events")
     def timeline(self, device):
@@ -331,12 +331,24 @@ class DeviceGroupAdmin(FleetModelAdmin):
     list_display = ("name", "kind", "members", "description", "created_at")
     search_fields = ("name",)
     ordering = ("name",)
-    fields = ("name", "description", "filters", "created_at", "updated_at")
+    fields = ("name", "description", "filters", "priority", "created_at", "updated_at")
     readonly_fields = ("created_at", "updated_at", "current_members")
     PREVIEW_SAMPLE = 20
 
     def get_fields(self, request, obj=None):
         return (*self.fields, "current_members") if obj else self.fields
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "priority":
+            # A form posted without it (an older page, a script) keeps the model's default.
+            kwargs["required"] = False
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["page_sections"] = GROUP_PAGE.render_sections(request, obj)
+            context["page_links"] = GROUP_PAGE.links(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="members now")
     def current_members(self, group):
@@ -398,19 +410,6 @@ class DeviceGroupAdmin(FleetModelAdmin):
     def members(self, group):
         # A dynamic group's members are computed from its filter, not assigned.
         return "—" if group.is_dynamic else group.member_count
-
-
-class ReadOnlyAdmin(FleetModelAdmin):
-    """For records only a service writes (events, logs): operators look, nobody edits."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(DeviceEvent)

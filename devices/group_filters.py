@@ -104,7 +104,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from devices.choices import DeviceStatus
-from fleetportal import timestamps
+from fleetportal import timestamps, versions
 
 MAX_DEPTH = 10
 MAX_CONDITIONS = 100
@@ -136,11 +136,8 @@ FIELD_OPS = {
 }
 JSON_OPS = set(OPERATORS)
 
-# A version is 1 to 9 digits a part (it must fit an int) and no empty parts.
-# For PostgreSQL, whose `$` is the end of the string; Python's matches below use fullmatch
-# (its `$` also matches before a trailing newline).
-VERSION_PATTERN = r"^[0-9]{1,9}(\.[0-9]{1,9})*$"
-_VERSION = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})*")
+# Versions and their order: fleetportal.versions (the same rule in Python and SQL).
+VERSION_PATTERN = versions.SQL_PATTERN
 _KEY = re.compile(r"[^.\s]{1,64}")
 _RELATIVE = re.compile(r"-(\d{1,6})([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -288,7 +285,7 @@ def _check_value(family, field, op, value, path, groups) -> str | None:
         return f"{path}: longer than {MAX_TEXT} characters"
     if field == "status" and value not in DeviceStatus.values:
         return f"{path}: unknown status {value!r}; one of {', '.join(DeviceStatus.values)}"
-    if field in VERSION_FIELDS and op in COMPARISONS and not _VERSION.fullmatch(value):
+    if field in VERSION_FIELDS and op in COMPARISONS and not versions.is_version(value):
         return f"{path}: {value!r} is not a version; compare with dotted numbers such as '1.10.0'"
     if field == "group":
         groups.append((value, path))
@@ -457,16 +454,14 @@ class VersionArray(Func):
     )
     output_field = ArrayField(IntegerField())
 
-
-def version_parts(version: str) -> list[int]:
-    parts = [int(part) for part in version.split(".")]
-    while len(parts) > 1 and parts[-1] == 0:
-        parts.pop()
-    return parts
+    def as_sql(self, compiler, connection, **extra_context):
+        # The template names the expression twice, so its parameters (a Value's) go twice.
+        sql, params = super().as_sql(compiler, connection, **extra_context)
+        return sql, (*params, *params)
 
 
 def _version_condition(field: str, op: str, value: str) -> Q:
-    literal = "{" + ",".join(str(p) for p in version_parts(value)) + "}"
+    literal = "{" + ",".join(str(p) for p in versions.version_key(value)) + "}"
     compared = COMPARISONS[op](
         VersionArray(F(field)), Cast(Value(literal), ArrayField(IntegerField()))
     )

@@ -17,8 +17,8 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from devices.admin import FleetModelAdmin
 from fleetportal.actors import actor_for_request
+from fleetportal.admin_base import FleetModelAdmin
 from shadows import document, services
 from shadows.configuration import CONFIG_SHADOW
 from shadows.document import ShadowError, VersionConflict

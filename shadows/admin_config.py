@@ -4,7 +4,8 @@ pushed, the change log, and the configuration sections of the device and group p
 Every change goes through shadows.configuration.services: the form checks a change with
 `services.preview` (which writes nothing), and saving calls `set_value` / `remove_value` with the
 operator as actor, which re-checks under lock. The device and group pages are those of
-devices.admin, extended here and registered again, so devices never imports shadows.
+devices.admin; the configuration sections are added through devices.pages, so devices never
+imports shadows.
 """
 
 import json
@@ -13,18 +14,20 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 
-from devices.admin import DeviceAdmin, DeviceGroupAdmin, FleetModelAdmin, ReadOnlyAdmin
 from devices.admin_filters import MAX_FILTER_VALUES, distinct_values
 from devices.choices import DeviceStatus
 from devices.models import Device, DeviceGroup
+from devices.pages import DEVICE_PAGE, GROUP_PAGE
 from fleetportal.actors import actor_for_request
+from fleetportal.admin_base import FleetModelAdmin, ReadOnlyAdmin
 from fleetportal.forms import JSONTextField
+from fleetportal.pages import Link, Section
 from shadows.configuration import services
 from shadows.configuration.keys import KEY_RULE, ConfigError, check_key, check_value
 from shadows.models import ConfigChange, ConfigValue, DeviceConfiguration
@@ -273,7 +276,7 @@ class ConfigChangeAdmin(ReadOnlyAdmin):
 def device_configuration(device: Device) -> list[dict]:
     """The device's effective configuration with what was pushed and whether it is applied."""
     if not getattr(device, "config_applies", True):
-        return []  # see ConfiguredDeviceAdmin.get_object
+        return []  # see _config_applies
     configuration = services.effective_configuration(device)
     if not configuration:
         return []
@@ -307,61 +310,58 @@ def device_configuration(device: Device) -> list[dict]:
     return rows
 
 
-class ConfiguredDeviceAdmin(DeviceAdmin):
-    """The device page with the device's effective configuration."""
-
-    change_form_template = "admin/shadows/device_change_form.html"
-
-    def get_object(self, request, object_id, from_field=None):
-        # Whether any configuration can apply, asked in the device's own query (two index
-        # probes): a device page without configuration costs no extra query.
-        queryset = self.get_queryset(request).annotate(
-            config_applies=Exists(ConfigValue.objects.filter(group__isnull=False))
-            | Exists(ConfigValue.objects.filter(device=OuterRef("pk")))
-        )
-        field = self.opts.pk if from_field is None else self.opts.get_field(from_field)
-        try:
-            return queryset.get(**{field.name: field.to_python(object_id)})
-        except (Device.DoesNotExist, ValidationError, ValueError):
-            return None
-
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None and request.user.has_perm("shadows.view_deviceconfiguration"):
-            context["configuration"] = device_configuration(obj)
-            context["can_add_config_value"] = request.user.has_perm("shadows.add_configvalue")
-        return super().render_change_form(request, context, add, change, form_url, obj)
+def _device_section(request, device: Device) -> dict:
+    return {
+        "configuration": device_configuration(device),
+        "can_add_config_value": request.user.has_perm("shadows.add_configvalue"),
+    }
 
 
-class ConfiguredGroupAdmin(DeviceGroupAdmin):
-    """The group page with its priority, its configuration values and their rollout summary.
-    Saving a group reconciles its members' configuration (shadows.apps: post_save)."""
-
-    change_form_template = "admin/shadows/devicegroup_change_form.html"
-
-    def get_fields(self, request, obj=None):
-        fields = list(super().get_fields(request, obj))
-        fields.insert(fields.index("filters") + 1, "priority")
-        return fields
-
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        if db_field.name == "priority":
-            # A form posted without it (an older page, a script) keeps the model's default.
-            kwargs["required"] = False
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
-
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None and request.user.has_perm("shadows.view_configvalue"):
-            context["config_values"] = list(ConfigValue.objects.filter(group=obj).order_by("key"))
-            for value in context["config_values"]:
-                value.text = compact(value.value, 200)
-            context["can_add_config_value"] = request.user.has_perm("shadows.add_configvalue")
-        if obj is not None and request.user.has_perm("shadows.view_deviceconfiguration"):
-            context["config_summary"] = services.group_summary(obj)
-            context["drift_minutes"] = settings.CONFIG_DRIFT_MINUTES
-        return super().render_change_form(request, context, add, change, form_url, obj)
+def _group_section(request, group: DeviceGroup) -> dict:
+    values = list(ConfigValue.objects.filter(group=group).order_by("key"))
+    for value in values:
+        value.text = compact(value.value, 200)
+    context = {
+        "config_values": values,
+        "can_add_config_value": request.user.has_perm("shadows.add_configvalue"),
+    }
+    if request.user.has_perm("shadows.view_deviceconfiguration"):
+        context["config_summary"] = services.group_summary(group)
+        context["drift_minutes"] = settings.CONFIG_DRIFT_MINUTES
+    return context
 
 
-admin.site.unregister(Device)
-admin.site.register(Device, ConfiguredDeviceAdmin)
-admin.site.unregister(DeviceGroup)
-admin.site.register(DeviceGroup, ConfiguredGroupAdmin)
+def _config_applies(queryset):
+    # Whether any configuration can apply, asked in the device's own query (two index probes):
+    # a device page without configuration costs no extra query.
+    return queryset.annotate(
+        config_applies=Exists(ConfigValue.objects.filter(group__isnull=False))
+        | Exists(ConfigValue.objects.filter(device=OuterRef("pk")))
+    )
+
+
+def _shadows_url(device: Device) -> str:
+    query = urlencode({"device__device_id": device.device_id})
+    return f"{reverse('admin:shadows_shadow_changelist')}?{query}"
+
+
+DEVICE_PAGE.add_annotation(_config_applies)
+DEVICE_PAGE.add_section(
+    Section(
+        "configuration",
+        "admin/shadows/device_configuration.html",
+        _device_section,
+        permission="shadows.view_deviceconfiguration",
+        order=20,
+    )
+)
+DEVICE_PAGE.add_link(Link("shadows", "Shadows", _shadows_url, permission="shadows.view_shadow"))
+GROUP_PAGE.add_section(
+    Section(
+        "configuration",
+        "admin/shadows/group_configuration.html",
+        _group_section,
+        permission="shadows.view_configvalue",
+        order=20,
+    )
+)

@@ -6,9 +6,9 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
 from devices import credentials
-from devices.api.permissions import FleetPermissions, HasPermissions
 from devices.models import Device, DeviceCredential
 from fleetportal.actors import actor_for_request
+from fleetportal.api.permissions import FleetPermissions, HasPermissions
 from fleetportal.api.serializers import StrictFieldsMixin
 
 

@@ -20,11 +20,11 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from devices import bulk, provisioning
-from devices.api.permissions import FleetPermissions, HasPermissions
 from devices.models import BulkProvisioningJob, DeviceGroup, ProvisioningTemplate
 from devices.validators import TEMPLATE_NAME_CHARS
 from fleetportal.actors import actor_for_request
 from fleetportal.api.parsers import SafeJSONParser
+from fleetportal.api.permissions import FleetPermissions, HasPermissions
 from fleetportal.api.serializers import FleetModelSerializer, StrictFieldsMixin
 
 # --- templates ----------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from devices.api.permissions import (
     CanPreviewGroups,
     CanTransitionDevices,
     CanViewDeviceEvents,
-    FleetPermissions,
 )
 from devices.api.serializers import (
     DeviceEventSerializer,
@@ -30,6 +29,7 @@ from devices.models import Device, DeviceEvent, DeviceGroup
 from devices.validators import DEVICE_ID_CHARS
 from fleetportal.actors import actor_for_request
 from fleetportal.api.pagination import FleetCursorPagination
+from fleetportal.api.permissions import FleetPermissions
 from fleetportal.paginators import capped_count
 
 PREVIEW_SAMPLE = 20

@@ -15,10 +15,10 @@ from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from devices.api.permissions import FleetPermissions, HasPermissions
 from devices.models import Device, DeviceGroup
 from fleetportal.actors import actor_for_request
 from fleetportal.api.pagination import FleetCursorPagination
+from fleetportal.api.permissions import FleetPermissions, HasPermissions
 from shadows.api.config_filtersets import ConfigChangeFilterSet, ConfigValueFilterSet
 from shadows.api.config_serializers import (
     ConfigChangeSerializer,

@@ -9,8 +9,8 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics
 from rest_framework.response import Response
 
-from devices.api.permissions import HasPermissions
 from fleetportal.api.pagination import FleetCursorPagination
+from fleetportal.api.permissions import HasPermissions
 from shadows import services
 from shadows.api.serializers import (
     SetDesiredSerializer,
