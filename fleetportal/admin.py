@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.template.response import TemplateResponse
 from rest_framework.authtoken.admin import TokenAdmin, TokenProxy
 
+from fleetportal.admin_base import ReadOnlyAdmin
 from fleetportal.models import ApiToken, SecurityEvent
 
 admin.site.unregister(TokenProxy)
@@ -91,20 +92,10 @@ class ApiTokenAdmin(TokenAdmin):
 
 
 @admin.register(SecurityEvent)
-class SecurityEventAdmin(admin.ModelAdmin):
+class SecurityEventAdmin(ReadOnlyAdmin):
     """Lockouts, newest first; read-only (written by fleetportal.lockouts)."""
 
     list_display = ("created_at", "limit", "subject", "address", "locked_until")
     list_filter = ("limit",)
     search_fields = ("subject", "address")
     ordering = ("-created_at",)
-    show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
