@@ -9,7 +9,7 @@ shadows.services (so the delta goes out through the outbox, to offline devices w
 back), and their DeviceConfiguration rows record what was pushed. A group with more members
 than RENDER_INLINE_LIMIT is rendered after the commit by Celery, one task per batch.
 
-The device's own report marks a key applied (`on_config_report`, a hook on the shadow service):
+The device's own report marks a key applied (`on_config_reports`, a hook on the shadow writes):
 a key is applied when the `config` shadow's reported value equals what was pushed.
 """
 
@@ -34,6 +34,7 @@ from shadows.configuration.keys import ConfigError, check_fits, check_key, check
 from shadows.configuration.layering import Effective, GroupLayer, Setting, effective, rendered
 from shadows.document import json_equal, merge_patch_between
 from shadows.models import ConfigChange, ConfigValue, DeviceConfiguration, Shadow
+from shadows.writes import AcceptedUpdate
 
 log = logging.getLogger(__name__)
 
@@ -544,27 +545,33 @@ def group_deleted(group: DeviceGroup) -> None:
 # --- Applied, by the device's own report
 
 
-def on_config_report(row: Shadow, change: dict[str, Any], now: datetime) -> None:
-    """Shadow hook: the device reported on its `config` shadow. A key whose reported value now
-    equals the pushed one is applied; one the device reports differently is not (any more)."""
-    if not isinstance(change, dict) or not isinstance(change.get("reported"), dict):
+def on_config_reports(updates: list[AcceptedUpdate]) -> None:
+    """Shadow hook (writes.on_updates) on the `config` shadow, called with a whole batch of
+    accepted updates: a key the device reported and whose reported value now equals the pushed
+    one is applied; one it reports differently is not (any more). One query and one bulk
+    update for the batch; the updates are replayed in order, so a key reported twice in a batch
+    ends as one-by-one processing would leave it."""
+    reports = [u for u in updates if isinstance(u.change.get("reported"), dict)]
+    if not reports:
         return
-    reported = row.reported_state
-    touched = []
-    for config in DeviceConfiguration.objects.filter(
-        device_id=row.device_id, config_key__in=list(change["reported"])
-    ):
-        matches = config.config_key in reported and json_equal(
-            reported[config.config_key], config.config_value
-        )
-        if matches and not config.applied:
-            config.applied, config.applied_at = True, now
-            touched.append(config)
-        elif not matches and config.applied:
-            config.applied, config.applied_at = False, None
-            touched.append(config)
+    rows = DeviceConfiguration.objects.filter(
+        device_id__in={u.device_pk for u in reports},
+        config_key__in={key for u in reports for key in u.change["reported"]},
+    )
+    pushed = {(row.device_id, row.config_key): row for row in rows}
+    touched: dict[Any, DeviceConfiguration] = {}
+    for update in reports:
+        for key in update.change["reported"]:
+            config = pushed.get((update.device_pk, key))
+            if config is None:
+                continue
+            reported = update.reported
+            matches = key in reported and json_equal(reported[key], config.config_value)
+            if matches != config.applied:
+                config.applied, config.applied_at = matches, update.at if matches else None
+                touched[config.pk] = config
     if touched:
-        DeviceConfiguration.objects.bulk_update(touched, ["applied", "applied_at"])
+        DeviceConfiguration.objects.bulk_update(list(touched.values()), ["applied", "applied_at"])
 
 
 # --- Drift
