@@ -10,7 +10,8 @@ and writes its replies to the outbox in that transaction:
 - delete: `delete/accepted` (the version is kept, §1.1).
 
 A refusal raises a ShadowError and changes nothing (the savepoint rolls back); `handle_request`
-turns it into the rejected document on P/{operation}/rejected for MQTT callers.
+publishes it on P/{operation}/rejected for MQTT callers (shadows.errors maps it, as it does for
+the HTTP APIs).
 
 Idempotency under redelivery and resends: the bridge acks after commit, so a crash between
 commit and ack makes the broker redeliver an update that was applied; and a device whose
@@ -36,7 +37,7 @@ from django.utils import timezone
 from devices.choices import DeviceStatus
 from devices.models import Device
 from fleetportal import outbox, topics
-from shadows import writes
+from shadows import errors, writes
 from shadows.document import (
     InvalidRequest,
     ShadowError,
@@ -295,10 +296,9 @@ def handle_request(
         else:
             raise ValueError(f"unknown shadow operation {operation!r}")
     except ShadowError as error:
-        if error.client_token is None:
-            error.client_token = _token_of_raw(payload)
         topic = topics.shadow_topic(device_id, name, operation, "rejected")
-        outbox.send(topic, error.document(epoch(now)), device_id=device_id)
+        rejected = errors.rejected_document(error, now=now, payload=payload)
+        outbox.send(topic, rejected, device_id=device_id)
 
 
 def _original(
@@ -330,13 +330,6 @@ def _notify_outbox() -> None:
     # fleetportal.outbox keeps that flag private; send() and send_many() read it the same way.
     if not getattr(outbox._state, "deferred", False):
         outbox.notify()
-
-
-def _token_of_raw(payload: bytes) -> str | None:
-    try:
-        return client_token_of(parse_request(payload, allow_empty=True))
-    except ShadowError:
-        return None
 
 
 def list_shadows(device: Device | str) -> list[Shadow]:
