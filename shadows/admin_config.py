@@ -25,7 +25,7 @@ from devices.choices import DeviceStatus
 from devices.models import Device, DeviceGroup
 from fleetportal.actors import actor_for_request
 from fleetportal.forms import JSONTextField
-from shadows.configuration import services
+from shadows.configuration import services, states
 from shadows.configuration.keys import KEY_RULE, ConfigError, check_key, check_value
 from shadows.models import ConfigChange, ConfigValue, DeviceConfiguration
 
@@ -277,22 +277,9 @@ def device_configuration(device: Device) -> list[dict]:
     configuration = services.effective_configuration(device)
     if not configuration:
         return []
-    pushed = {row.config_key: row for row in DeviceConfiguration.objects.filter(device=device)}
-    cutoff = services.drift_cutoff()
     rows = []
-    for key, entry in configuration.items():
-        row = pushed.get(key)
-        current = (
-            row is not None
-            and row.version == entry.version
-            and (row.source_group_id == entry.source_group_id)
-        )
-        if not current:
-            state = "not pushed yet"
-        elif row.applied:
-            state = "applied"
-        else:
-            state = "drift" if row.pushed_at < cutoff else "pending"
+    for key, (state, row) in states.key_states(device, configuration).items():
+        entry = configuration[key]
         rows.append(
             {
                 "key": key,
@@ -301,7 +288,8 @@ def device_configuration(device: Device) -> list[dict]:
                 "source_group_id": entry.source_group_id,
                 "version": entry.version,
                 "state": state,
-                "since": (row.applied_at if row.applied else row.pushed_at) if current else None,
+                "state_label": state.label,
+                "since": (row.applied_at if row.applied else row.pushed_at) if row else None,
             }
         )
     return rows

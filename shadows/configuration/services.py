@@ -17,10 +17,9 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q
 from django.utils import timezone
@@ -29,9 +28,10 @@ from devices.choices import DeviceStatus
 from devices.models import Device, DeviceGroup
 from fleetportal import live
 from shadows import batch
-from shadows.configuration import CONFIG_SHADOW
+from shadows.configuration import CONFIG_SHADOW, states
 from shadows.configuration.keys import ConfigError, check_fits, check_key, check_value
 from shadows.configuration.layering import Effective, GroupLayer, Setting, effective, rendered
+from shadows.configuration.states import drift_cutoff
 from shadows.document import json_equal, merge_patch_between
 from shadows.models import ConfigChange, ConfigValue, DeviceConfiguration, Shadow
 from shadows.writes import AcceptedUpdate
@@ -577,25 +577,16 @@ def on_config_reports(updates: list[AcceptedUpdate]) -> None:
 # --- Drift
 
 
-def drift_cutoff(now: datetime | None = None) -> datetime:
-    return (now or timezone.now()) - timedelta(minutes=settings.CONFIG_DRIFT_MINUTES)
-
-
 def drifted(now: datetime | None = None):
-    """DeviceConfiguration rows pushed before the grace period and still not applied."""
-    return DeviceConfiguration.objects.filter(applied=False, pushed_at__lt=drift_cutoff(now))
+    """DeviceConfiguration rows in the drift state (states.drifting)."""
+    return DeviceConfiguration.objects.filter(states.drifting(drift_cutoff(now)))
 
 
 def drifted_devices(group: DeviceGroup | None = None, now: datetime | None = None):
-    """Devices with at least one drifted key (optionally only a group's members).
-
-    A device that never connected has had no chance to apply anything: it waits, it has not
-    drifted (group_summary counts it as pending)."""
+    """Devices with at least one drifted key (optionally only a group's members)."""
     rows = drifted(now).filter(device=OuterRef("pk"))
     # Decommissioned devices are never pushed again: their old rows are not drift.
-    devices = Device.objects.filter(Exists(rows), last_seen__isnull=False).exclude(
-        status=DeviceStatus.DECOMMISSIONED
-    )
+    devices = Device.objects.filter(Exists(rows)).exclude(status=DeviceStatus.DECOMMISSIONED)
     if group is not None:
         devices = devices.filter(group.membership())
     return devices
@@ -625,20 +616,17 @@ def drift_details(devices: list[Device], now: datetime | None = None) -> dict[An
 
 
 def group_summary(group: DeviceGroup, now: datetime | None = None) -> dict[str, int]:
-    """How many of a group's configured members have applied everything, are still within the
-    grace period, or have drifted (one aggregate query)."""
-    cutoff = drift_cutoff(now)
-    pending = DeviceConfiguration.objects.filter(device=OuterRef("pk"), applied=False)
-    configured = DeviceConfiguration.objects.filter(device=OuterRef("pk"))
+    """How many of a group's configured members have applied everything, have a key drifting,
+    or wait for the others (one aggregate query): a device counts in its worst key's state."""
+    rows = DeviceConfiguration.objects.filter(device=OuterRef("pk"))
     members = affected_devices(group=group).annotate(
-        configured=Exists(configured),
-        late=Exists(pending.filter(pushed_at__lt=cutoff)),
-        waiting=Exists(pending),
+        configured=Exists(rows),
+        drifting=Exists(drifted(now).filter(device=OuterRef("pk"))),
+        waiting=Exists(rows.filter(applied=False)),
     )
-    drifting = Q(late=True, last_seen__isnull=False)  # never connected: still pending
     counts = members.filter(configured=True).aggregate(
-        drift=Count("pk", filter=drifting),
-        pending=Count("pk", filter=Q(waiting=True) & ~drifting),
+        drift=Count("pk", filter=Q(drifting=True)),
+        pending=Count("pk", filter=Q(waiting=True, drifting=False)),
         applied=Count("pk", filter=Q(waiting=False)),
     )
     return {key: counts[key] for key in ("applied", "pending", "drift")}
