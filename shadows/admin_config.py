@@ -25,6 +25,7 @@ from devices.choices import DeviceStatus
 from devices.models import Device, DeviceGroup
 from fleetportal.actors import actor_for_request
 from fleetportal.forms import JSONTextField
+from shadows.choices import ConfigState
 from shadows.configuration import services, states
 from shadows.configuration.keys import KEY_RULE, ConfigError, check_key, check_value
 from shadows.models import ConfigChange, ConfigValue, DeviceConfiguration
@@ -228,7 +229,7 @@ class DeviceConfigurationAdmin(ReadOnlyAdmin):
         "value_text",
         "version",
         "source",
-        "applied",
+        "state",
         "applied_at",
         "pushed_at",
     )
@@ -240,9 +241,18 @@ class DeviceConfigurationAdmin(ReadOnlyAdmin):
     ordering = ("device", "config_key")
     sortable_by = ()
 
+    def get_queryset(self, request):
+        # The row's state by the one rule (states), computed in the list's own query.
+        cutoff = states.drift_cutoff()
+        return super().get_queryset(request).annotate(state=states.state_of_row(cutoff))
+
     @admin.display(description="value")
     def value_text(self, row: DeviceConfiguration) -> str:
         return compact(row.config_value)
+
+    @admin.display(description="state")
+    def state(self, row: DeviceConfiguration) -> str:
+        return ConfigState(row.state).label
 
     @admin.display(description="source")
     def source(self, row: DeviceConfiguration) -> str:

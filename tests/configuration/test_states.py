@@ -59,6 +59,9 @@ def test_admin_api_and_drift_page_agree_on_each_keys_state(client):
     assert drifted == {"d-states": ["drift_key"]}
     assert {d["device_id"]: [k["key"] for k in d["keys"]] for d in drift_api} == drifted
     assert drift_page.context["summary"][0][1] == {"applied": 0, "pending": 0, "drift": 1}
+    pushed = client.get(reverse("admin:shadows_deviceconfiguration_changelist"))
+    listed = {row.config_key: row.state for row in pushed.context["cl"].result_list}
+    assert listed == {k: v for k, v in EXPECTED.items() if v != ConfigState.NOT_PUSHED}
 
 
 def test_a_device_that_never_connected_is_pending_everywhere_not_drifting(client):
