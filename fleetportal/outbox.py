@@ -22,8 +22,7 @@ def send(topic: str, payload: dict | bytes, *, device_id: str = "", qos: int = 1
     """
     body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     message = OutboxMessage.objects.create(topic=topic, payload=body, qos=qos, device_id=device_id)
-    if not getattr(_state, "deferred", False):
-        notify()
+    notify_unless_deferred()
     return message
 
 
@@ -40,9 +39,16 @@ def send_many(
         )
         for topic, payload, device_id in messages
     )
-    if rows and not getattr(_state, "deferred", False):
-        notify()
+    if rows:
+        notify_unless_deferred()
     return rows
+
+
+def notify_unless_deferred() -> None:
+    """For rows written to the outbox by other means (a bulk write): wake the publisher at commit,
+    unless inside `one_notify`, which sends one NOTIFY for its whole block."""
+    if not getattr(_state, "deferred", False):
+        notify()
 
 
 def notify() -> None:

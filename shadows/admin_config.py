@@ -28,7 +28,8 @@ from fleetportal.actors import actor_for_request
 from fleetportal.admin_base import FleetModelAdmin, ReadOnlyAdmin
 from fleetportal.forms import JSONTextField
 from fleetportal.pages import Link, Section
-from shadows.configuration import services
+from shadows.choices import ConfigState
+from shadows.configuration import services, states
 from shadows.configuration.keys import KEY_RULE, ConfigError, check_key, check_value
 from shadows.models import ConfigChange, ConfigValue, DeviceConfiguration
 
@@ -231,7 +232,7 @@ class DeviceConfigurationAdmin(ReadOnlyAdmin):
         "value_text",
         "version",
         "source",
-        "applied",
+        "state",
         "applied_at",
         "pushed_at",
     )
@@ -243,9 +244,18 @@ class DeviceConfigurationAdmin(ReadOnlyAdmin):
     ordering = ("device", "config_key")
     sortable_by = ()
 
+    def get_queryset(self, request):
+        # The row's state by the one rule (states), computed in the list's own query.
+        cutoff = states.drift_cutoff()
+        return super().get_queryset(request).annotate(state=states.state_of_row(cutoff))
+
     @admin.display(description="value")
     def value_text(self, row: DeviceConfiguration) -> str:
         return compact(row.config_value)
+
+    @admin.display(description="state")
+    def state(self, row: DeviceConfiguration) -> str:
+        return ConfigState(row.state).label
 
     @admin.display(description="source")
     def source(self, row: DeviceConfiguration) -> str:
@@ -280,22 +290,9 @@ def device_configuration(device: Device) -> list[dict]:
     configuration = services.effective_configuration(device)
     if not configuration:
         return []
-    pushed = {row.config_key: row for row in DeviceConfiguration.objects.filter(device=device)}
-    cutoff = services.drift_cutoff()
     rows = []
-    for key, entry in configuration.items():
-        row = pushed.get(key)
-        current = (
-            row is not None
-            and row.version == entry.version
-            and (row.source_group_id == entry.source_group_id)
-        )
-        if not current:
-            state = "not pushed yet"
-        elif row.applied:
-            state = "applied"
-        else:
-            state = "drift" if row.pushed_at < cutoff else "pending"
+    for key, (state, row) in states.key_states(device, configuration).items():
+        entry = configuration[key]
         rows.append(
             {
                 "key": key,
@@ -304,7 +301,8 @@ def device_configuration(device: Device) -> list[dict]:
                 "source_group_id": entry.source_group_id,
                 "version": entry.version,
                 "state": state,
-                "since": (row.applied_at if row.applied else row.pushed_at) if current else None,
+                "state_label": state.label,
+                "since": (row.applied_at if row.applied else row.pushed_at) if row else None,
             }
         )
     return rows

@@ -9,14 +9,13 @@ class ShadowsConfig(AppConfig):
     def ready(self):
         from devices.group_filters import register_field_family
         from devices.models import DeviceGroup
-        from shadows import group_fields, handlers
-        from shadows import services as shadow_service
+        from shadows import group_fields, handlers, writes
         from shadows.configuration import CONFIG_SHADOW
         from shadows.configuration import services as configuration
 
         handlers.register()
         register_field_family("reported", group_fields.reported)
-        shadow_service.on_update(CONFIG_SHADOW, configuration.on_config_report)
+        writes.on_updates(CONFIG_SHADOW, configuration.on_config_reports)
         post_save.connect(_group_saved, sender=DeviceGroup, dispatch_uid="config-group-saved")
         pre_delete.connect(_group_deleted, sender=DeviceGroup, dispatch_uid="config-group-deleted")
 

@@ -29,49 +29,15 @@ from devices.choices import DeviceStatus
 from devices.models import Device
 from fleetportal import outbox, topics
 from fleetportal.bridge import router
-from fleetportal.models import OutboxMessage
-from shadows import services
+from shadows import services, writes
 from shadows.document import (
     ShadowError,
-    apply_update,
     client_token_of,
     parse_request,
     validate_update,
 )
-from shadows.models import HistoryOperation, Shadow, ShadowHistory
+from shadows.models import Shadow
 
-# One statement per table and batch. The rows travel as ONE JSON document (made by orjson in C)
-# that json_to_recordset turns back into rows, in order: psycopg's array dumpers spent a sixth
-# of the runner's time in Python, and executemany ran one statement per row. A `json` column
-# of the record keeps its text exactly, so an outbox payload is stored as orjson wrote it.
-UPDATE_SQL = (
-    f"UPDATE {Shadow._meta.db_table} AS s SET desired_state = v.desired, "  # noqa: S608
-    "reported_state = v.reported, metadata = v.metadata, version = v.version, "
-    "last_client_token = v.token, recent_client_tokens = v.tokens, updated_at = v.updated_at, "
-    "live = true, deleted_at = NULL "
-    "FROM json_to_recordset(%s::json) AS v(id uuid, desired jsonb, reported jsonb, "
-    "metadata jsonb, version int, token text, tokens jsonb, updated_at timestamptz) "
-    "WHERE s.id = v.id"
-)
-HISTORY_SQL = (
-    f"INSERT INTO {ShadowHistory._meta.db_table} "  # noqa: S608
-    "(shadow_id, version, operation, state, change, actor, client_token, created_at) "
-    "SELECT shadow_id, version, operation, state, change, actor, client_token, created_at "
-    "FROM ROWS FROM (json_to_recordset(%s::json) AS (shadow_id uuid, version int, "
-    "operation text, state jsonb, change jsonb, actor text, client_token text, "
-    "created_at timestamptz)) WITH ORDINALITY "
-    "AS v(shadow_id, version, operation, state, change, actor, client_token, created_at, n) "
-    "ORDER BY n"
-)
-# In arrival order: the outbox ids are the publishing order of each device's replies.
-OUTBOX_SQL = (
-    f"INSERT INTO {OutboxMessage._meta.db_table} "  # noqa: S608
-    "(topic, payload, qos, device_id, created_at) "
-    "SELECT topic, convert_to(payload::text, 'UTF8'), 1, device_id, created_at "
-    "FROM ROWS FROM (json_to_recordset(%s::json) AS (topic text, payload json, "
-    "device_id text, created_at timestamptz)) WITH ORDINALITY "
-    "AS v(topic, payload, device_id, created_at, n) ORDER BY n"
-)
 # Lock and load: every shadow a batch names, with the device fields the fast path reads, in
 # one lock order for every bridge (no deadlocks between them).
 SHADOW_COLUMNS = [f.column for f in Shadow._meta.concrete_fields]
@@ -94,9 +60,7 @@ class Pending:
     # Shadows the service changed (or may have) since they were loaded: read again when the
     # batch has another update for them.
     stale: set[tuple[str, str]] = field(default_factory=set)
-    dirty: dict = field(default_factory=dict)  # pk -> row
-    history: list[dict] = field(default_factory=list)
-    replies: list[dict] = field(default_factory=list)
+    staged: writes.Writes = field(default_factory=writes.Writes)
 
 
 def _pending() -> Pending | None:
@@ -128,41 +92,12 @@ def _lock_and_load(keys: set[tuple[str, str]]) -> dict[tuple[str, str], Shadow]:
 
 
 def flush() -> None:
-    """Write what the batch has applied in memory (in arrival order); the cache stays valid."""
+    """Write what the batch has applied in memory (in arrival order); the cache stays valid.
+
+    The bridge's outbox.one_notify block sends the batch's one NOTIFY."""
     pending = _pending()
     if pending is not None:
-        _write(pending)
-
-
-def _write(pending: Pending) -> None:
-    # Server-side parameter binding: Django's cursors bind on the client, quoting every JSON
-    # document into the SQL text in Python — a fifth of the runner's time at a steady load.
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
-        for sql, rows in (
-            (UPDATE_SQL, list(pending.dirty.values())),
-            (HISTORY_SQL, pending.history),
-            # The bridge's one_notify() sends the NOTIFY for the whole batch.
-            (OUTBOX_SQL, pending.replies),
-        ):
-            if rows:
-                cursor.execute(sql, [orjson.dumps(rows, default=_row_of).decode()])
-    pending.dirty.clear()
-    pending.history.clear()
-    pending.replies.clear()
-
-
-def _row_of(row: Shadow) -> dict:
-    return {
-        "id": row.pk,
-        "desired": row.desired_state,
-        "reported": row.reported_state,
-        "metadata": row.metadata,
-        "version": row.version,
-        "token": row.last_client_token,
-        "tokens": row.recent_client_tokens,
-        "updated_at": row.updated_at,
-    }
+        writes.write(pending.staged)
 
 
 def invalidate() -> None:
@@ -202,8 +137,6 @@ def _apply(device_id: str, name: str, payload: bytes, now: datetime, redelivered
     pending = _pending()
     if pending is None or redelivered:
         return False
-    if services.has_update_hooks(name):
-        return False  # the service runs the hooks (rare shadows such as `config`)
     row = pending.rows.get((device_id, name))
     if row is None and (device_id, name) in pending.stale:
         # The service handled this shadow earlier in the batch: read it again (one query), or
@@ -220,47 +153,21 @@ def _apply(device_id: str, name: str, payload: bytes, now: datetime, redelivered
         services.check_name(name, token)
         if token is not None and token in (row.recent_client_tokens or []):
             return False  # maybe a repeat: the service checks the history
-        outcome = apply_update(services.document_of(row), request, services.epoch(now))
+        outcome = services.outcome_of(row, request, now)
     except ShadowError:
         return False  # the service refuses it the same way, with the rejected reply
-    _stage(pending, row, request.state, outcome, token, now, f"device:{device_id}", device_id)
-    return True
-
-
-def _stage(pending, row, change, outcome, token, now, actor, device_id) -> None:
-    """Apply an accepted outcome to the cached row and queue its row, history and replies."""
-    shadow = outcome.shadow
-    row.desired_state = shadow.state.get("desired", {})
-    row.reported_state = shadow.state.get("reported", {})
-    row.metadata = shadow.metadata
-    row.version = shadow.version
-    row.live, row.deleted_at = True, None
-    services.remember_token(row, token)
-    row.updated_at = now
-    pending.dirty[row.pk] = row
-    pending.history.append(
-        {
-            "shadow_id": row.pk,
-            "version": row.version,
-            "operation": HistoryOperation.UPDATE.value,
-            "state": {"desired": row.desired_state, "reported": row.reported_state},
-            "change": change,
-            "actor": actor,
-            "client_token": token or "",
-            "created_at": now,
-        }
+    actor = f"device:{device_id}"
+    writes.stage(
+        pending.staged,
+        row,
+        request.state,
+        outcome,
+        token=token,
+        now=now,
+        actor=actor,
+        device_id=device_id,
     )
-    for reply, body in (
-        ("accepted", outcome.accepted),
-        ("documents", outcome.documents),
-        ("delta", outcome.delta),
-    ):
-        if body is not None:
-            topic = topics.shadow_topic(device_id, row.name, "update", reply)
-            pending.replies.append(
-                {"topic": topic, "payload": body, "device_id": device_id, "created_at": now}
-            )
-    services.notify_after_commit(row, device_id)
+    return True
 
 
 def set_desired_many(
@@ -293,28 +200,27 @@ def set_desired_many(
             .filter(device__in=pks, name=name)
             .order_by("pk")
         }
-        pending = Pending({})
+        staged = writes.Writes()
         for device, patch in patches:
             row = rows[device.pk]
             try:
                 request = validate_update({"state": {"desired": patch}})
-                current = services.document_of(row) if row.live else None
-                recently_deleted = (
-                    row.deleted_at is not None and now - row.deleted_at < services.RECREATE_WINDOW
-                )
-                outcome = apply_update(
-                    current,
-                    request,
-                    services.epoch(now),
-                    deleted_version=row.version if current is None and recently_deleted else 0,
-                )
+                outcome = services.outcome_of(row, request, now)
             except ShadowError as exc:
                 refused[device.pk] = exc
                 continue
-            _stage(pending, row, request.state, outcome, None, now, actor, device.device_id)
-            services.run_update_hooks(row, request.state, now)
+            writes.stage(
+                staged,
+                row,
+                request.state,
+                outcome,
+                token=None,
+                now=now,
+                actor=actor,
+                device_id=device.device_id,
+            )
         with outbox.one_notify():
-            _write(pending)
+            writes.write(staged)
         # A refused first update leaves no shadow: drop the fresh rows made above for them.
         Shadow.objects.filter(
             pk__in=[rows[pk].pk for pk in refused], live=False, version=0, deleted_at=None

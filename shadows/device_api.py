@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from devices.device_api.views import DeviceAPIView
 from fleetportal.actors import DEVICE
-from shadows import services
+from shadows import errors, services
 from shadows.document import PayloadTooLarge, ShadowError
 
 # AWS's largest shadow request payload; the stored state has its own 8 KB limit (413 too).
@@ -75,7 +75,7 @@ class ThingShadowView(DeviceAPIView):
         """UpdateThingShadow: body = {state: {desired?, reported?}, version?, clientToken?}."""
         length = int(request.META.get("CONTENT_LENGTH") or 0)
         if length > MAX_BODY_BYTES:
-            return self._error(PayloadTooLarge(size=length))
+            return self._error(PayloadTooLarge(size=length), timezone.now())
         body = request.body
         actor = f"{DEVICE}:{thing}"
         return self._serve(
@@ -108,9 +108,9 @@ class ThingShadowView(DeviceAPIView):
             result = result.accepted
         return Response(result)
 
-    def _error(self, error: ShadowError, now=None) -> Response:
-        body = error.document(services.epoch(now or timezone.now()))
-        return Response(body, status=error.http_status)
+    def _error(self, error: ShadowError, now) -> Response:
+        status, body = errors.http_error(error, now=now)
+        return Response(body, status=status)
 
 
 urlpatterns = [

@@ -10,7 +10,8 @@ and writes its replies to the outbox in that transaction:
 - delete: `delete/accepted` (the version is kept, §1.1).
 
 A refusal raises a ShadowError and changes nothing (the savepoint rolls back); `handle_request`
-turns it into the rejected document on P/{operation}/rejected for MQTT callers.
+publishes it on P/{operation}/rejected for MQTT callers (shadows.errors maps it, as it does for
+the HTTP APIs).
 
 Idempotency under redelivery and resends: the bridge acks after commit, so a crash between
 commit and ack makes the broker redeliver an update that was applied; and a device whose
@@ -25,7 +26,6 @@ A redelivered delete finds no shadow and gets a 404 rejected reply.
 
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,13 +36,15 @@ from django.utils import timezone
 
 from devices.choices import DeviceStatus
 from devices.models import Device
-from fleetportal import live, outbox, topics
+from fleetportal import outbox, topics
+from shadows import errors, writes
 from shadows.document import (
     InvalidRequest,
     ShadowError,
     ShadowNotFound,
     ThingNotFound,
     UpdateOutcome,
+    UpdateRequest,
     accepted_document,
     apply_update,
     client_token_of,
@@ -54,6 +56,12 @@ from shadows.document import (
 )
 from shadows.document import Shadow as Document
 from shadows.models import HistoryOperation, Shadow, ShadowHistory
+from shadows.writes import (  # noqa: F401 - also this service's names (live pages, tests)
+    RECENT_TOKENS,
+    device_group,
+    notify_after_commit,
+    remember_token,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,39 +75,10 @@ RECREATE_WINDOW = timedelta(hours=48)
 # How many versions back a redelivered update's clientToken is looked for: more than a batch.
 REPLAY_WINDOW = 1000
 # A repeated update (same shadow, clientToken and change) is answered, not applied again, when
-# its token is among the shadow's last RECENT_TOKENS updates and it came within REPEAT_WINDOW:
-# more than any device's updates in flight across one reconnect (§7: SDKs resend them all).
-RECENT_TOKENS = 16
+# its token is among the shadow's last RECENT_TOKENS updates (writes.remember_token) and it came
+# within REPEAT_WINDOW: more than any device's updates in flight across one reconnect (§7: SDKs
+# resend them all).
 REPEAT_WINDOW = timedelta(minutes=10)
-
-
-def remember_token(row: Shadow, token: str | None) -> None:
-    """Note an accepted update's clientToken on its shadow (both update paths call this)."""
-    row.last_client_token = token or ""
-    if token:
-        tokens = [t for t in row.recent_client_tokens or [] if t != token]
-        row.recent_client_tokens = [*tokens, token][-RECENT_TOKENS:]
-
-
-UpdateHook = Callable[[Shadow, dict[str, Any], datetime], None]
-_update_hooks: dict[str, list[UpdateHook]] = {}
-
-
-def on_update(name: str, hook: UpdateHook) -> None:
-    """Call `hook(row, change, now)` after every accepted update of shadows named `name`, in the
-    update's transaction (the configuration marks keys applied from the `config` shadow)."""
-    hooks = _update_hooks.setdefault(name, [])
-    if hook not in hooks:
-        hooks.append(hook)
-
-
-def has_update_hooks(name: str) -> bool:
-    return bool(_update_hooks.get(name))
-
-
-def run_update_hooks(row: Shadow, change: dict[str, Any], now: datetime) -> None:
-    for hook in _update_hooks.get(row.name, ()):
-        hook(row, change, now)
 
 
 @dataclass(frozen=True)
@@ -127,6 +106,15 @@ def document_of(row: Shadow) -> Document:
     return Document(
         state={k: v for k, v in state.items() if v}, metadata=row.metadata, version=row.version
     )
+
+
+def outcome_of(row: Shadow, request: UpdateRequest, now: datetime) -> UpdateOutcome:
+    """`request` applied to the shadow as stored (ShadowError if refused); a shadow deleted less
+    than RECREATE_WINDOW ago is re-created from its old version (§1.1)."""
+    current = document_of(row) if row.live else None
+    recently_deleted = row.deleted_at is not None and now - row.deleted_at < RECREATE_WINDOW
+    deleted_version = row.version if current is None and recently_deleted else 0
+    return apply_update(current, request, epoch(now), deleted_version=deleted_version)
 
 
 def delta_of(row: Shadow) -> dict[str, Any]:
@@ -199,37 +187,20 @@ def update(
             topic = topics.shadow_topic(device.device_id, name, "update", "accepted")
             outbox.send(topic, accepted, device_id=device.device_id)
             return UpdateResult(row, accepted, None, replayed=True)
-        current = document_of(row) if row.live else None
-        recently_deleted = row.deleted_at is not None and now - row.deleted_at < RECREATE_WINDOW
-        outcome = apply_update(
-            current,
-            request,
-            epoch(now),
-            deleted_version=row.version if (current is None and recently_deleted) else 0,
+        outcome = outcome_of(row, request, now)
+        staged = writes.Writes()
+        writes.stage(
+            staged,
+            row,
+            request.state,
+            outcome,
+            token=token,
+            now=now,
+            actor=actor,
+            device_id=device.device_id,
         )
-        shadow = outcome.shadow
-        row.desired_state = shadow.state.get("desired", {})
-        row.reported_state = shadow.state.get("reported", {})
-        row.metadata = shadow.metadata
-        row.version = shadow.version
-        row.live, row.deleted_at = True, None
-        remember_token(row, token)
-        row.updated_at = now
-        row.save()
-        _history(row, HistoryOperation.UPDATE, request.state, actor, token, now)
-        run_update_hooks(row, request.state, now)
-        device_id = device.device_id
-        replies = [
-            (topics.shadow_topic(device_id, name, "update", reply), body)
-            for reply, body in (
-                ("accepted", outcome.accepted),
-                ("documents", outcome.documents),
-                ("delta", outcome.delta),
-            )
-            if body is not None
-        ]
-        outbox.send_many([(topic, body, device_id) for topic, body in replies])
-        notify_after_commit(row, device_id)
+        writes.write(staged)
+        outbox.notify_unless_deferred()
     return UpdateResult(row, outcome.accepted, outcome)
 
 
@@ -299,7 +270,7 @@ def delete(
         body = deleted_document(row.version, epoch(now), token)
         topic = topics.shadow_topic(device.device_id, name, "delete", "accepted")
         outbox.send(topic, body, device_id=device.device_id)
-        notify_after_commit(row, device.device_id)
+        writes.notify_after_commit(row, device.device_id)
     return body
 
 
@@ -325,10 +296,9 @@ def handle_request(
         else:
             raise ValueError(f"unknown shadow operation {operation!r}")
     except ShadowError as error:
-        if error.client_token is None:
-            error.client_token = _token_of_raw(payload)
         topic = topics.shadow_topic(device_id, name, operation, "rejected")
-        outbox.send(topic, error.document(epoch(now)), device_id=device_id)
+        rejected = errors.rejected_document(error, now=now, payload=payload)
+        outbox.send(topic, rejected, device_id=device_id)
 
 
 def _original(
@@ -352,13 +322,6 @@ def _original(
         versions = versions.filter(created_at__gte=now - REPEAT_WINDOW)
     last = versions.first()
     return last if last is not None and last.change == change else None
-
-
-def _token_of_raw(payload: bytes) -> str | None:
-    try:
-        return client_token_of(parse_request(payload, allow_empty=True))
-    except ShadowError:
-        return None
 
 
 def list_shadows(device: Device | str) -> list[Shadow]:
@@ -410,23 +373,3 @@ def _history(
         client_token=token or "",
         created_at=now,
     )
-
-
-def device_group(device_pk) -> str:
-    """The channel-layer group of one device's live pages (the UUID: device_ids may hold ':')."""
-    return f"device.{device_pk.hex}"
-
-
-def notify_after_commit(row: Shadow, device_id: str) -> None:
-    """Live pages: a small event to the device's channel-layer group once the change commits.
-
-    Coalesced by fleetportal.live: the bridge sends at most one per shadow per batch. Best
-    effort: a channel layer that is down is logged, never fails the shadow change."""
-    event = {
-        "type": "shadow.changed",
-        "device_id": device_id,
-        "name": row.name,
-        "version": row.version,
-        "live": row.live,
-    }
-    live.emit(device_group(row.device_id), row.name, event)

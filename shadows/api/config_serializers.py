@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from devices.models import Device, DeviceGroup
 from fleetportal.api.serializers import StrictFieldsMixin
+from shadows.choices import ConfigState
 from shadows.models import ConfigChange, ConfigValue
 
 SCOPES = [("group", "group"), ("device", "device")]
@@ -132,6 +133,11 @@ class ConfigPreviewSerializer(serializers.Serializer):
 
 class EffectiveEntrySerializer(PreviewEntrySerializer):
     version = serializers.IntegerField()
+    state = serializers.ChoiceField(
+        choices=ConfigState.choices,
+        help_text="not_pushed, pending, applied, or drift (pushed more than "
+        "CONFIG_DRIFT_MINUTES ago, not applied, by a device that has connected).",
+    )
     applied = serializers.BooleanField(help_text="The device reports exactly this value.")
     applied_at = serializers.DateTimeField(allow_null=True)
     pushed_at = serializers.DateTimeField(

@@ -31,9 +31,10 @@ from shadows.api.config_serializers import (
     DriftedDeviceSerializer,
     DriftQuerySerializer,
 )
-from shadows.configuration import CONFIG_SHADOW, services
+from shadows.choices import ConfigState
+from shadows.configuration import CONFIG_SHADOW, services, states
 from shadows.configuration.layering import Effective
-from shadows.models import ConfigChange, ConfigValue, DeviceConfiguration, Shadow
+from shadows.models import ConfigChange, ConfigValue, Shadow
 
 
 class CanPreviewConfig(HasPermissions):
@@ -128,27 +129,20 @@ def _entries(configuration: dict[str, Effective]) -> dict[str, dict]:
 
 
 def effective_with_state(device: Device) -> dict[str, dict]:
-    """Each effective key with what was pushed (DeviceConfiguration) and what the device reports.
-
-    A row that does not hold the effective entry's version and source has not been pushed yet
-    (a big group is rendered by a task after the commit), so it shows as never pushed."""
+    """Each effective key with its state (shadows.configuration.states), what was pushed
+    (DeviceConfiguration) and what the device reports. A key not pushed yet (a big group is
+    rendered by a task after the commit) has no push or apply time."""
     configuration = services.effective_configuration(device)
-    rows = {row.config_key: row for row in DeviceConfiguration.objects.filter(device=device)}
     shadow = Shadow.objects.filter(device=device, name=CONFIG_SHADOW, live=True).first()
     reported = shadow.reported_state if shadow is not None else {}
     result = {}
-    for key, entry in configuration.items():
-        row = rows.get(key)
-        pushed = (
-            row is not None
-            and row.version == entry.version
-            and row.source_group_id == entry.source_group_id
-        )
+    for key, (state, row) in states.key_states(device, configuration).items():
         result[key] = {
-            **_entry(entry),
-            "applied": pushed and row.applied,
-            "applied_at": row.applied_at if pushed else None,
-            "pushed_at": row.pushed_at if pushed else None,
+            **_entry(configuration[key]),
+            "state": state,
+            "applied": state == ConfigState.APPLIED,
+            "applied_at": row.applied_at if row else None,
+            "pushed_at": row.pushed_at if row else None,
             "reported": reported.get(key),
         }
     return result

@@ -9,9 +9,10 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics
 from rest_framework.response import Response
 
+from fleetportal.actors import actor_for_request
 from fleetportal.api.pagination import FleetCursorPagination
 from fleetportal.api.permissions import HasPermissions
-from shadows import services
+from shadows import errors, services
 from shadows.api.serializers import (
     SetDesiredSerializer,
     ShadowErrorSerializer,
@@ -49,11 +50,17 @@ def shadow_name(segment: str) -> str:
     return services.CLASSIC if segment == services.CLASSIC_SEGMENT else segment
 
 
-def error_response(error: ShadowError) -> Response:
-    return Response(error.document(), status=error.http_status)
+class ShadowErrorsMixin:
+    """A ShadowError raised by the service is answered as shadows.errors maps it."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, ShadowError):
+            status, body = errors.http_error(exc)
+            return Response(body, status=status)
+        return super().handle_exception(exc)
 
 
-class ShadowListView(generics.GenericAPIView):
+class ShadowListView(ShadowErrorsMixin, generics.GenericAPIView):
     """The device's shadows (classic and named) that exist."""
 
     queryset = Shadow.objects.none()  # for the schema; rows come from the service
@@ -63,14 +70,11 @@ class ShadowListView(generics.GenericAPIView):
 
     @extend_schema(responses={200: ShadowSummarySerializer(many=True), 404: ShadowErrorSerializer})
     def get(self, request, device_id: str):
-        try:
-            shadows = services.list_shadows(device_id)
-        except ShadowError as error:
-            return error_response(error)
+        shadows = services.list_shadows(device_id)
         return Response(self.get_serializer(shadows, many=True).data)
 
 
-class ShadowDetailView(generics.GenericAPIView):
+class ShadowDetailView(ShadowErrorsMixin, generics.GenericAPIView):
     """One shadow with its delta; PATCH or POST merges desired state."""
 
     queryset = Shadow.objects.none()
@@ -79,10 +83,7 @@ class ShadowDetailView(generics.GenericAPIView):
 
     @extend_schema(responses={200: ShadowSerializer, 404: ShadowErrorSerializer})
     def get(self, request, device_id: str, name: str):
-        try:
-            shadow = services.find(device_id, shadow_name(name))
-        except ShadowError as error:
-            return error_response(error)
+        shadow = services.find(device_id, shadow_name(name))
         return Response(ShadowSerializer(shadow).data)
 
     @extend_schema(
@@ -98,16 +99,13 @@ class ShadowDetailView(generics.GenericAPIView):
     def patch(self, request, device_id: str, name: str):
         body = SetDesiredSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            result = services.set_desired(
-                device_id,
-                shadow_name(name),
-                body.validated_data["desired"],
-                expected_version=body.validated_data.get("version"),
-                actor=f"user:{request.user.username}",
-            )
-        except ShadowError as error:
-            return error_response(error)
+        result = services.set_desired(
+            device_id,
+            shadow_name(name),
+            body.validated_data["desired"],
+            expected_version=body.validated_data.get("version"),
+            actor=actor_for_request(request),
+        )
         return Response(ShadowSerializer(result.shadow).data)
 
     @extend_schema(
@@ -128,7 +126,7 @@ class HistoryPagination(FleetCursorPagination):
     ordering = "-id"
 
 
-class ShadowHistoryView(generics.ListAPIView):
+class ShadowHistoryView(ShadowErrorsMixin, generics.ListAPIView):
     """Every accepted version of the shadow, newest first, with the change each one made."""
 
     serializer_class = ShadowHistorySerializer
@@ -138,15 +136,6 @@ class ShadowHistoryView(generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return ShadowHistory.objects.none()
-        try:
-            shadow = services.find_any(self.kwargs["device_id"], shadow_name(self.kwargs["name"]))
-        except ShadowError:
-            return ShadowHistory.objects.none()
+        # A missing device or shadow raises ShadowError: a 404 before any page is read.
+        shadow = services.find_any(self.kwargs["device_id"], shadow_name(self.kwargs["name"]))
         return shadow.history.all()
-
-    def list(self, request, *args, **kwargs):
-        try:
-            services.find_any(kwargs["device_id"], shadow_name(kwargs["name"]))
-        except ShadowError as error:
-            return error_response(error)
-        return super().list(request, *args, **kwargs)

@@ -9,7 +9,7 @@ shadows.services (so the delta goes out through the outbox, to offline devices w
 back), and their DeviceConfiguration rows record what was pushed. A group with more members
 than RENDER_INLINE_LIMIT is rendered after the commit by Celery, one task per batch.
 
-The device's own report marks a key applied (`on_config_report`, a hook on the shadow service):
+The device's own report marks a key applied (`on_config_reports`, a hook on the shadow writes):
 a key is applied when the `config` shadow's reported value equals what was pushed.
 """
 
@@ -17,10 +17,9 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q
 from django.utils import timezone
@@ -29,11 +28,13 @@ from devices.choices import DeviceStatus
 from devices.models import Device, DeviceGroup
 from fleetportal import live
 from shadows import batch
-from shadows.configuration import CONFIG_SHADOW
+from shadows.configuration import CONFIG_SHADOW, states
 from shadows.configuration.keys import ConfigError, check_fits, check_key, check_value
 from shadows.configuration.layering import Effective, GroupLayer, Setting, effective, rendered
+from shadows.configuration.states import drift_cutoff
 from shadows.document import json_equal, merge_patch_between
 from shadows.models import ConfigChange, ConfigValue, DeviceConfiguration, Shadow
+from shadows.writes import AcceptedUpdate
 
 log = logging.getLogger(__name__)
 
@@ -544,51 +545,48 @@ def group_deleted(group: DeviceGroup) -> None:
 # --- Applied, by the device's own report
 
 
-def on_config_report(row: Shadow, change: dict[str, Any], now: datetime) -> None:
-    """Shadow hook: the device reported on its `config` shadow. A key whose reported value now
-    equals the pushed one is applied; one the device reports differently is not (any more)."""
-    if not isinstance(change, dict) or not isinstance(change.get("reported"), dict):
+def on_config_reports(updates: list[AcceptedUpdate]) -> None:
+    """Shadow hook (writes.on_updates) on the `config` shadow, called with a whole batch of
+    accepted updates: a key the device reported and whose reported value now equals the pushed
+    one is applied; one it reports differently is not (any more). One query and one bulk
+    update for the batch; the updates are replayed in order, so a key reported twice in a batch
+    ends as one-by-one processing would leave it."""
+    reports = [u for u in updates if isinstance(u.change.get("reported"), dict)]
+    if not reports:
         return
-    reported = row.reported_state
-    touched = []
-    for config in DeviceConfiguration.objects.filter(
-        device_id=row.device_id, config_key__in=list(change["reported"])
-    ):
-        matches = config.config_key in reported and json_equal(
-            reported[config.config_key], config.config_value
-        )
-        if matches and not config.applied:
-            config.applied, config.applied_at = True, now
-            touched.append(config)
-        elif not matches and config.applied:
-            config.applied, config.applied_at = False, None
-            touched.append(config)
+    rows = DeviceConfiguration.objects.filter(
+        device_id__in={u.device_pk for u in reports},
+        config_key__in={key for u in reports for key in u.change["reported"]},
+    )
+    pushed = {(row.device_id, row.config_key): row for row in rows}
+    touched: dict[Any, DeviceConfiguration] = {}
+    for update in reports:
+        for key in update.change["reported"]:
+            config = pushed.get((update.device_pk, key))
+            if config is None:
+                continue
+            reported = update.reported
+            matches = key in reported and json_equal(reported[key], config.config_value)
+            if matches != config.applied:
+                config.applied, config.applied_at = matches, update.at if matches else None
+                touched[config.pk] = config
     if touched:
-        DeviceConfiguration.objects.bulk_update(touched, ["applied", "applied_at"])
+        DeviceConfiguration.objects.bulk_update(list(touched.values()), ["applied", "applied_at"])
 
 
 # --- Drift
 
 
-def drift_cutoff(now: datetime | None = None) -> datetime:
-    return (now or timezone.now()) - timedelta(minutes=settings.CONFIG_DRIFT_MINUTES)
-
-
 def drifted(now: datetime | None = None):
-    """DeviceConfiguration rows pushed before the grace period and still not applied."""
-    return DeviceConfiguration.objects.filter(applied=False, pushed_at__lt=drift_cutoff(now))
+    """DeviceConfiguration rows in the drift state (states.drifting)."""
+    return DeviceConfiguration.objects.filter(states.drifting(drift_cutoff(now)))
 
 
 def drifted_devices(group: DeviceGroup | None = None, now: datetime | None = None):
-    """Devices with at least one drifted key (optionally only a group's members).
-
-    A device that never connected has had no chance to apply anything: it waits, it has not
-    drifted (group_summary counts it as pending)."""
+    """Devices with at least one drifted key (optionally only a group's members)."""
     rows = drifted(now).filter(device=OuterRef("pk"))
     # Decommissioned devices are never pushed again: their old rows are not drift.
-    devices = Device.objects.filter(Exists(rows), last_seen__isnull=False).exclude(
-        status=DeviceStatus.DECOMMISSIONED
-    )
+    devices = Device.objects.filter(Exists(rows)).exclude(status=DeviceStatus.DECOMMISSIONED)
     if group is not None:
         devices = devices.filter(group.membership())
     return devices
@@ -618,20 +616,17 @@ def drift_details(devices: list[Device], now: datetime | None = None) -> dict[An
 
 
 def group_summary(group: DeviceGroup, now: datetime | None = None) -> dict[str, int]:
-    """How many of a group's configured members have applied everything, are still within the
-    grace period, or have drifted (one aggregate query)."""
-    cutoff = drift_cutoff(now)
-    pending = DeviceConfiguration.objects.filter(device=OuterRef("pk"), applied=False)
-    configured = DeviceConfiguration.objects.filter(device=OuterRef("pk"))
+    """How many of a group's configured members have applied everything, have a key drifting,
+    or wait for the others (one aggregate query): a device counts in its worst key's state."""
+    rows = DeviceConfiguration.objects.filter(device=OuterRef("pk"))
     members = affected_devices(group=group).annotate(
-        configured=Exists(configured),
-        late=Exists(pending.filter(pushed_at__lt=cutoff)),
-        waiting=Exists(pending),
+        configured=Exists(rows),
+        drifting=Exists(drifted(now).filter(device=OuterRef("pk"))),
+        waiting=Exists(rows.filter(applied=False)),
     )
-    drifting = Q(late=True, last_seen__isnull=False)  # never connected: still pending
     counts = members.filter(configured=True).aggregate(
-        drift=Count("pk", filter=drifting),
-        pending=Count("pk", filter=Q(waiting=True) & ~drifting),
+        drift=Count("pk", filter=Q(drifting=True)),
+        pending=Count("pk", filter=Q(waiting=True, drifting=False)),
         applied=Count("pk", filter=Q(waiting=False)),
     )
     return {key: counts[key] for key in ("applied", "pending", "drift")}

@@ -386,3 +386,27 @@ def test_preview_refuses_what_the_change_would_refuse(site):
         config.preview("interval", None, group=site)
     with pytest.raises(ConfigError, match="decommissioned"):
         config.preview("interval", 1, device=gone)
+
+
+def test_reports_in_one_bridge_batch_mark_each_devices_keys_as_one_by_one_would(site):
+    from tests.shadows.test_batch import run_batch
+    from tests.shadows.test_hooks import named_update
+
+    first = make_device("d1", group=site, status=DeviceStatus.ACTIVE)
+    second = make_device("d2", group=site, status=DeviceStatus.ACTIVE)
+    config.set_value("interval", 60, group=site, actor="otto")
+    config.set_value("mode", "eco", group=site, actor="otto")
+
+    run_batch(
+        [
+            named_update("d1", "config", {"interval": 60, "mode": "eco"}, "a1"),
+            named_update("d2", "config", {"interval": 60}, "b1"),
+            named_update("d1", "config", {"mode": "turbo"}, "a2"),  # applied, then not
+            named_update("d2", "config", {"mode": "eco"}, "b2"),
+        ]
+    )
+
+    assert {k: r.applied for k, r in rows(first).items()} == {"interval": True, "mode": False}
+    assert {k: r.applied for k, r in rows(second).items()} == {"interval": True, "mode": True}
+    assert rows(first)["mode"].applied_at is None
+    assert config_shadow(first).reported_state == {"interval": 60, "mode": "turbo"}
