@@ -70,8 +70,10 @@ class Claimant:
 # {"seconds": s, "dropped": {"<device id>": n, …}}.
 BROKER_THROTTLED = "fleetportal/broker/throttled"
 
-# The broker's own log at notice level (`log_dest topic`): connections, with client addresses.
+# The broker's own log (`log_dest topic`), at notice level: connections, with client addresses,
+# and most disconnections; at error level: session takeovers (fleetportal.bridge.connections).
 BROKER_LOG_NOTICE = "$SYS/broker/log/N"
+BROKER_LOG_ERROR = "$SYS/broker/log/E"
 
 
 def provision(template_name: str) -> str:
@@ -162,7 +164,7 @@ def parse(topic: str) -> Route | None:
     """The route of a request topic the portal serves, or None for anything else."""
     if topic.startswith(CLAIM_REQUEST_PREFIX):
         return _claim_route(topic[len(CLAIM_REQUEST_PREFIX) :])
-    if topic == BROKER_LOG_NOTICE:
+    if topic in (BROKER_LOG_NOTICE, BROKER_LOG_ERROR):
         return Route("broker_log")
     if topic == BROKER_THROTTLED:
         return Route("broker_throttled")
