@@ -30,7 +30,6 @@ import os
 import pwd
 import secrets
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -42,6 +41,7 @@ from cryptography import x509
 from django.conf import settings
 
 from fleetportal import topics
+from fleetportal.files import PRIVATE, PUBLIC, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,6 @@ MAX_QUEUED_MESSAGES = 100_000
 # Unacknowledged QoS 1 messages the broker sends one client (default 20): the bridge acks after
 # its commit, so this caps its batch size — keep it above the runner's BATCH_SIZE (§7.13).
 MAX_INFLIGHT_MESSAGES = 1000
-
-PRIVATE, PUBLIC = 0o600, 0o644
 
 
 class BrokerError(Exception):
@@ -320,8 +318,8 @@ def write_config(
             "Mosquitto must never start without one."
         )
     username, password = settings.BROKER_BACKEND_USERNAME, backend_password()
-    _write_atomically(directory / PASSWORD_FILE, password_entry(username, password).encode())
-    _write_atomically(directory / DEVICE_ACL, render_device_acl().encode(), PUBLIC)
+    write_atomically(directory / PASSWORD_FILE, password_entry(username, password).encode())
+    write_atomically(directory / DEVICE_ACL, render_device_acl().encode(), PUBLIC)
     write_claim_acl(claim_templates, reload_broker=False)
     user = pwd.getpwuid(os.geteuid()).pw_name
     bind_address = settings.BROKER_BIND_ADDRESS if bind_address is None else bind_address
@@ -335,7 +333,7 @@ def write_config(
         max_payload=settings.MQTT_MAX_PAYLOAD_BYTES,
         device_limit=_device_limit(),
     )
-    _write_atomically(directory / CONFIG, config.encode(), PUBLIC)
+    write_atomically(directory / CONFIG, config.encode(), PUBLIC)
     _write_claim_config(directory, user, bind_address)
     return directory / CONFIG
 
@@ -376,14 +374,14 @@ def _write_claim_config(directory: Path, user: str, bind_address: str) -> None:
         max_payload=settings.MQTT_MAX_PAYLOAD_BYTES,
     )
     # It holds the backend password.
-    _write_atomically(directory / CLAIM_CONFIG, config.encode(), PRIVATE)
+    write_atomically(directory / CLAIM_CONFIG, config.encode(), PRIVATE)
 
 
 def write_claim_acl(
     claim_templates: Iterable[ClaimTemplate | tuple[str, bool]], *, reload_broker: bool = True
 ) -> None:
     """Rewrite the claim broker's ACL (templates enabled, disabled, renamed) and reload."""
-    _write_atomically(path(CLAIM_ACL), render_claim_acl(claim_templates).encode(), PUBLIC)
+    write_atomically(path(CLAIM_ACL), render_claim_acl(claim_templates).encode(), PUBLIC)
     if reload_broker:
         reload()
 
@@ -395,7 +393,7 @@ def backend_password() -> str:
     file = path(BACKEND_PASSWORD_FILE)
     if not file.exists():
         file.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(file, secrets.token_urlsafe(32).encode())
+        write_atomically(file, secrets.token_urlsafe(32).encode())
     return file.read_text().strip()
 
 
@@ -521,7 +519,7 @@ def _read_crl() -> bytes:
 
 def _install_crl(pem: bytes) -> None:
     _check_crl(pem, path(CA_FILE))
-    _write_atomically(path(CRL_FILE), pem, PUBLIC)
+    write_atomically(path(CRL_FILE), pem, PUBLIC)
 
 
 def _check_crl(pem: bytes, chain_file: Path) -> None:
@@ -545,20 +543,4 @@ def _copy_ca_files(ca_dir: Path, directory: Path) -> None:
         )
     for source, target in CA_DIR_FILES.items():
         mode = PRIVATE if target == SERVER_KEY else PUBLIC
-        _write_atomically(directory / target, (ca_dir / source).read_bytes(), mode)
-
-
-def _write_atomically(target: Path, data: bytes, mode: int = PRIVATE) -> None:
-    """Replace target so that the broker, reloading at any moment, reads old or new, never part."""
-    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+        write_atomically(directory / target, (ca_dir / source).read_bytes(), mode)
