@@ -176,3 +176,11 @@ def test_an_evicted_device_is_heard_as_taken_over_once(events, bridge, broker, d
     assert bridge.wait_until(lambda: len(events.of("conn-3")) == 2, timeout=10)
     time.sleep(0.5)  # the evicting connection's own end comes next, and must not be reported
     assert kinds(events.of("conn-3")) == ["connected", "taken_over"]
+
+
+def test_the_bridge_reads_the_notice_and_error_logs_for_connection_events():
+    from fleetportal import topics
+    from fleetportal.bridge import router
+
+    assert topics.parse("$SYS/broker/log/E").kind == topics.parse("$SYS/broker/log/N").kind
+    assert {"$SYS/broker/log/N", "$SYS/broker/log/E"} <= set(router.subscriptions())
