@@ -57,7 +57,7 @@ from bench.broker_support import start_broker  # noqa: E402
 from devices import pki, services  # noqa: E402
 from devices.choices import DeviceStatus  # noqa: E402
 from devices.models import Device  # noqa: E402
-from fleetportal import broker  # noqa: E402
+from fleetportal import broker, topics  # noqa: E402
 from fleetportal.bridge.partitions import Partition, partition_of  # noqa: E402
 from fleetportal.bridge.transport import Connection  # noqa: E402
 from fleetportal.models import BridgePartition  # noqa: E402
@@ -82,7 +82,7 @@ class SimDevice:
 
     def __init__(self, device_id: str, directory: Path, bench: "Load"):
         self.device_id = device_id
-        self.topic = f"$aws/things/{device_id}/shadow/update"
+        self.topic = topics.shadow_topic(device_id, "", "update")
         self.bench = bench
         self.seq = 0
         self.sent: dict[str, float] = {}
@@ -116,7 +116,7 @@ class SimDevice:
         assert connected.wait(10), f"{device_id} did not connect"
         done = threading.Event()
         client.on_subscribe = lambda *args: done.set()
-        client.subscribe([(self.topic + "/accepted", 1), (self.topic + "/rejected", 1)])
+        client.subscribe([(topics.accepted(self.topic), 1), (topics.rejected(self.topic), 1)])
         assert done.wait(10)
         self.client = client
 
@@ -219,7 +219,7 @@ def relay_main() -> None:
 
     # No in-flight cap, like the outbox publisher (paho scans the unacknowledged on each PUBACK).
     connection = Connection("fleetportal.relay.bench", clean_session=True, max_inflight=0)
-    connection.subscribe(["$aws/things/+/shadow/update"])
+    connection.subscribe([topics.shadow_topic("+", "", "update")])
     connection.connect()
     print("relay: ready", flush=True)
     version = 0
@@ -234,9 +234,11 @@ def relay_main() -> None:
             "timestamp": int(time.time()),
             "clientToken": request.get("clientToken"),
         }
-        connection.publish(received.topic + "/accepted", orjson.dumps(accepted))
+        connection.publish(topics.accepted(received.topic), orjson.dumps(accepted))
         documents = {"previous": None, "current": accepted, "timestamp": accepted["timestamp"]}
-        connection.publish(received.topic + "/documents", orjson.dumps(documents))
+        route = topics.parse(received.topic)
+        documents_topic = topics.shadow_topic(route.device_id, route.name, "update", "documents")
+        connection.publish(documents_topic, orjson.dumps(documents))
         connection.ack(received)
 
 

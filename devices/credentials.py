@@ -277,11 +277,6 @@ def revoke_credential(credential: DeviceCredential, *, actor: str, reason: str) 
     return revoked[0] if revoked else DeviceCredential.objects.get(pk=credential.pk)
 
 
-def revoke_device_credentials(device: Device, *, actor: str, reason: str) -> list[DeviceCredential]:
-    """Revoke every certificate of device (decommissioning calls this)."""
-    return revoke_credentials(device.credentials.all(), actor=actor, reason=reason)
-
-
 def revoke_devices_credentials(
     devices: Iterable[Device], *, actor: str, reason: str
 ) -> list[DeviceCredential]:

@@ -4,6 +4,7 @@ Builders return the exact topic; `parse` turns an inbound topic into a Route tha
 router dispatches on.
 """
 
+import re
 from dataclasses import dataclass
 
 # device-protocol.md §3.1 — fleet provisioning (no thing name in the topic).
@@ -70,8 +71,10 @@ class Claimant:
 # {"seconds": s, "dropped": {"<device id>": n, …}}.
 BROKER_THROTTLED = "fleetportal/broker/throttled"
 
-# The broker's own log at notice level (`log_dest topic`): connections, with client addresses.
+# The broker's own log (`log_dest topic`), at notice level: connections, with client addresses,
+# and most disconnections; at error level: session takeovers (fleetportal.bridge.connections).
 BROKER_LOG_NOTICE = "$SYS/broker/log/N"
+BROKER_LOG_ERROR = "$SYS/broker/log/E"
 
 
 def provision(template_name: str) -> str:
@@ -86,14 +89,18 @@ def rejected(request_topic: str) -> str:
     return f"{request_topic}/rejected"
 
 
+def device_prefix(device_id: str) -> str:
+    return f"devices/{device_id}"
+
+
 def device_topic(device_id: str, name: str) -> str:
     """Our own topics beside AWS's: devices/{device_id}/telemetry, /presence, /certificates/…"""
-    return f"devices/{device_id}/{name}"
+    return f"{device_prefix(device_id)}/{name}"
 
 
 def device_filter(name: str) -> str:
     """The bridge's subscription to one of our topics for every device: devices/+/<name>."""
-    return f"devices/+/{name}"
+    return device_topic("+", name)
 
 
 # Certificate rotation and expiry (devices/{device_id}/certificates/...).
@@ -105,8 +112,24 @@ def certificates_expiring(device_id: str) -> str:
     return device_topic(device_id, "certificates/expiring")
 
 
-def things_prefix(device_id: str) -> str:
-    return f"$aws/things/{device_id}/"
+def thing_prefix(thing: str) -> str:
+    """$aws/things/{thing}: AWS's topics of one device (a thing is a device here)."""
+    return f"$aws/things/{thing}"
+
+
+def tree(topic: str) -> str:
+    """The filter of a topic and every topic below it (MQTT's `#` matches the parent too)."""
+    return f"{topic}/#"
+
+
+# The broker's ACL (fleetportal/broker.py): `%u` is the connecting device's username (= its
+# certificate's CN = its device id), so these builders give each device its own trees.
+ACL_USERNAME = "%u"
+
+
+def device_trees(device_id: str) -> list[str]:
+    """Every topic a device may use: AWS's shadow and jobs topics and our own devices/… ones."""
+    return [tree(thing_prefix(device_id)), tree(device_prefix(device_id))]
 
 
 # Device shadows (device-protocol.md §1.2). The classic shadow has the name "".
@@ -115,7 +138,7 @@ SHADOW_OPERATIONS = ("update", "get", "delete")
 
 def shadow_prefix(device_id: str, name: str = "") -> str:
     """P = $aws/things/{thing}/shadow, or …/shadow/name/{name} for a named shadow."""
-    base = f"$aws/things/{device_id}/shadow"
+    base = f"{thing_prefix(device_id)}/shadow"
     return f"{base}/name/{name}" if name else base
 
 
@@ -127,12 +150,69 @@ def shadow_topic(device_id: str, name: str, operation: str, reply: str = "") -> 
 
 def shadow_filters(operation: str) -> list[str]:
     """The bridge's subscriptions to one shadow request, classic and named, for every device."""
-    return [f"$aws/things/+/shadow/{operation}", f"$aws/things/+/shadow/name/+/{operation}"]
+    return [shadow_topic("+", "", operation), shadow_topic("+", "+", operation)]
 
 
 def shadow_kind(operation: str) -> str:
     """The route kind of a shadow request: classic and named shadows share it (name differs)."""
     return f"thing:shadow/{operation}"
+
+
+# Jobs (device-protocol.md §2.1; J = $aws/things/{thing}/jobs). One route kind per request,
+# without the job id (Route.job_id carries it), so a handler is registered per kind:
+JOBS_GET_PENDING = "jobs:get"  # J/get: GetPendingJobExecutions
+JOBS_START_NEXT = "jobs:start-next"  # J/start-next: StartNextPendingJobExecution
+JOBS_DESCRIBE = "jobs:describe"  # J/{jobId}/get: DescribeJobExecution (jobId may be $next)
+JOBS_UPDATE = "jobs:update"  # J/{jobId}/update: UpdateJobExecution
+# What the portal sends: each request's replies (route kind + "/accepted" or "/rejected") and
+JOBS_NOTIFY = "jobs:notify"  # J/notify: JobExecutionsChanged
+JOBS_NOTIFY_NEXT = "jobs:notify-next"  # J/notify-next: NextJobExecutionChanged
+NEXT_JOB = "$next"  # the job id that names the device's next pending execution (describe only)
+REPLIES = ("accepted", "rejected")
+
+_JOBS_WORDS = {  # the last topic level of each jobs topic
+    JOBS_GET_PENDING: "get",
+    JOBS_START_NEXT: "start-next",
+    JOBS_DESCRIBE: "get",
+    JOBS_UPDATE: "update",
+    JOBS_NOTIFY: "notify",
+    JOBS_NOTIFY_NEXT: "notify-next",
+}
+_PER_JOB = (JOBS_DESCRIBE, JOBS_UPDATE)
+_THING_JOBS = (JOBS_GET_PENDING, JOBS_START_NEXT, JOBS_NOTIFY, JOBS_NOTIFY_NEXT)
+_JOB_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # AWS's jobId (device-protocol.md §2.2)
+
+
+def is_job_id(job_id: str, kind: str = JOBS_UPDATE) -> bool:
+    """A jobId AWS accepts, or $next where the kind takes it (describe)."""
+    return bool(_JOB_ID.fullmatch(job_id)) or (job_id == NEXT_JOB and kind == JOBS_DESCRIBE)
+
+
+def jobs_topic(thing: str, kind: str, job_id: str = "", reply: str = "") -> str:
+    """The topic of a jobs route kind: J/get, J/{jobId}/update, J/notify, …, with /{reply}
+    (accepted, rejected) for a request's reply. ValueError for a job id or reply it cannot take."""
+    problem = _jobs_problem(kind, job_id, reply)
+    if problem is not None:
+        raise ValueError(problem)
+    return _jobs_levels(thing, kind, job_id, reply)
+
+
+def jobs_filter(kind: str) -> str:
+    """The bridge's subscription to one jobs request kind, for every device (and job)."""
+    return _jobs_levels("+", kind, "+" if kind in _PER_JOB else "")
+
+
+def _jobs_problem(kind: str, job_id: str, reply: str) -> str | None:
+    if (kind in _PER_JOB) != bool(job_id) or (job_id and not is_job_id(job_id, kind)):
+        return f"{kind} cannot name the job {job_id!r}"
+    if reply and (reply not in REPLIES or kind in (JOBS_NOTIFY, JOBS_NOTIFY_NEXT)):
+        return f"{kind} has no reply {reply!r}"
+    return None
+
+
+def _jobs_levels(thing: str, kind: str, job_id: str = "", reply: str = "") -> str:
+    levels = [f"{thing_prefix(thing)}/jobs", job_id, _JOBS_WORDS[kind], reply]
+    return "/".join(level for level in levels if level)
 
 
 @dataclass(frozen=True)
@@ -144,6 +224,7 @@ class Route:
     name: str = ""  # template name, shadow name, certificate sub-topic, …
     claimant: Claimant | None = None  # claim requests only
     request_topic: str = ""  # a claim request's own topic ($aws/certificates/…), for replies
+    job_id: str = ""  # jobs topics that name a job (its id, or $next)
 
 
 def device_of(topic: str) -> str:
@@ -162,7 +243,7 @@ def parse(topic: str) -> Route | None:
     """The route of a request topic the portal serves, or None for anything else."""
     if topic.startswith(CLAIM_REQUEST_PREFIX):
         return _claim_route(topic[len(CLAIM_REQUEST_PREFIX) :])
-    if topic == BROKER_LOG_NOTICE:
+    if topic in (BROKER_LOG_NOTICE, BROKER_LOG_ERROR):
         return Route("broker_log")
     if topic == BROKER_THROTTLED:
         return Route("broker_throttled")
@@ -170,6 +251,8 @@ def parse(topic: str) -> Route | None:
     if len(parts) >= 3 and parts[0] == "devices" and parts[1]:
         return Route("device:" + "/".join(parts[2:]), device_id=parts[1])
     if len(parts) >= 4 and parts[0] == "$aws" and parts[1] == "things" and parts[2]:
+        if parts[3] == "jobs":
+            return _jobs_route(parts[2], parts[4:])
         shadow = _shadow_route(parts)
         if shadow is not None:
             return shadow
@@ -207,6 +290,23 @@ def _shadow_route(parts: list[str]) -> Route | None:
     named = len(parts) == 7 and parts[3] == "shadow" and parts[4] == "name" and parts[5]
     if named and parts[6] in SHADOW_OPERATIONS:
         return Route(shadow_kind(parts[6]), device_id=parts[2], name=parts[5])
+    return None
+
+
+def _jobs_route(thing: str, levels: list[str]) -> Route | None:
+    """The levels after J: [word] or [jobId, word], then maybe a reply; None for anything else,
+    a bad job id included (device-protocol.md §2.1)."""
+    levels = list(levels)
+    reply = levels.pop() if len(levels) > 1 and levels[-1] in REPLIES else ""
+    if len(levels) == 1:
+        job_id, word, kinds = "", levels[0], _THING_JOBS
+    elif len(levels) == 2:
+        (job_id, word), kinds = levels, _PER_JOB
+    else:
+        return None
+    for kind in kinds:
+        if _JOBS_WORDS[kind] == word and _jobs_problem(kind, job_id, reply) is None:
+            return Route(f"{kind}/{reply}" if reply else kind, device_id=thing, job_id=job_id)
     return None
 
 

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 
 import orjson
+import paho.mqtt.client as paho_mqtt
 import pytest
 from django.core.management import call_command
 
@@ -339,3 +340,72 @@ def backend_send(topic: str, payload: bytes) -> None:
         assert connection.publish(topic, payload).wait(5)
     finally:
         connection.close()
+
+
+def test_a_device_hears_its_own_jobs_notifications_and_not_another_devices(broker, device_client):
+    own, other = "jobs-dev-1", "jobs-dev-2"
+    device = device_client(make_identity(broker, own))
+    snoop = device_client(make_identity(broker, other))
+    device.subscribe(topics.jobs_topic(own, topics.JOBS_NOTIFY))
+    device.subscribe(topics.jobs_topic(own, topics.JOBS_NOTIFY_NEXT))
+    device.subscribe(topics.jobs_topic(own, topics.JOBS_UPDATE, "job-1", "accepted"))
+    # Mosquitto grants every SUBSCRIBE (§7.3): isolation shows only in what is delivered.
+    snoop.subscribe(topics.jobs_topic(own, topics.JOBS_NOTIFY))
+    snoop.subscribe(f"{topics.thing_prefix(own)}/jobs/#")
+
+    for topic in (
+        topics.jobs_topic(own, topics.JOBS_NOTIFY),
+        topics.jobs_topic(own, topics.JOBS_NOTIFY_NEXT),
+        topics.jobs_topic(own, topics.JOBS_UPDATE, "job-1", "accepted"),
+    ):
+        backend_send(topic, b"{}")
+        device.expect(topic)
+    snoop.expect_nothing(0.5)
+
+
+def test_jobs_requests_reach_the_portal_only_from_the_device_they_name(broker, device_client):
+    device = device_client(make_identity(broker, "jobs-dev-3"))
+    intruder = device_client(make_identity(broker, "jobs-dev-4"))
+    portal = transport.Connection("fleetportal.test-jobs", clean_session=True)
+    portal.subscribe(
+        [topics.jobs_filter(topics.JOBS_UPDATE), topics.jobs_filter(topics.JOBS_GET_PENDING)]
+    )
+    portal.connect()
+    assert portal.wait_subscribed(5)
+    try:
+        device.publish(topics.jobs_topic("jobs-dev-3", topics.JOBS_UPDATE, "job-1"), b"{}")
+        device.publish(topics.jobs_topic("jobs-dev-3", topics.JOBS_GET_PENDING), b"{}")
+        intruder.publish(topics.jobs_topic("jobs-dev-3", topics.JOBS_UPDATE, "job-1"), b"{}")
+        assert received_topics(portal, 0.5) == [
+            "$aws/things/jobs-dev-3/jobs/job-1/update",
+            "$aws/things/jobs-dev-3/jobs/get",
+        ]
+    finally:
+        portal.close()
+
+
+def test_the_device_acl_holds_every_topic_built_for_a_device_and_none_of_anothers():
+    """The ACL is rendered from the builders the bridge uses, so no device topic falls outside."""
+    patterns = [
+        line.removeprefix("pattern readwrite ")
+        for line in broker_config.render_device_acl().splitlines()
+        if line.startswith("pattern ")
+    ]
+    built = [
+        topics.shadow_topic("d-1", "", "update", "accepted"),
+        topics.shadow_topic("d-1", "config", "get"),
+        topics.device_topic("d-1", "telemetry"),
+        topics.certificates_expiring("d-1"),
+        topics.jobs_topic("d-1", topics.JOBS_DESCRIBE, "$next", "accepted"),
+        topics.jobs_topic("d-1", topics.JOBS_START_NEXT),
+        topics.jobs_topic("d-1", topics.JOBS_NOTIFY_NEXT),
+    ]
+
+    def allowed(topic: str, username: str) -> bool:
+        return any(
+            paho_mqtt.topic_matches_sub(pattern.replace("%u", username), topic)
+            for pattern in patterns
+        )
+
+    assert all(allowed(topic, "d-1") for topic in built)
+    assert not any(allowed(topic, "d-2") for topic in built)

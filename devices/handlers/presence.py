@@ -17,8 +17,8 @@ def register() -> None:
 
     router.on_device_message(last_seen.touch)
     router.on_batch(last_seen.begin, last_seen.flush, last_seen.end)
-    router.register("device:" + PRESENCE, _seen, topics.device_filter(PRESENCE))
-    router.register("device:" + TELEMETRY, _seen, topics.device_filter(TELEMETRY))
+    router.subscribe("device:" + PRESENCE, _seen, topics.device_filter(PRESENCE))
+    router.subscribe("device:" + TELEMETRY, _seen, topics.device_filter(TELEMETRY))
 
 
 def _seen(message: router.InboundMessage) -> None:

@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 def register() -> None:
     router.on_throttled(record)
-    router.register("broker_throttled", on_broker_report, topics.BROKER_THROTTLED)
+    router.subscribe("broker_throttled", on_broker_report, topics.BROKER_THROTTLED)
 
 
 def on_broker_report(message: InboundMessage) -> None:

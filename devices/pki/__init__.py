@@ -21,7 +21,7 @@ from .certificates import (
     issue_claim_certificate,
     verify_device_certificate,
 )
-from .crl import build_crl, validate_crl, write_crl_atomically
+from .crl import build_crl, validate_crl
 from .csr import check_csr, load_csr
 from .errors import (
     CaError,
@@ -55,6 +55,5 @@ __all__ = [
     "server_files_exist",
     "validate_crl",
     "verify_device_certificate",
-    "write_crl_atomically",
     "write_server_files",
 ]

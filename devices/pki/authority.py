@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from fleetportal.files import fsync_directory
+
 from .base import (
     CLOCK_SKEW,
     certificate_pem,
@@ -260,7 +262,8 @@ def _make_private_directory(directory: Path) -> None:
 
 
 def _write_new_files(files: dict[Path, tuple[str, int]]) -> None:
-    """Write every file or none: O_EXCL refuses existing paths (and symlinks planted there)."""
+    """Write every file or none: O_EXCL refuses existing paths (and symlinks planted there).
+    The directories are fsynced too, so a crash cannot lose a CA that has issued certificates."""
     written = []
     try:
         for path, (text, mode) in files.items():
@@ -271,6 +274,8 @@ def _write_new_files(files: dict[Path, tuple[str, int]]) -> None:
             with contextlib.suppress(OSError):
                 path.unlink()
         raise
+    for directory in {path.parent for path in files}:
+        fsync_directory(directory)
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:

@@ -2,22 +2,19 @@
 
 Mosquitto reads the CRL at start and on SIGHUP; a corrupt one makes it accept revoked
 certificates and an expired one locks every device out. So: build, validate_crl(), then
-write_crl_atomically(), and only then reload the broker; and re-sign before next_update.
+hand it to fleetportal.broker.publish_crl (which writes it atomically and durably with
+fleetportal.files.write_atomically) to reload the broker; and re-sign before next_update.
 """
 
-import contextlib
-import os
-import tempfile
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 
-from .authority import PUBLIC, CertificateAuthority
+from .authority import CertificateAuthority
 from .base import CLOCK_SKEW, as_bytes, now
 from .errors import CrlError
 
@@ -80,24 +77,6 @@ def validate_crl(
     return crl
 
 
-def write_crl_atomically(path: str | os.PathLike, pem: bytes) -> None:
-    """Replace path with pem so that a reader sees the old file or the new one, never a part."""
-    path = Path(path)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), PUBLIC)  # the broker's user re-reads it on every reload (§7.5)
-            f.write(pem)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(path.parent)
-
-
 def _entry(serial: int, revoked_at: datetime, reason: str | None) -> x509.RevokedCertificate:
     if revoked_at.tzinfo is None:
         revoked_at = revoked_at.replace(tzinfo=UTC)
@@ -107,12 +86,3 @@ def _entry(serial: int, revoked_at: datetime, reason: str | None) -> x509.Revoke
     if flag and flag is not x509.ReasonFlags.unspecified:
         builder = builder.add_extension(x509.CRLReason(flag), critical=False)
     return builder.build()
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable, so a crash cannot bring the old CRL back."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

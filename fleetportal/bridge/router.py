@@ -1,7 +1,16 @@
-"""Which handler serves which inbound topic. Apps register handlers in AppConfig.ready().
+"""Which handlers serve which inbound topic. Apps register them in AppConfig.ready().
 
-The router knows no app: devices (and later shadows, firmware) call `register` with a route kind
-from fleetportal.topics.parse and the topic filter the bridge must subscribe to.
+The router knows no app: devices (and later shadows, firmware, monitoring) name a route kind
+from fleetportal.topics.parse and the topic filters the bridge must subscribe to, in one of two
+ways:
+
+- `register(kind, handler)` for a *request* (shadow, provisioning, rotation, jobs): the device
+  waits for one reply, so one handler serves the kind. A second registration of another handler
+  raises RouteConflict naming both, which stops the app's startup.
+- `subscribe(kind, handler)` for what devices and the broker *report* (presence, telemetry, the
+  broker's log and throttle reports): every subscriber is called, in the order they subscribed.
+
+A kind is one or the other; mixing the two raises RouteConflict as well.
 """
 
 from collections.abc import Callable
@@ -33,10 +42,25 @@ DeviceHook = Callable[[InboundMessage], None]
 # The reply a request gets when its handler fails: (topic, payload), or None for no reply.
 FailureReply = Callable[[InboundMessage], tuple[str, dict] | None]
 
-_handlers: dict[str, Handler] = {}
-_failure_replies: dict[str, FailureReply] = {}
+
+class RouteConflict(Exception):
+    """Two handlers claim one request kind, or a kind is both requested and subscribed to."""
+
+
+@dataclass(frozen=True)
+class _Handler:
+    handler: Handler
+    filters: tuple[str, ...]
+    isolated: bool
+    failure_reply: FailureReply | None = None
+
+
+_routes: dict[str, tuple[_Handler, ...]] = {}
+_exclusive: set[str] = set()  # request kinds (register): one handler each
+# What dispatch calls per kind, and the kinds whose every handler is isolated: kept beside
+# _routes so the per-message path is two dict lookups.
+_callables: dict[str, tuple[Handler, ...]] = {}
 _isolated: set[str] = set()
-_filters: dict[str, list[str]] = {}
 _device_hooks: list[DeviceHook] = []
 _batch_hooks: list[tuple[Callable, Callable, Callable]] = []
 ThrottleHook = Callable[[dict[str, int], float], None]
@@ -50,7 +74,9 @@ def register(
     isolated: bool = False,
     failure_reply: FailureReply | None = None,
 ) -> None:
-    """Serve route `kind` with `handler`; the bridge subscribes to `topic_filters`.
+    """Serve request `kind` with `handler`, its only handler; the bridge subscribes to
+    `topic_filters`. Registering the same handler again replaces its options; another handler
+    for the kind raises RouteConflict.
 
     A handler runs inside the bridge's transaction; it writes its replies with
     fleetportal.outbox.send and raises only for failures that should be retried.
@@ -60,24 +86,80 @@ def register(
     `failure_reply`: what the device is sent when the handler fails for good (the protocol's
     internal error on the request's rejected topic), so a device never waits in silence.
     """
-    _handlers[kind] = handler
-    _filters[kind] = list(topic_filters)
-    if failure_reply is not None:
-        _failure_replies[kind] = failure_reply
+    current = _routes.get(kind, ())
+    if current and (kind not in _exclusive or current[0].handler is not handler):
+        raise RouteConflict(
+            f"{_name(handler)} cannot serve {kind!r}: "
+            + (
+                f"{_name(current[0].handler)} already serves it, and a request has one handler."
+                if kind in _exclusive
+                else f"{_names(current)} subscribe to it (router.subscribe), so it is not a "
+                "request kind."
+            )
+        )
+    _exclusive.add(kind)
+    _set(kind, (_Handler(handler, topic_filters, isolated, failure_reply),))
+
+
+def subscribe(kind: str, handler: Handler, *topic_filters: str, isolated: bool = False) -> None:
+    """Call `handler` too for every message of `kind` (after those subscribed before it); the
+    bridge subscribes to `topic_filters`. Subscribing the same handler again replaces its
+    filters. For what is reported, never for requests: subscribers send no replies.
+
+    All subscribers of a message run in one savepoint, or in none if every one of them is
+    `isolated` (see register): one that raises fails the message for all of them (rolled
+    back, logged, acked), as a single handler's failure does.
+    """
+    if kind in _exclusive:
+        raise RouteConflict(
+            f"{_name(handler)} cannot subscribe to {kind!r}: it is a request kind, which "
+            f"{_name(_routes[kind][0].handler)} serves alone (router.register)."
+        )
+    current = _routes.get(kind, ())
+    entry = _Handler(handler, topic_filters, isolated)
+    if any(h.handler is handler for h in current):  # again: it keeps its place in the order
+        handlers = tuple(entry if h.handler is handler else h for h in current)
     else:
-        _failure_replies.pop(kind, None)
-    if isolated:
+        handlers = (*current, entry)
+    _set(kind, handlers)
+
+
+def unsubscribe(kind: str, handler: Handler) -> None:
+    """Stop calling `handler` for `kind` (tests, and apps that switch a feature off)."""
+    if kind not in _exclusive:
+        _set(kind, tuple(h for h in _routes.get(kind, ()) if h.handler is not handler))
+
+
+def unregister(kind: str) -> None:
+    """Stop serving `kind` at all, whoever serves or subscribes to it."""
+    _exclusive.discard(kind)
+    _set(kind, ())
+
+
+def _set(kind: str, handlers: tuple[_Handler, ...]) -> None:
+    if not handlers:
+        _routes.pop(kind, None)
+        _callables.pop(kind, None)
+        _isolated.discard(kind)
+        return
+    _routes[kind] = handlers
+    _callables[kind] = tuple(h.handler for h in handlers)
+    if all(h.isolated for h in handlers):
         _isolated.add(kind)
     else:
         _isolated.discard(kind)
 
 
-def unregister(kind: str) -> None:
-    """Stop serving `kind` (tests, and apps that switch a feature off)."""
-    _handlers.pop(kind, None)
-    _filters.pop(kind, None)
-    _failure_replies.pop(kind, None)
-    _isolated.discard(kind)
+def _name(handler: Handler) -> str:
+    module = getattr(handler, "__module__", None)
+    name = getattr(handler, "__qualname__", None) or type(handler).__qualname__
+    if "<locals>" in name:  # a handler made by a factory names itself (shadow_update)
+        name = getattr(handler, "__name__", name)
+    return f"{module}.{name}" if module else repr(handler)
+
+
+def _names(handlers: tuple[_Handler, ...]) -> str:
+    return ", ".join(_name(h.handler) for h in handlers)
 
 
 def on_device_message(hook: DeviceHook) -> None:
@@ -133,7 +215,7 @@ def report_throttled(dropped: dict[str, int], seconds: float) -> None:
 
 
 def subscriptions() -> list[str]:
-    return sorted({f for filters in _filters.values() for f in filters})
+    return sorted({f for handlers in _routes.values() for h in handlers for f in h.filters})
 
 
 def is_isolated(route: topics.Route) -> bool:
@@ -141,21 +223,19 @@ def is_isolated(route: topics.Route) -> bool:
 
 
 def failure_reply(message: InboundMessage) -> tuple[str, dict] | None:
-    build = _failure_replies.get(message.route.kind)
+    handlers = _routes.get(message.route.kind, ())
+    build = handlers[0].failure_reply if handlers else None
     return build(message) if build is not None else None
 
 
-def handler_for(route: topics.Route) -> Handler | None:
-    return _handlers.get(route.kind)
-
-
 def dispatch(message: InboundMessage) -> bool:
-    """Run the device hooks and the handler for one message; False if nothing serves it."""
+    """Run the device hooks and the kind's handlers for one message; False if none serves it."""
     if message.route.device_id:
         for hook in _device_hooks:
             hook(message)
-    handler = handler_for(message.route)
-    if handler is None:
+    handlers = _callables.get(message.route.kind)
+    if handlers is None:
         return False
-    handler(message)
+    for handler in handlers:
+        handler(message)
     return True

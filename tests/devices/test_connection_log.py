@@ -1,5 +1,6 @@
 """last_ip_address from the broker's connection log ($SYS/broker/log/N): the address a device
-connected from, only for the device listener and only when the client id is its certificate's."""
+connected from, only for the device listener and only when the client id is its certificate's.
+The lines are read by fleetportal.bridge.connections (tests/bridge/test_connections.py)."""
 
 import dataclasses
 
@@ -9,7 +10,6 @@ from django.utils import timezone
 
 from devices import credentials
 from devices.choices import DeviceStatus
-from devices.handlers import connections
 from devices.models import Device
 from fleetportal import topics
 from fleetportal.bridge import router
@@ -21,48 +21,6 @@ def log_line(text: str) -> router.InboundMessage:
     payload = f"2026-11-28T12:46:42: {text}".encode()
     route = topics.parse(topics.BROKER_LOG_NOTICE)
     return router.InboundMessage(topics.BROKER_LOG_NOTICE, payload, route, timezone.now())
-
-
-def test_the_two_lines_of_a_connection_name_client_address_and_listener():
-    assert (
-        connections.read_line(
-            "2026-11-28T12:46:42: New connection from 10.1.2.3:50724 on port 8883."
-        )
-        is None
-    )
-    connected = connections.read_line(
-        "2026-11-28T12:46:42: New client connected from 10.1.2.3:50724 as dev-1 "
-        "(p2, c1, k60, u'dev-1')."
-    )
-    assert connected == connections.Connected("dev-1", "dev-1", "10.1.2.3", 8883)
-
-
-def test_ipv6_addresses_and_lines_without_a_timestamp():
-    connections.read_line("New connection from ::1:40000 on port 8883.")
-    connected = connections.read_line(
-        "New client connected from ::1:40000 as d (p2, c0, k30, u'd')."
-    )
-    assert connected.address == "::1" and connected.listener_port == 8883
-
-
-@pytest.mark.parametrize(
-    "line",
-    [
-        "Client dev-1 disconnected.",
-        "New client connected from 10.0.0.1:5 as x",  # cut short
-        "",
-        "\ufffd\ufffd",
-    ],
-)
-def test_other_lines_are_ignored(line):
-    assert connections.read_line(line) is None
-
-
-def test_a_client_whose_first_line_was_missed_has_no_listener():
-    connected = connections.read_line(
-        "New client connected from 10.9.9.9:1 as dev-2 (p2, c1, k60, u'dev-2')."
-    )
-    assert connected.listener_port is None
 
 
 @pytest.mark.django_db

@@ -545,22 +545,3 @@ def test_crl_past_its_next_update_fails_validation(ca):
 def test_unparseable_crl_fails_validation(ca, pem):
     with pytest.raises(pki.CrlError, match="parsed"):
         pki.validate_crl(pem, ca)
-
-
-def test_write_crl_atomically_replaces_the_file_for_the_broker_to_read(ca, tmp_path):
-    path = tmp_path / "crl.pem"
-    path.write_bytes(b"old")
-    new = pki.build_crl(ca, [], next_update_hours=1)
-    pki.write_crl_atomically(path, new)
-    assert path.read_bytes() == new
-    assert mode(path) == 0o644
-    assert [p.name for p in tmp_path.iterdir()] == ["crl.pem"]
-
-
-def test_failed_crl_write_leaves_the_old_crl_and_no_temporary_file(tmp_path):
-    path = tmp_path / "crl.pem"
-    path.write_bytes(b"old")
-    with pytest.raises(TypeError):
-        pki.write_crl_atomically(path, "text is not bytes")
-    assert path.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["crl.pem"]
