@@ -298,6 +298,7 @@ def _jobs_route(thing: str, levels: list[str]) -> Route | None:
     a bad job id included (device-protocol.md §2.1)."""
     levels = list(levels)
     reply = levels.pop() if len(levels) > 1 and levels[-1] in REPLIES else ""
+    kinds: tuple[str, ...]
     if len(levels) == 1:
         job_id, word, kinds = "", levels[0], _THING_JOBS
     elif len(levels) == 2:

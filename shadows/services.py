@@ -123,21 +123,23 @@ def delta_of(row: Shadow) -> dict[str, Any]:
 
 def _device(device: Device | str, client_token: str | None) -> Device:
     """The registered, not decommissioned device, else 404 Thing not found (§8.9)."""
-    if isinstance(device, str):
-        device = Device.objects.filter(device_id=device).first()
-    if device is None or device.status == DeviceStatus.DECOMMISSIONED:
+    found = Device.objects.filter(device_id=device).first() if isinstance(device, str) else device
+    if found is None or found.status == DeviceStatus.DECOMMISSIONED:
         raise ThingNotFound(client_token=client_token)
-    return device
+    return found
 
 
-def _locked(device: Device, name: str, *, create: bool) -> Shadow | None:
-    rows = Shadow.objects.select_for_update()
-    if create:
-        return rows.get_or_create(device=device, name=name)[0]
-    return rows.filter(device=device, name=name, live=True).first()
+def _locked(device: Device, name: str) -> Shadow | None:
+    return Shadow.objects.select_for_update().filter(device=device, name=name, live=True).first()
 
 
-def _device_and_locked_shadow(device: Device | str, name: str, token: str | None):
+def _locked_or_created(device: Device, name: str) -> Shadow:
+    return Shadow.objects.select_for_update().get_or_create(device=device, name=name)[0]
+
+
+def _device_and_locked_shadow(
+    device: Device | str, name: str, token: str | None
+) -> tuple[Device, Shadow]:
     """The device and its locked shadow row (created if missing): one query when both exist."""
     if isinstance(device, str):
         row = (
@@ -148,8 +150,8 @@ def _device_and_locked_shadow(device: Device | str, name: str, token: str | None
         )
         if row is not None:
             return _device(row.device, token), row
-    device = _device(device, token)
-    return device, _locked(device, name, create=True)
+    found = _device(device, token)
+    return found, _locked_or_created(found, name)
 
 
 def _not_found(device: Device, name: str, client_token: str | None) -> ShadowNotFound:
@@ -259,7 +261,7 @@ def delete(
     check_name(name, token)
     with transaction.atomic():
         device = _device(device, token)
-        row = _locked(device, name, create=False)
+        row = _locked(device, name)
         if row is None:
             raise _not_found(device, name, token)
         row.live, row.deleted_at, row.updated_at = False, now, now

@@ -73,7 +73,7 @@ class AcceptedUpdate:
     name: str  # "" for the classic shadow
     desired: dict[str, Any]
     reported: dict[str, Any]
-    change: dict[str, Any]  # the request's state, as sent
+    change: dict[str, Any] | None  # the request's state, as sent (None: `"state": null`)
     version: int
     at: datetime
 
@@ -113,7 +113,7 @@ def remember_token(row: Shadow, token: str | None) -> None:
 def stage(
     writes: Writes,
     row: Shadow,
-    change: dict[str, Any],
+    change: dict[str, Any] | None,
     outcome: UpdateOutcome,
     *,
     token: str | None,
