@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
@@ -24,7 +24,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from devices import lifecycle, services
+from devices import groups, lifecycle, services
 from devices.admin_filters import (
     DeviceTypeFilter,
     EventTypeFilter,
@@ -337,6 +337,33 @@ class DeviceGroupAdmin(FleetModelAdmin):
 
     def get_fields(self, request, obj=None):
         return (*self.fields, "current_members") if obj else self.fields
+
+    # -- changes go through the group service (devices.groups), which fires the group hooks ---
+
+    def save_model(self, request, obj, form, change):
+        # The form's instance holds the values to save (a field left out of the post keeps the
+        # model's default there, while cleaned_data would say None).
+        names = form.changed_data if change else form.cleaned_data
+        values = {name: getattr(obj, name) for name in names if name in groups.EDITABLE_FIELDS}
+        actor = actor_for_request(request)
+        if change:
+            groups.update_group(obj, values, actor=actor)
+        else:
+            obj.pk = groups.create_group(values, actor=actor).pk
+
+    def delete_model(self, request, obj):
+        groups.delete_group(obj, actor=actor_for_request(request))
+
+    def delete_queryset(self, request, queryset):
+        groups.delete_groups(queryset, actor=actor_for_request(request))
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as exc:
+            # A race the form could not see: a device assigned while a filter was being added.
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     @admin.display(description="members now")
     def current_members(self, group):

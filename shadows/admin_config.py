@@ -21,7 +21,6 @@ from django.utils.html import format_html
 
 from devices.admin import DeviceAdmin, DeviceGroupAdmin, FleetModelAdmin, ReadOnlyAdmin
 from devices.admin_filters import MAX_FILTER_VALUES, distinct_values
-from devices.choices import DeviceStatus
 from devices.models import Device, DeviceGroup
 from fleetportal.actors import actor_for_request
 from fleetportal.forms import JSONTextField
@@ -159,7 +158,7 @@ class ConfigValueAdmin(FleetModelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "device":
-            kwargs["queryset"] = Device.objects.exclude(status=DeviceStatus.DECOMMISSIONED)
+            kwargs["queryset"] = Device.objects.in_service()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="scope")
@@ -334,7 +333,7 @@ class ConfiguredDeviceAdmin(DeviceAdmin):
 
 class ConfiguredGroupAdmin(DeviceGroupAdmin):
     """The group page with its priority, its configuration values and their rollout summary.
-    Saving a group reconciles its members' configuration (shadows.apps: post_save)."""
+    Saving a group reconciles its members' configuration (a group hook, see shadows.apps)."""
 
     change_form_template = "admin/shadows/devicegroup_change_form.html"
 

@@ -1,6 +1,10 @@
+import copy
+
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.serializers import as_serializer_error
 from rest_framework.validators import UniqueValidator
 
 from devices.choices import DeviceStatus
@@ -140,17 +144,18 @@ class DeviceGroupSerializer(FleetModelSerializer):
     def get_member_count_is_approximate(self, group) -> bool:
         return self._count(group)[1]
 
-    def validate_filters(self, value):
+    def validate(self, attrs):
+        # The group's rules (a valid filter, no filter while devices are assigned) are
+        # DeviceGroup.clean()'s, so the admin and the API refuse the same with the same words.
+        group = copy.copy(self.instance) if self.instance is not None else DeviceGroup()
+        for name, value in attrs.items():
+            setattr(group, name, value)
         try:
-            validate_filters(value)
-        except FilterError as exc:
-            raise serializers.ValidationError(exc.messages) from exc
-        group = self.instance
-        if value and group is not None and not group.is_dynamic and group.devices.exists():
-            raise serializers.ValidationError(
-                "This group has assigned members; remove them before adding a filter."
-            )
-        return value
+            # The name's uniqueness is the UniqueValidator's, with DRF's wording, as before.
+            group.full_clean(validate_unique=False)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(as_serializer_error(exc)) from exc
+        return attrs
 
 
 class GroupPreviewSerializer(StrictFieldsMixin, serializers.Serializer):

@@ -7,7 +7,7 @@ from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from devices import services
+from devices import groups, services
 from devices.api.audit import log_group_change
 from devices.api.permissions import (
     CanPreviewGroups,
@@ -128,21 +128,23 @@ class DeviceGroupViewSet(viewsets.ModelViewSet):
 
     @transaction.atomic
     def perform_create(self, serializer):
-        log_group_change(self.request, serializer.save(), ADDITION)
-        serializer.instance = self.get_queryset().get(pk=serializer.instance.pk)
+        actor = actor_for_request(self.request)
+        group = groups.create_group(serializer.validated_data, actor=actor)
+        log_group_change(self.request, group, ADDITION)
+        serializer.instance = self.get_queryset().get(pk=group.pk)
 
     @transaction.atomic
     def perform_update(self, serializer):
         group, data = serializer.instance, serializer.validated_data
         changed = [name for name, value in data.items() if getattr(group, name) != value]
-        serializer.save()
+        groups.update_group(group, data, actor=actor_for_request(self.request))
         log_group_change(self.request, group, CHANGE, changed)
         serializer.instance = self.get_queryset().get(pk=group.pk)
 
     @transaction.atomic
     def perform_destroy(self, instance):
         log_group_change(self.request, instance, DELETION)
-        instance.delete()
+        groups.delete_group(instance, actor=actor_for_request(self.request))
 
 
 class DeviceEventViewSet(viewsets.ReadOnlyModelViewSet):
