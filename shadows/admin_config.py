@@ -354,7 +354,13 @@ class ConfiguredGroupAdmin(DeviceGroupAdmin):
             for value in context["config_values"]:
                 value.text = compact(value.value, 200)
             context["can_add_config_value"] = request.user.has_perm("shadows.add_configvalue")
-        if obj is not None and request.user.has_perm("shadows.view_deviceconfiguration"):
+        # A refused post shows the form's errors; the summary would run the refused filter.
+        refused = bool(context["adminform"].form.errors)
+        if (
+            obj is not None
+            and not refused
+            and request.user.has_perm("shadows.view_deviceconfiguration")
+        ):
             context["config_summary"] = services.group_summary(obj)
             context["drift_minutes"] = settings.CONFIG_DRIFT_MINUTES
         return super().render_change_form(request, context, add, change, form_url, obj)

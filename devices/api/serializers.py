@@ -158,6 +158,37 @@ class DeviceGroupSerializer(FleetModelSerializer):
         return attrs
 
 
+def _device_ids(help_text: str) -> serializers.SlugRelatedField:
+    return serializers.SlugRelatedField(
+        slug_field="device_id",
+        queryset=Device.objects.all(),
+        many=True,
+        required=False,
+        help_text=help_text,
+        error_messages={"does_not_exist": "No device has the device_id {value}."},
+    )
+
+
+class GroupMembersSerializer(StrictFieldsMixin, serializers.Serializer):
+    add = _device_ids("device_ids to put in this static group (out of the group they are in).")
+    remove = _device_ids("device_ids to take out of this group; others are left alone.")
+
+    def validate(self, attrs):
+        both = {d.device_id for d in attrs.get("add", [])} & {
+            d.device_id for d in attrs.get("remove", [])
+        }
+        if both:
+            raise serializers.ValidationError(
+                {"remove": [f"Both added and removed: {', '.join(sorted(both))}."]}
+            )
+        return attrs
+
+
+class GroupMembersResultSerializer(serializers.Serializer):
+    added = serializers.IntegerField(help_text="Devices that joined the group.")
+    removed = serializers.IntegerField(help_text="Devices that left it.")
+
+
 class GroupPreviewSerializer(StrictFieldsMixin, serializers.Serializer):
     filters = serializers.JSONField(help_text="A filter document (devices/group_filters.py).")
 

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from devices import groups, services
 from devices.api.audit import log_group_change
 from devices.api.permissions import (
+    CanAssignDevices,
     CanPreviewGroups,
     CanTransitionDevices,
     CanViewDeviceEvents,
@@ -20,6 +21,8 @@ from devices.api.serializers import (
     DeviceGroupSerializer,
     DeviceSerializer,
     DeviceTransitionSerializer,
+    GroupMembersResultSerializer,
+    GroupMembersSerializer,
     GroupPreviewDeviceSerializer,
     GroupPreviewResultSerializer,
     GroupPreviewSerializer,
@@ -125,6 +128,21 @@ class DeviceGroupViewSet(viewsets.ModelViewSet):
                 "sample": GroupPreviewDeviceSerializer(sample, many=True).data,
             }
         )
+
+    @extend_schema(request=GroupMembersSerializer, responses=GroupMembersResultSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[CanAssignDevices])
+    def members(self, request, pk=None):
+        """Assign devices to this static group (`add`) or take them out of it (`remove`), in
+        one transaction; each moved device records an `updated` event."""
+        params = GroupMembersSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        group, actor = self.get_object(), actor_for_request(request)
+        with transaction.atomic():
+            added = groups.assign_devices(params.validated_data.get("add", []), group, actor=actor)
+            removed = groups.remove_devices(
+                group, params.validated_data.get("remove", []), actor=actor
+            )
+        return Response({"added": added, "removed": removed})
 
     @transaction.atomic
     def perform_create(self, serializer):
