@@ -23,7 +23,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from devices import lifecycle, services
+from devices import groups, lifecycle, services
 from devices.admin_filters import (
     DeviceTypeFilter,
     EventTypeFilter,
@@ -45,6 +45,14 @@ from fleetportal.paginators import capped_count
 # a big fleet) belong to a background job, so the admin refuses them instead of timing out.
 ACTION_MAX_DEVICES = 10_000
 TIMELINE_LENGTH = 50
+
+
+def as_stored(model_admin, request, context, obj):
+    """The object as stored, for the sections other apps add: after a refused post the form's
+    instance holds the refused values (a group's bad filter would break its members' summary)."""
+    if context["adminform"].form.errors:
+        return model_admin.get_object(request, str(obj.pk)) or obj
+    return obj
 
 
 def summarize(data: dict, width: int = 120) -> str:
@@ -193,8 +201,9 @@ class DeviceAdmin(FleetModelAdmin):
         ):
             context["transition_form"] = TransitionForm(device=obj)
         if obj is not None:
-            context["page_sections"] = DEVICE_PAGE.render_sections(request, obj)
-            context["page_links"] = DEVICE_PAGE.links(request, obj)
+            stored = as_stored(self, request, context, obj)
+            context["page_sections"] = DEVICE_PAGE.render_sections(request, stored)
+            context["page_links"] = DEVICE_PAGE.links(request, stored)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_object(self, request, object_id, from_field=None):
@@ -346,9 +355,37 @@ class DeviceGroupAdmin(FleetModelAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
-            context["page_sections"] = GROUP_PAGE.render_sections(request, obj)
-            context["page_links"] = GROUP_PAGE.links(request, obj)
+            stored = as_stored(self, request, context, obj)
+            context["page_sections"] = GROUP_PAGE.render_sections(request, stored)
+            context["page_links"] = GROUP_PAGE.links(request, stored)
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # -- changes go through the group service (devices.groups), which fires the group hooks ---
+
+    def save_model(self, request, obj, form, change):
+        # The form's instance holds the values to save (a field left out of the post keeps the
+        # model's default there, while cleaned_data would say None).
+        names = form.changed_data if change else form.cleaned_data
+        values = {name: getattr(obj, name) for name in names if name in groups.EDITABLE_FIELDS}
+        actor = actor_for_request(request)
+        if change:
+            groups.update_group(obj, values, actor=actor)
+        else:
+            obj.pk = groups.create_group(values, actor=actor).pk
+
+    def delete_model(self, request, obj):
+        groups.delete_group(obj, actor=actor_for_request(request))
+
+    def delete_queryset(self, request, queryset):
+        groups.delete_groups(queryset, actor=actor_for_request(request))
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as exc:
+            # A race the form could not see: a device assigned while a filter was being added.
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     @admin.display(description="members now")
     def current_members(self, group):

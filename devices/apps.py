@@ -6,17 +6,15 @@ class DevicesConfig(AppConfig):
     verbose_name = "Device registry"
 
     def ready(self):
-        from devices import bulk, checks  # noqa: F401 (checks registers the deployment checks)
-        from devices.choices import DeviceStatus
+        from devices import bulk, checks, credentials, hooks  # noqa: F401 (checks: deploy checks)
         from devices.handlers import register_all
         from devices.models import Device
         from fleetportal import resumable
         from fleetportal.bridge import coverage
 
         register_all()
+        hooks.subscribe(hooks.DevicesTransitioned, credentials.revoke_when_decommissioned)
         resumable.register(bulk.RESUMABLE)
         # Partitioned bridges subscribe the explicit topics of these devices (fleetportal does
         # not import devices, so devices says which rows those are).
-        coverage.set_device_source(
-            lambda: Device.objects.exclude(status=DeviceStatus.DECOMMISSIONED)
-        )
+        coverage.set_device_source(lambda: Device.objects.in_service())

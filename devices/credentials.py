@@ -19,10 +19,10 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
-from devices import pki, revocation, services
+from devices import hooks, pki, revocation, services
 from devices.choices import CredentialStatus, DeviceStatus, EventType
 from devices.exceptions import DeviceDecommissioned, DeviceError
-from devices.models import Device, DeviceCredential, DeviceEvent
+from devices.models import Device, DeviceCredential, DeviceEvent, in_service
 from fleetportal import outbox, topics
 from fleetportal.actors import DEVICE, SYSTEM
 from fleetportal.bridge import coverage
@@ -277,6 +277,13 @@ def revoke_credential(credential: DeviceCredential, *, actor: str, reason: str) 
     return revoked[0] if revoked else DeviceCredential.objects.get(pk=credential.pk)
 
 
+def revoke_when_decommissioned(event: hooks.DevicesTransitioned) -> None:
+    """Registry hook: a decommissioned device loses its certificates in the same transaction
+    (issue 3 §7), so no certificate outlives its device."""
+    if event.to_status == DeviceStatus.DECOMMISSIONED:
+        revoke_devices_credentials(event.devices, actor=event.actor, reason=CESSATION_OF_OPERATION)
+
+
 def revoke_devices_credentials(
     devices: Iterable[Device], *, actor: str, reason: str
 ) -> list[DeviceCredential]:
@@ -516,7 +523,7 @@ def _unwarned(days: int) -> QuerySet[DeviceCredential]:
     return (
         expiring(days)
         .filter(device__isnull=False, replaced_by__isnull=True)
-        .exclude(device__status=DeviceStatus.DECOMMISSIONED)
+        .filter(in_service("device__"))
         .exclude(Exists(already))
         .select_related("device")
         .select_for_update(skip_locked=True, of=("self",))

@@ -19,9 +19,9 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions, throttling
 
-from devices import credentials, last_seen, lifecycle
+from devices import credentials, last_seen
 from devices.choices import CredentialStatus, EventType
-from devices.models import Device, DeviceCredential, DeviceEvent
+from devices.models import Device, DeviceCredential, DeviceEvent, in_service
 from devices.validators import DEVICE_ID_PATTERN
 from fleetportal import lockouts, rate_limits
 from fleetportal.actors import SYSTEM
@@ -215,7 +215,7 @@ def _candidates(device_id: str, kid: object) -> list[DeviceCredential]:
             expires_at__gt=now,
             not_before__lte=now + timezone.timedelta(seconds=LEEWAY_SECONDS),
         )
-        .exclude(device__status__in=lifecycle.TERMINAL)
+        .filter(in_service("device__"))
         .select_related("device")
         .order_by("-created_at")
     )

@@ -64,9 +64,7 @@ def seen(device_id: str, at: datetime, ip_address: str | None = None) -> None:
         if ip_address is None
         else {"last_seen": at, "last_ip_address": ip_address}
     )
-    Device.objects.filter(device_id=device_id).exclude(status=DeviceStatus.DECOMMISSIONED).update(
-        **changes
-    )
+    Device.objects.filter(device_id=device_id).in_service().update(**changes)
     transaction.on_commit(lambda: _remember({device_id: ip_address}, now))
 
 

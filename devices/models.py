@@ -24,6 +24,11 @@ def _trigram(field: str, name: str) -> GinIndex:
     return GinIndex(OpClass(Upper(field), name="gin_trgm_ops"), name=name)
 
 
+# Refusals shared by the model's clean() and the group service (devices.groups).
+DYNAMIC_GROUP_MEMBERS = "A dynamic group's members come from its filter; pick a static group."
+ASSIGNED_MEMBERS = "This group has assigned members; remove them before adding a filter."
+
+
 class DeviceGroup(models.Model):
     """A named set of devices: static (explicit members) or dynamic (members match `filters`)."""
 
@@ -64,9 +69,7 @@ class DeviceGroup(models.Model):
         except FilterError as exc:
             raise ValidationError({"filters": exc.messages}) from exc
         if self.filters and not self._state.adding and Device.objects.filter(group=self).exists():
-            raise ValidationError(
-                {"filters": "This group has assigned members; remove them before adding a filter."}
-            )
+            raise ValidationError({"filters": ASSIGNED_MEMBERS})
 
     def membership(self) -> models.Q:
         """The condition on Device for this group's members: assigned, or matching the filter."""
@@ -79,7 +82,17 @@ class DeviceGroup(models.Model):
         return Device.objects.filter(self.membership())
 
 
+def in_service(path: str = "") -> models.Q:
+    """The condition for devices in service (not decommissioned); `path` reaches Device from
+    another model, e.g. in_service("device__") on DeviceCredential."""
+    return ~models.Q(**{f"{path}status__in": lifecycle.TERMINAL})
+
+
 class DeviceQuerySet(models.QuerySet):
+    def in_service(self):
+        """Devices not decommissioned: the ones that connect, get configuration and messages."""
+        return self.filter(in_service())
+
     def online(self):
         return self.filter(last_seen__gte=online_since())
 
@@ -181,9 +194,7 @@ class Device(models.Model):
 
     def clean(self):
         if self.group_id and self.group.is_dynamic:
-            raise ValidationError(
-                {"group": "A dynamic group's members come from its filter; pick a static group."}
-            )
+            raise ValidationError({"group": DYNAMIC_GROUP_MEMBERS})
 
     @property
     def is_decommissioned(self) -> bool:

@@ -1,7 +1,8 @@
 """The device registry's service layer: every entry point (admin, REST, tasks, MQTT) calls these.
 
 Each function runs in one transaction and writes the DeviceEvent that records the change, so a
-change and its history land together or not at all.
+change and its history land together or not at all. Other apps react through devices.hooks,
+whose hooks run in the same transaction (credential revocation on decommissioning is one).
 """
 
 from collections.abc import Iterable, Sequence
@@ -12,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from devices import lifecycle
+from devices import groups, hooks, lifecycle
 from devices.choices import DeviceStatus, EventType
 from devices.exceptions import (
     DeviceDecommissioned,
@@ -113,6 +114,7 @@ def _insert_registered(devices: list[Device], actor: str) -> None:
             (DeviceEvent(device=d, event_type=EventType.REGISTERED, actor=actor) for d in devices),
             batch_size=1000,
         )
+        hooks.notify(hooks.DevicesRegistered(tuple(devices), actor))
         # After the commit: partitioned bridges subscribe the new devices' topics.
         coverage.announce_new_devices()
 
@@ -135,6 +137,7 @@ def update_device(device: Device, changes: dict[str, Any], *, actor: str) -> Dev
         if locked.is_decommissioned:
             raise DeviceDecommissioned(locked.device_id)
         diff = {}
+        old_group = locked.group if "group" in changes else None
         for name, value in changes.items():
             old = getattr(locked, name)
             if old != value:
@@ -145,6 +148,8 @@ def update_device(device: Device, changes: dict[str, Any], *, actor: str) -> Dev
         locked.full_clean(validate_unique=False)
         locked.save(update_fields=[*diff, "updated_at"])
         record_event(locked, EventType.UPDATED, actor=actor, data={"changes": diff})
+        if "group" in diff:
+            groups.announce_move([locked], old_group, locked.group, actor=actor)
     return locked
 
 
@@ -166,12 +171,12 @@ def transition_device(
         if expected is not None and locked.status != expected:
             raise StatusConflict(expected, locked.status)
         _check(locked, target)
+        move = hooks.Move(locked, locked.status)
         event = DeviceEvent(**_transition_event(locked, target, actor, reason))
         _apply(locked, target, timezone.now())
         locked.save(update_fields=["status", "updated_at"])
         event.save()
-        if target == DeviceStatus.DECOMMISSIONED:
-            _revoke_credentials([locked], actor)
+        hooks.notify(hooks.DevicesTransitioned((move,), target, actor, reason))
     return locked
 
 
@@ -192,20 +197,21 @@ def transition_locked_devices(
     devices: list[Device], target: str, *, actor: str, reason: str = ""
 ) -> tuple[list[Device], list[Device]]:
     """transition_devices for rows the caller has locked in its transaction; moves them in place."""
-    moved, refused, events, now = [], [], [], timezone.now()
+    moves, refused, events, now = [], [], [], timezone.now()
     for device in devices:
         if not lifecycle.can_transition(device.status, target):
             refused.append(device)
             continue
+        moves.append(hooks.Move(device, device.status))
         events.append(DeviceEvent(**_transition_event(device, target, actor, reason)))
         _apply(device, target, now)
-        moved.append(device)
+    moved = [move.device for move in moves]
     # One plain UPDATE: every moved row gets the same values (bulk_update would build a CASE
     # with a branch per row, which costs more than the rest of a 200-device batch together).
     Device.objects.filter(pk__in=[d.pk for d in moved]).update(status=target, updated_at=now)
     DeviceEvent.objects.bulk_create(events, batch_size=1000)
-    if moved and target == DeviceStatus.DECOMMISSIONED:
-        _revoke_credentials(moved, actor)
+    if moves:
+        hooks.notify(hooks.DevicesTransitioned(tuple(moves), target, actor, reason))
     return moved, refused
 
 
@@ -214,16 +220,6 @@ def record_event(
 ) -> DeviceEvent:
     return DeviceEvent.objects.create(
         device=device, event_type=event_type, actor=actor, event_data=data or {}
-    )
-
-
-def _revoke_credentials(devices: list[Device], actor: str) -> None:
-    # A decommissioned device loses its certificates in the same transaction (issue 3 §7).
-    # Imported here: devices.credentials builds on this module.
-    from devices import credentials
-
-    credentials.revoke_devices_credentials(
-        devices, actor=actor, reason=credentials.CESSATION_OF_OPERATION
     )
 
 

@@ -21,7 +21,6 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from devices.admin_filters import MAX_FILTER_VALUES, distinct_values
-from devices.choices import DeviceStatus
 from devices.models import Device, DeviceGroup
 from devices.pages import DEVICE_PAGE, GROUP_PAGE
 from fleetportal.actors import actor_for_request
@@ -163,7 +162,7 @@ class ConfigValueAdmin(FleetModelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "device":
-            kwargs["queryset"] = Device.objects.exclude(status=DeviceStatus.DECOMMISSIONED)
+            kwargs["queryset"] = Device.objects.in_service()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="scope")

@@ -1,7 +1,8 @@
 """Records group changes made through the API in the admin's history (django.contrib.admin).
 
-Devices record their own history as DeviceEvents in devices.services; groups have no service
-yet, so the API writes the same LogEntry rows the admin writes, and both show in the admin's
+Devices record their own history as DeviceEvents in devices.services; a group's history is the
+admin's LogEntry, which names a user, so the entry points write it around the group service
+(devices.groups): the API writes the same rows the admin writes, and both show in the admin's
 "History" page.
 """
 

@@ -15,3 +15,9 @@ class CanPreviewGroups(HasPermissions):
     """A preview writes nothing: whoever may read groups and devices may preview a filter."""
 
     perms = ("devices.view_device", "devices.view_devicegroup")
+
+
+class CanAssignDevices(HasPermissions):
+    """Putting a device in a group (or out of it) changes the device."""
+
+    perms = ("devices.view_devicegroup", "devices.view_device", "devices.change_device")

@@ -1,6 +1,10 @@
+import copy
+
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.serializers import as_serializer_error
 from rest_framework.validators import UniqueValidator
 
 from devices.choices import DeviceStatus
@@ -140,17 +144,49 @@ class DeviceGroupSerializer(FleetModelSerializer):
     def get_member_count_is_approximate(self, group) -> bool:
         return self._count(group)[1]
 
-    def validate_filters(self, value):
+    def validate(self, attrs):
+        # The group's rules (a valid filter, no filter while devices are assigned) are
+        # DeviceGroup.clean()'s, so the admin and the API refuse the same with the same words.
+        group = copy.copy(self.instance) if self.instance is not None else DeviceGroup()
+        for name, value in attrs.items():
+            setattr(group, name, value)
         try:
-            validate_filters(value)
-        except FilterError as exc:
-            raise serializers.ValidationError(exc.messages) from exc
-        group = self.instance
-        if value and group is not None and not group.is_dynamic and group.devices.exists():
+            # The name's uniqueness is the UniqueValidator's, with DRF's wording, as before.
+            group.full_clean(validate_unique=False)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(as_serializer_error(exc)) from exc
+        return attrs
+
+
+def _device_ids(help_text: str) -> serializers.SlugRelatedField:
+    return serializers.SlugRelatedField(
+        slug_field="device_id",
+        queryset=Device.objects.all(),
+        many=True,
+        required=False,
+        help_text=help_text,
+        error_messages={"does_not_exist": "No device has the device_id {value}."},
+    )
+
+
+class GroupMembersSerializer(StrictFieldsMixin, serializers.Serializer):
+    add = _device_ids("device_ids to put in this static group (out of the group they are in).")
+    remove = _device_ids("device_ids to take out of this group; others are left alone.")
+
+    def validate(self, attrs):
+        both = {d.device_id for d in attrs.get("add", [])} & {
+            d.device_id for d in attrs.get("remove", [])
+        }
+        if both:
             raise serializers.ValidationError(
-                "This group has assigned members; remove them before adding a filter."
+                {"remove": [f"Both added and removed: {', '.join(sorted(both))}."]}
             )
-        return value
+        return attrs
+
+
+class GroupMembersResultSerializer(serializers.Serializer):
+    added = serializers.IntegerField(help_text="Devices that joined the group.")
+    removed = serializers.IntegerField(help_text="Devices that left it.")
 
 
 class GroupPreviewSerializer(StrictFieldsMixin, serializers.Serializer):

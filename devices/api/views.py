@@ -7,9 +7,10 @@ from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from devices import services
+from devices import groups, services
 from devices.api.audit import log_group_change
 from devices.api.permissions import (
+    CanAssignDevices,
     CanPreviewGroups,
     CanTransitionDevices,
     CanViewDeviceEvents,
@@ -19,6 +20,8 @@ from devices.api.serializers import (
     DeviceGroupSerializer,
     DeviceSerializer,
     DeviceTransitionSerializer,
+    GroupMembersResultSerializer,
+    GroupMembersSerializer,
     GroupPreviewDeviceSerializer,
     GroupPreviewResultSerializer,
     GroupPreviewSerializer,
@@ -126,23 +129,40 @@ class DeviceGroupViewSet(viewsets.ModelViewSet):
             }
         )
 
+    @extend_schema(request=GroupMembersSerializer, responses=GroupMembersResultSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[CanAssignDevices])
+    def members(self, request, pk=None):
+        """Assign devices to this static group (`add`) or take them out of it (`remove`), in
+        one transaction; each moved device records an `updated` event."""
+        params = GroupMembersSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        group, actor = self.get_object(), actor_for_request(request)
+        with transaction.atomic():
+            added = groups.assign_devices(params.validated_data.get("add", []), group, actor=actor)
+            removed = groups.remove_devices(
+                group, params.validated_data.get("remove", []), actor=actor
+            )
+        return Response({"added": added, "removed": removed})
+
     @transaction.atomic
     def perform_create(self, serializer):
-        log_group_change(self.request, serializer.save(), ADDITION)
-        serializer.instance = self.get_queryset().get(pk=serializer.instance.pk)
+        actor = actor_for_request(self.request)
+        group = groups.create_group(serializer.validated_data, actor=actor)
+        log_group_change(self.request, group, ADDITION)
+        serializer.instance = self.get_queryset().get(pk=group.pk)
 
     @transaction.atomic
     def perform_update(self, serializer):
         group, data = serializer.instance, serializer.validated_data
         changed = [name for name, value in data.items() if getattr(group, name) != value]
-        serializer.save()
+        groups.update_group(group, data, actor=actor_for_request(self.request))
         log_group_change(self.request, group, CHANGE, changed)
         serializer.instance = self.get_queryset().get(pk=group.pk)
 
     @transaction.atomic
     def perform_destroy(self, instance):
         log_group_change(self.request, instance, DELETION)
-        instance.delete()
+        groups.delete_group(instance, actor=actor_for_request(self.request))
 
 
 class DeviceEventViewSet(viewsets.ReadOnlyModelViewSet):

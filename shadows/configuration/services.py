@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q
 from django.utils import timezone
 
-from devices.choices import DeviceStatus
+from devices import hooks
 from devices.models import Device, DeviceGroup
 from fleetportal import live
 from shadows import batch
@@ -104,7 +104,7 @@ def effective_configuration(device: Device) -> dict[str, Effective]:
 def affected_devices(*, group: DeviceGroup | None = None, device: Device | None = None):
     """The devices a value set on `group` or `device` applies to (decommissioned ones excluded)."""
     queryset = group.members() if group is not None else Device.objects.filter(pk=device.pk)
-    return queryset.exclude(status=DeviceStatus.DECOMMISSIONED)
+    return queryset.in_service()
 
 
 # --- Checking a change before anything is written
@@ -297,7 +297,7 @@ def _check_request(key, value, group, device) -> None:
     if (group is None) == (device is None):
         raise ConfigError("non_field_errors", "Set a value on exactly one group or one device.")
     check_value(check_key(key), value)
-    if device is not None and device.status == DeviceStatus.DECOMMISSIONED:
+    if device is not None and device.is_decommissioned:
         raise ConfigError("device", "The device is decommissioned.")
 
 
@@ -351,7 +351,7 @@ def render(devices: Iterable[Device], *, actor: str, now: datetime | None = None
     unchanged device costs no shadow version and no message. The `config` shadow's desired
     state belongs to the configuration: keys set there by other means are removed."""
     now = now or timezone.now()
-    devices = [d for d in devices if d.status != DeviceStatus.DECOMMISSIONED]
+    devices = [d for d in devices if not d.is_decommissioned]
     if not devices:
         return 0
     layers = layers_of(devices)
@@ -520,8 +520,27 @@ def _beaten(layer: GroupLayer, key: str, members, by_id, groups) -> list:
     return stale
 
 
+# --- Registry hooks (devices.hooks, subscribed in ShadowsConfig.ready)
+
+
+def on_group_saved(event: hooks.GroupSaved) -> None:
+    if not event.created:  # a new group sets no configuration yet
+        group_saved(event.group)
+
+
+def on_group_deleted(event: hooks.GroupDeleted) -> None:
+    group_deleted(event.group)
+
+
+def on_membership_changed(event: hooks.GroupMembershipChanged) -> None:
+    # Joining devices lack the group's keys, leaving ones hold rows naming it: both are what
+    # reconcile(group) looks for.
+    group_saved(event.group)
+
+
 def group_saved(group: DeviceGroup) -> None:
-    """A group's filter, priority or name changed: reconcile its devices after the commit."""
+    """A group's filter, priority, name or members changed: reconcile its devices after the
+    commit, if it sets configuration."""
     has_configuration = (
         ConfigValue.objects.filter(group=group).exists()
         or DeviceConfiguration.objects.filter(source_group=group).exists()
@@ -586,7 +605,7 @@ def drifted_devices(group: DeviceGroup | None = None, now: datetime | None = Non
     """Devices with at least one drifted key (optionally only a group's members)."""
     rows = drifted(now).filter(device=OuterRef("pk"))
     # Decommissioned devices are never pushed again: their old rows are not drift.
-    devices = Device.objects.filter(Exists(rows)).exclude(status=DeviceStatus.DECOMMISSIONED)
+    devices = Device.objects.filter(Exists(rows)).in_service()
     if group is not None:
         devices = devices.filter(group.membership())
     return devices

@@ -7,6 +7,8 @@ import orjson
 import pytest
 from django.utils import timezone
 
+from devices import groups
+from devices import services as devices
 from devices.choices import DeviceStatus
 from devices.models import Device
 from fleetportal.models import OutboxMessage
@@ -334,11 +336,28 @@ def test_saving_a_configured_group_queues_a_reconcile_after_commit(
     bare = make_group("bare")
     config.set_value("interval", 60, group=site, actor="otto")
     with django_capture_on_commit_callbacks() as callbacks:
-        bare.save()
+        groups.update_group(bare, {"priority": 3}, actor="otto")
     assert callbacks == []
     with django_capture_on_commit_callbacks() as callbacks:
-        site.save()
+        groups.update_group(site, {"priority": 3}, actor="otto")
     assert len(callbacks) == 1
+
+
+def test_a_device_moved_in_or_out_of_a_configured_group_queues_a_reconcile(
+    site, django_capture_on_commit_callbacks
+):
+    bare = make_group("bare")
+    device = make_device("d1", group=bare)
+    config.set_value("interval", 60, group=site, actor="otto")
+    with django_capture_on_commit_callbacks() as callbacks:
+        devices.update_device(device, {"group": site}, actor="otto")
+    assert len(callbacks) == 1
+    with django_capture_on_commit_callbacks() as callbacks:
+        groups.remove_devices(site, [device], actor="otto")
+    assert len(callbacks) == 1
+    with django_capture_on_commit_callbacks() as callbacks:
+        groups.assign_devices([device], bare, actor="otto")
+    assert callbacks == []  # neither group sets configuration for it any more
 
 
 def test_deleting_a_group_falls_back_to_the_other_layers_at_the_next_reconcile(
@@ -354,7 +373,7 @@ def test_deleting_a_group_falls_back_to_the_other_layers_at_the_next_reconcile(
     assert config_shadow(device).desired_state == {"debug": True, "mode": "site"}
 
     with django_capture_on_commit_callbacks() as callbacks:
-        site.delete()
+        groups.delete_group(site, actor="otto")
     assert len(callbacks) == 1  # a reconcile is queued
 
     config.reconcile()

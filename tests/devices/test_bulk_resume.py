@@ -8,6 +8,7 @@ from django.db import connection
 from devices import bulk
 from devices.choices import BulkJobStatus
 from devices.models import BulkProvisioningJob, Device, DeviceEvent
+from fleetportal.celery import app
 from tests.devices.claim_helpers import CeleryWorker, make_csr, route_tasks_to
 
 pytestmark = [
@@ -25,6 +26,8 @@ def celery(pki_dir, tmp_path, worker_id):
     """Start workers and a beat on one queue of their own; everything is stopped afterwards."""
     started = []
     queue = None
+    # The session's celery_worker may already route this process's tasks: restore that after.
+    before = (app.conf.broker_url, app.conf.task_default_queue)
 
     def start(*program: str, ready: bytes) -> CeleryWorker:
         nonlocal queue
@@ -45,7 +48,7 @@ def celery(pki_dir, tmp_path, worker_id):
         return process
 
     yield start
-    route_tasks_to(None, None)
+    route_tasks_to(*before)
     for process in started:
         process.stop()
 

@@ -279,3 +279,11 @@ def test_two_operators_acting_on_the_same_page_get_a_conflict():
     assert sum(isinstance(r, Device) for r in results) == 1
     assert sum(isinstance(r, StatusConflict) for r in results) == 1
     assert status_events(device).count() == 1
+
+
+@pytest.mark.django_db
+def test_in_service_is_every_device_but_the_decommissioned():
+    for status in S.values:
+        make_device(f"d-{status}", status=status)
+    in_service = set(Device.objects.in_service().values_list("status", flat=True))
+    assert in_service == set(S.values) - {S.DECOMMISSIONED}

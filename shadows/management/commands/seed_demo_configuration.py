@@ -4,7 +4,6 @@ the demo devices' `config` shadows hold them. Idempotent: unchanged values are l
 
 from django.core.management.base import BaseCommand
 
-from devices.choices import DeviceStatus
 from devices.models import Device, DeviceGroup
 from shadows.configuration import services
 
@@ -37,6 +36,6 @@ class Command(BaseCommand):
         uplink = {"protocol": "mqtt", "keepalive": 60}
         services.set_value("uplink", uplink, group=gateways, actor=ACTOR)
         first = Device.objects.filter(device_id="demo-00001").first()
-        if first is not None and first.status != DeviceStatus.DECOMMISSIONED:
+        if first is not None and not first.is_decommissioned:
             services.set_value("log_level", "debug", device=first, actor=ACTOR)
         self.stdout.write(f"Demo configuration: values on {len(GROUP_VALUES) + 1} groups.")
