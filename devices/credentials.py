@@ -217,8 +217,9 @@ def _issued_event(credential: DeviceCredential, key_source: str) -> dict:
         "expiresAt": credential.expires_at.isoformat(),
         "keySource": key_source,
     }
-    if credential.replaces_id:
-        data["replaces"] = credential.replaces.fingerprint
+    replaced = credential.replaces  # None without a query when replaces_id is None
+    if replaced is not None:
+        data["replaces"] = replaced.fingerprint
     return data
 
 
@@ -323,7 +324,7 @@ def revoke_credentials(
             for row in rows
             if row.device_id
         )
-        device_ids = {row.device.device_id for row in rows if row.device_id} if evict else set()
+        device_ids = {row.device.device_id for row in rows if row.device} if evict else set()
         revocation.publish_after_commit(evict=device_ids)
     return rows
 
@@ -459,7 +460,7 @@ def record_first_use(credential: DeviceCredential) -> None:
     """The device proved it holds this certificate's key (device API): complete a rotation."""
     if credential.first_used_at is not None:
         return
-    if credential.replaces_id:
+    if credential.replaces_id and credential.device is not None:
         confirm_rotation(credential.device, credential.fingerprint)
     else:
         DeviceCredential.objects.filter(pk=credential.pk, first_used_at__isnull=True).update(
@@ -532,10 +533,13 @@ def _unwarned(days: int) -> QuerySet[DeviceCredential]:
 
 
 def _warn(credential: DeviceCredential) -> None:
-    device_id = credential.device.device_id
+    device = credential.device
+    if device is None:  # claim certificates are not warned about (the query leaves them out)
+        return
+    device_id = device.device_id
     expires_at = int(credential.expires_at.timestamp())
     services.record_event(
-        credential.device,
+        device,
         EventType.CREDENTIAL_EXPIRING,
         actor=SYSTEM,
         data={

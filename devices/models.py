@@ -16,6 +16,7 @@ from devices.validators import (
     validate_json_object,
     validate_template_name,
 )
+from fleetportal import topics
 
 
 def _trigram(field: str, name: str) -> GinIndex:
@@ -316,7 +317,7 @@ class ProvisioningTemplate(models.Model):
         max_length=36,
         unique=True,
         validators=[validate_template_name],
-        help_text="Used in $aws/provisioning-templates/{name}/provision/json.",
+        help_text=f"Used in {topics.provision('{name}')}.",
     )
     description = models.TextField(blank=True)
     enabled = models.BooleanField(default=True)

@@ -53,8 +53,9 @@ def group_layers() -> tuple[list[GroupLayer], dict[Any, DeviceGroup]]:
     by_group: dict[Any, dict[str, Setting]] = defaultdict(dict)
     groups: dict[Any, DeviceGroup] = {}
     for value in ConfigValue.objects.filter(group__isnull=False).select_related("group"):
-        by_group[value.group_id][value.key] = Setting(value.value, value.version)
-        groups[value.group_id] = value.group
+        if value.group is not None:  # always, by the filter; says so to the type checker
+            by_group[value.group_id][value.key] = Setting(value.value, value.version)
+            groups[value.group_id] = value.group
     layers = [
         GroupLayer(g.pk, g.name, g.priority, g.created_at, by_group[g.pk]) for g in groups.values()
     ]
@@ -103,8 +104,11 @@ def effective_configuration(device: Device) -> dict[str, Effective]:
 
 def affected_devices(*, group: DeviceGroup | None = None, device: Device | None = None):
     """The devices a value set on `group` or `device` applies to (decommissioned ones excluded)."""
-    queryset = group.members() if group is not None else Device.objects.filter(pk=device.pk)
-    return queryset.in_service()
+    if group is not None:
+        return group.members().in_service()
+    if device is not None:
+        return Device.objects.filter(pk=device.pk).in_service()
+    raise TypeError("affected_devices needs a group or a device")
 
 
 # --- Checking a change before anything is written
@@ -365,12 +369,12 @@ def render(devices: Iterable[Device], *, actor: str, now: datetime | None = None
         own, member_of = layers[device.pk]
         configuration = effective(own, member_of)
         shadow = shadows.get(device.pk)
-        live = shadow is not None and shadow.live
-        current = shadow.desired_state if live else {}
+        live = shadow if shadow is not None and shadow.live else None
+        current = live.desired_state if live else {}
         patch = merge_patch_between(current, rendered(configuration))
         if patch:
             patches.append((device, patch))
-        results.append((device, configuration, shadow.reported_state if live else {}))
+        results.append((device, configuration, live.reported_state if live else {}))
     refused = batch.set_desired_many(CONFIG_SHADOW, patches, actor=f"config:{actor}", now=now)
     upserts, gone = [], []
     for device, configuration, reported in results:
@@ -570,17 +574,21 @@ def on_config_reports(updates: list[AcceptedUpdate]) -> None:
     one is applied; one it reports differently is not (any more). One query and one bulk
     update for the batch; the updates are replayed in order, so a key reported twice in a batch
     ends as one-by-one processing would leave it."""
-    reports = [u for u in updates if isinstance(u.change.get("reported"), dict)]
+    reports = [
+        (update, update.change["reported"])
+        for update in updates
+        if update.change and isinstance(update.change.get("reported"), dict)
+    ]
     if not reports:
         return
     rows = DeviceConfiguration.objects.filter(
-        device_id__in={u.device_pk for u in reports},
-        config_key__in={key for u in reports for key in u.change["reported"]},
+        device_id__in={update.device_pk for update, _ in reports},
+        config_key__in={key for _, keys in reports for key in keys},
     )
     pushed = {(row.device_id, row.config_key): row for row in rows}
     touched: dict[Any, DeviceConfiguration] = {}
-    for update in reports:
-        for key in update.change["reported"]:
+    for update, keys in reports:
+        for key in keys:
             config = pushed.get((update.device_pk, key))
             if config is None:
                 continue

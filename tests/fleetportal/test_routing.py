@@ -26,7 +26,7 @@ def routes(monkeypatch):
     routing.websocket_urlpatterns[:] = saved
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_route_an_app_adds_is_served_by_the_asgi_application(routes):
     routes.add_websocket_routes(path("ws/test-echo/", Echo.as_asgi()))
 
