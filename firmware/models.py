@@ -1,0 +1,191 @@
+"""The firmware catalog and AWS IoT-style jobs: what devices run, what they are asked to do, and
+each device's execution of it."""
+
+import uuid
+
+from django.contrib.postgres.fields import ArrayField
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from devices.models import Device, DeviceGroup
+from firmware.choices import ExecutionStatus, JobStatus, TargetSelection
+
+# AWS: jobId and job template ids are 1-64 of [a-zA-Z0-9_-] (device-protocol.md §2.2).
+validate_job_id = RegexValidator(
+    r"\A[a-zA-Z0-9_-]{1,64}\Z",
+    "A job id is 1 to 64 letters, digits, '_' or '-'.",
+    code="invalid_job_id",
+)
+
+
+class FirmwareVersion(models.Model):
+    """A firmware image for one device type: its artifact (or URL), checksum and signed manifest."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    device_type = models.CharField(max_length=64)
+    version = models.CharField(max_length=64, help_text="Dotted numbers, e.g. 1.10.0.")
+    # fleetportal.versions.version_key(version): the order "latest" and comparisons use.
+    version_key = ArrayField(models.IntegerField(), editable=False)
+    artifact = models.FileField(upload_to="firmware/", blank=True, max_length=500)
+    file_url = models.URLField(blank=True, max_length=2000, help_text="When hosted elsewhere.")
+    file_size = models.BigIntegerField()
+    checksum = models.CharField(max_length=64, help_text="SHA-256, lowercase hex.")
+    release_notes = models.TextField(blank=True)
+    hardware_versions = ArrayField(
+        models.CharField(max_length=64), default=list, blank=True, help_text="Empty: all."
+    )
+    # The anti-rollback counter: never lower than an earlier version's of the same device type.
+    security_version = models.PositiveIntegerField(default=0)
+    manifest = models.JSONField(default=dict, editable=False)
+    manifest_signature = models.TextField(blank=True, editable=False)  # base64 DER ECDSA
+    signing_key_id = models.CharField(max_length=64, blank=True, editable=False)
+    is_latest = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_by = models.CharField(max_length=200, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["device_type", "-version_key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device_type", "version"], name="firmware_type_version_unique"
+            ),
+            # One latest per device type, whatever the uploads race.
+            models.UniqueConstraint(
+                fields=["device_type"], condition=Q(is_latest=True), name="firmware_one_latest"
+            ),
+        ]
+        indexes = [
+            # "Versions of a device type, newest first" (catalog pages, latest).
+            models.Index(fields=["device_type", "version_key"], name="firmware_type_order_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.device_type} {self.version}"
+
+
+class JobTemplate(models.Model):
+    """A reusable job: a document with ${parameters.name} placeholders and default configs."""
+
+    template_id = models.CharField(max_length=64, unique=True, validators=[validate_job_id])
+    description = models.CharField(max_length=2028, blank=True)
+    document = models.JSONField()
+    rollout_config = models.JSONField(default=dict, blank=True)
+    abort_config = models.JSONField(default=dict, blank=True)
+    timeout_config = models.JSONField(default=dict, blank=True)
+    retry_config = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_by = models.CharField(max_length=200, blank=True, editable=False)
+
+    def __str__(self):
+        return self.template_id
+
+
+class Job(models.Model):
+    """Something devices are asked to do (AWS IoT Jobs' CreateJob): a document, its targets and
+    how it rolls out, times out, retries, aborts and is scheduled."""
+
+    job_id = models.CharField(max_length=64, unique=True, validators=[validate_job_id])
+    description = models.CharField(max_length=2028, blank=True)
+    document = models.JSONField(help_text="The job document devices receive (≤ 32 KB).")
+    firmware = models.ForeignKey(
+        FirmwareVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
+    )
+    template = models.ForeignKey(
+        JobTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
+    )
+    document_parameters = models.JSONField(default=dict, blank=True)
+    target_selection = models.CharField(
+        max_length=16, choices=TargetSelection.choices, default=TargetSelection.SNAPSHOT
+    )
+    target_devices = models.ManyToManyField(Device, blank=True, related_name="targeting_jobs")
+    target_groups = models.ManyToManyField(DeviceGroup, blank=True, related_name="targeting_jobs")
+    status = models.CharField(
+        max_length=16, choices=JobStatus.choices, default=JobStatus.IN_PROGRESS
+    )
+    # AWS's configs, stored as sent (snake_case keys of this API) after validation.
+    rollout_config = models.JSONField(default=dict, blank=True)
+    abort_config = models.JSONField(default=dict, blank=True)
+    timeout_config = models.JSONField(default=dict, blank=True)
+    retry_config = models.JSONField(default=dict, blank=True)
+    scheduling_config = models.JSONField(default=dict, blank=True)
+    # A firmware job that moves devices to a lower security version says who allowed it and why.
+    downgrade_allowed_by = models.CharField(max_length=200, blank=True)
+    downgrade_reason = models.CharField(max_length=500, blank=True)
+    force_canceled = models.BooleanField(default=False)
+    comment = models.CharField(max_length=2028, blank=True)
+    reason_code = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(max_length=200, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("cancel_job", "Can cancel jobs and job executions")]
+        indexes = [
+            # The engine's tick: jobs that are running or waiting for their start.
+            models.Index(
+                fields=["status"],
+                condition=Q(status__in=["IN_PROGRESS", "SCHEDULED"]),
+                name="job_active_idx",
+            ),
+        ]
+
+    def __str__(self):
+        return self.job_id
+
+
+class JobExecution(models.Model):
+    """One device's attempt at one job (AWS JobExecution). A retry is a new row with
+    execution_number + 1; a row exists from the moment the rollout releases it to the device."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="executions")
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="job_executions")
+    execution_number = models.PositiveIntegerField(default=1)
+    status = models.CharField(
+        max_length=16, choices=ExecutionStatus.choices, default=ExecutionStatus.QUEUED
+    )
+    status_details = models.JSONField(default=dict, blank=True)
+    version_number = models.PositiveIntegerField(default=1)
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_updated_at = models.DateTimeField(default=timezone.now)
+    # Timers (timeoutConfig and the device's step timer); the engine times out what passes them.
+    in_progress_deadline = models.DateTimeField(null=True, blank=True)
+    step_deadline = models.DateTimeField(null=True, blank=True)
+    # The last client tokens answered, so a repeated device message changes nothing twice.
+    recent_client_tokens = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["queued_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "device", "execution_number"], name="execution_attempt_unique"
+            ),
+        ]
+        indexes = [
+            # A device's pending executions (get, start-next, $next, notify): by status, queue time.
+            models.Index(
+                fields=["device", "status", "queued_at"],
+                condition=Q(status__in=["QUEUED", "IN_PROGRESS"]),
+                name="execution_pending_idx",
+            ),
+            # A job's executions by status (jobProcessDetails, abort criteria, the admin).
+            models.Index(fields=["job", "status"], name="execution_job_status_idx"),
+            # The engine's timers.
+            models.Index(
+                fields=["in_progress_deadline"],
+                condition=Q(status="IN_PROGRESS"),
+                name="execution_deadline_idx",
+            ),
+            models.Index(
+                fields=["step_deadline"],
+                condition=Q(status="IN_PROGRESS"),
+                name="execution_step_deadline_idx",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.job_id} on {self.device_id} #{self.execution_number}"
