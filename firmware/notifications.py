@@ -1,0 +1,102 @@
+"""`notify` and `notify-next` (device-protocol.md §2.5), sent through the outbox so a notification
+made while the broker is down reaches the device when it returns.
+
+Whoever changes executions asks for the devices' heads first and hands them back after:
+
+    before = notifications.heads(device_pks)
+    ... queue, finish, cancel, time out or remove executions ...
+    notifications.send_changes(device_pks, before)
+
+Every device in `device_pks` gets `notify` with its pending list (IN_PROGRESS before QUEUED, at
+most 10); a device whose head (the execution `$next` names) changed also gets `notify-next`.
+A QUEUED -> IN_PROGRESS move of the head by start-next changes no list a device does not know,
+so callers leave that device out (§2.5: start-next sends nothing).
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import Case, IntegerField, Value, When
+from django.utils import timezone
+
+from firmware import documents
+from firmware.choices import ExecutionStatus
+from firmware.models import JobExecution
+from fleetportal import outbox, topics
+
+LIST_LIMIT = 10  # entries in one notify (AWS: 10)
+
+
+def pending(device_pks: Iterable[Any]):
+    """The devices' pending executions in the order devices see them: IN_PROGRESS first, then
+    QUEUED by queue time (served by execution_pending_idx)."""
+    return (
+        JobExecution.objects.filter(
+            device_id__in=list(device_pks),
+            status__in=[ExecutionStatus.IN_PROGRESS, ExecutionStatus.QUEUED],
+        )
+        .annotate(
+            rank=Case(
+                When(status=ExecutionStatus.IN_PROGRESS, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("device_id", "rank", "queued_at", "pk")
+        .select_related("job", "device")
+    )
+
+
+def heads(device_pks: Iterable[Any]) -> dict[Any, int | None]:
+    """Each device's head execution (its pk), None when nothing is pending."""
+    found: dict[Any, int | None] = dict.fromkeys(device_pks)
+    seen = set()
+    for execution in pending(found):
+        if execution.device_id not in seen:
+            seen.add(execution.device_id)
+            found[execution.device_id] = execution.pk
+    return found
+
+
+def send_changes(device_pks: Iterable[Any], heads_before: dict[Any, int | None]) -> None:
+    """Queue `notify` for every device and `notify-next` for those whose head changed."""
+    device_pks = list(device_pks)
+    if not device_pks:
+        return
+    lists: dict[Any, list[JobExecution]] = defaultdict(list)
+    names: dict[Any, str] = {}
+    for execution in pending(device_pks):
+        lists[execution.device_id].append(execution)
+        names[execution.device_id] = execution.device.device_id
+    missing = [pk for pk in device_pks if pk not in names]
+    if missing:
+        from devices.models import Device
+
+        names.update(Device.objects.filter(pk__in=missing).values_list("pk", "device_id"))
+    now = documents.epoch(timezone.now())
+    messages: list[tuple[str, dict, str]] = []
+    for pk in device_pks:
+        thing = names.get(pk)
+        if thing is None:
+            continue
+        executions = lists.get(pk, [])
+        messages.append(
+            (topics.jobs_topic(thing, topics.JOBS_NOTIFY), notify_document(executions, now), thing)
+        )
+        head = executions[0] if executions else None
+        if (head.pk if head else None) != heads_before.get(pk):
+            body: dict[str, Any] = {"timestamp": now}
+            if head is not None:
+                body["execution"] = documents.execution_data(head)
+            messages.append((topics.jobs_topic(thing, topics.JOBS_NOTIFY_NEXT), body, thing))
+    outbox.send_many(messages)
+
+
+def notify_document(executions: list[JobExecution], now: int) -> dict[str, Any]:
+    """JobExecutionsChanged: {"timestamp", "jobs": {"IN_PROGRESS": [...], "QUEUED": [...]}}, the
+    empty lists left out ({"jobs": {}} when nothing is pending)."""
+    jobs: dict[str, list] = {}
+    for execution in executions[:LIST_LIMIT]:
+        jobs.setdefault(execution.status, []).append(documents.summary(execution))
+    return {"timestamp": now, "jobs": jobs}
