@@ -79,6 +79,12 @@ def verify(public_key_pem: str, data: bytes, signature_b64: str) -> bool:
     return True
 
 
+def public_key_document() -> dict:
+    """What the REST and device APIs publish, so devices can pin the key."""
+    key = current()
+    return {"key_id": key.key_id, "algorithm": ALGORITHM, "public_key_pem": key.public_key_pem}
+
+
 def configured_path() -> Path:
     return Path(settings.FIRMWARE_SIGNING_KEY)
 
