@@ -51,7 +51,7 @@ class DeviceSigningKeyView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=SIGNING_KEY_RESPONSES)
+    @extend_schema(operation_id="device_firmware_signing_key", responses=SIGNING_KEY_RESPONSES)
     def get(self, request):
         """The firmware signing key's public key and key id, for devices to pin."""
         return signing_key_response()
@@ -66,7 +66,7 @@ ARTIFACT_RESPONSES = {
 
 
 class DeviceArtifactView(DeviceAPIView):
-    @extend_schema(responses=ARTIFACT_RESPONSES)
+    @extend_schema(operation_id="device_firmware_artifact", responses=ARTIFACT_RESPONSES)
     def get(self, request, pk: str):
         """The artifact of a firmware version a job asks this device to install (Range works)."""
         firmware = get_object_or_404(FirmwareVersion, pk=pk)
