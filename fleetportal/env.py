@@ -4,6 +4,7 @@ Each helper fails loudly on a value it cannot parse, so a typo in a deployment i
 start-up rather than a silently different setting. Secrets may also come from `NAME_FILE`.
 """
 
+import json
 import os
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -67,6 +68,20 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_json_object(name: str, default: dict) -> dict:
+    """A JSON object (a storage backend's options, say); anything else stops start-up."""
+    value = env_str(name, "")
+    if not value:
+        return default
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, not {type(parsed).__name__}.")
+    return parsed
 
 
 def database_from_url(url: str) -> dict:

@@ -6,6 +6,7 @@ from fleetportal.env import (
     database_from_url,
     env_bool,
     env_int,
+    env_json_object,
     env_list,
     env_str,
     read_key_file,
@@ -312,6 +313,39 @@ CELERY_BEAT_SCHEDULE["reconcile-configuration"] = {
     "task": "shadows.tasks.reconcile_configuration",
     "schedule": 300,
 }
+
+# --- Firmware catalog and downloads (firmware/) ---
+# The signing key of firmware manifests (ECDSA P-256, `manage.py init_firmware_key`): outside the
+# artifact storage, mode 0600, encrypted with the passphrase when one is set.
+FIRMWARE_SIGNING_KEY = Path(
+    env_str("FLEETPORTAL_FIRMWARE_SIGNING_KEY", str(VAR_DIR / "keys" / "firmware-signing.key"))
+)
+FIRMWARE_SIGNING_KEY_PASSPHRASE = env_str("FLEETPORTAL_FIRMWARE_SIGNING_KEY_PASSPHRASE", "")
+# Artifacts: local files by default; any Django storage backend (django-storages' S3, say) by
+# naming its class and its options (a JSON object).
+FIRMWARE_STORAGE_BACKEND = env_str(
+    "FLEETPORTAL_FIRMWARE_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"
+)
+FIRMWARE_STORAGE_OPTIONS = env_json_object(
+    "FLEETPORTAL_FIRMWARE_STORAGE_OPTIONS",
+    {"location": str(VAR_DIR / "firmware")}
+    if FIRMWARE_STORAGE_BACKEND == "django.core.files.storage.FileSystemStorage"
+    else {},
+)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "firmware": {"BACKEND": FIRMWARE_STORAGE_BACKEND, "OPTIONS": FIRMWARE_STORAGE_OPTIONS},
+}
+MEDIA_ROOT = VAR_DIR / "media"
+# The largest artifact accepted by upload (the API and the admin); other requests keep
+# MAX_REQUEST_BODY_BYTES.
+FIRMWARE_MAX_UPLOAD_BYTES = env_int("FLEETPORTAL_FIRMWARE_MAX_UPLOAD_BYTES", 1024 * 1024 * 1024)
+# Signed download URLs: valid this long, signed with HMAC-SHA256 keyed from this key (default:
+# derived from SECRET_KEY), absolute on this base URL (what devices reach the portal at).
+FIRMWARE_URL_SECONDS = env_int("FLEETPORTAL_FIRMWARE_URL_SECONDS", 3600)
+FIRMWARE_URL_KEY = env_str("FLEETPORTAL_FIRMWARE_URL_KEY", "")
+PUBLIC_URL = env_str("FLEETPORTAL_PUBLIC_URL", "http://localhost:8000")
 
 # --- The broker (fleetportal/broker.py generates its configuration) ---
 BROKER_DIR = Path(env_str("FLEETPORTAL_BROKER_DIR", str(VAR_DIR / "broker")))

@@ -36,6 +36,23 @@ def keep_the_test_connection():
         signal.connect(close_old_connections)
 
 
+@pytest.fixture(autouse=True)
+def firmware_signing_and_storage(settings, tmp_path):
+    """A configured portal has its firmware signing key (make run creates it), and uploads the
+    generated requests manage to make land in a directory of the test's own."""
+    from firmware import signing
+
+    settings.FIRMWARE_SIGNING_KEY = tmp_path / "firmware-signing.key"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "firmware": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "firmware")},
+        },
+    }
+    signing.create_key(settings.FIRMWARE_SIGNING_KEY)
+
+
 @pytest.fixture
 def admin_token(db):
     user = make_user("schema-admin", "Fleet admin", is_staff=True)

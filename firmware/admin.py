@@ -1,0 +1,8 @@
+"""The firmware app's admin pages; each part lives in its own module."""
+
+from django.contrib import admin
+
+from firmware.admin_catalog import FirmwareVersionAdmin
+from firmware.models import FirmwareVersion
+
+admin.site.register(FirmwareVersion, FirmwareVersionAdmin)
