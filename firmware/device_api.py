@@ -83,7 +83,11 @@ class JobsView(DeviceAPIView):
 
 
 class PendingJobsView(JobsView):
-    @extend_schema(parameters=[THING], responses={200: OpenApiTypes.OBJECT, **ERRORS})
+    @extend_schema(
+        operation_id="device_get_pending_job_executions",
+        parameters=[THING],
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    )
     def get(self, request, thing: str):
         """GetPendingJobExecutions: {inProgressJobs, queuedJobs, timestamp}."""
         return self.serve(lambda now: service.get_pending(thing, b"", now=now))
@@ -91,6 +95,7 @@ class PendingJobsView(JobsView):
 
 class JobExecutionView(JobsView):
     @extend_schema(
+        operation_id="device_describe_job_execution",
         parameters=[
             THING,
             JOB,
