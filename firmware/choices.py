@@ -26,3 +26,11 @@ class ExecutionStatus(models.TextChoices):
 class TargetSelection(models.TextChoices):
     SNAPSHOT = "SNAPSHOT", "Snapshot"
     CONTINUOUS = "CONTINUOUS", "Continuous"
+
+
+class FirmwareEvent(models.TextChoices):
+    """The device timeline events of a firmware execution (DeviceEvent.event_type, the seed's)."""
+
+    INITIATED = "firmware_update_initiated", "Firmware update initiated"
+    SUCCESS = "firmware_update_success", "Firmware update succeeded"
+    FAILED = "firmware_update_failed", "Firmware update failed"

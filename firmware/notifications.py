@@ -61,7 +61,16 @@ def heads(device_pks: Iterable[Any]) -> dict[Any, int | None]:
 
 def send_changes(device_pks: Iterable[Any], heads_before: dict[Any, int | None]) -> None:
     """Queue `notify` for every device and `notify-next` for those whose head changed."""
-    device_pks = list(device_pks)
+    _send(list(device_pks), heads_before, notify=True)
+
+
+def send_next_changes(device_pks: Iterable[Any], heads_before: dict[Any, int | None]) -> None:
+    """Queue only `notify-next`, for the devices whose head changed: a non-head execution the
+    device moved to IN_PROGRESS, which so became the head (§2.5), changes no list `notify` tells."""
+    _send(list(device_pks), heads_before, notify=False)
+
+
+def _send(device_pks: list[Any], heads_before: dict[Any, int | None], *, notify: bool) -> None:
     if not device_pks:
         return
     lists: dict[Any, list[JobExecution]] = defaultdict(list)
@@ -81,9 +90,9 @@ def send_changes(device_pks: Iterable[Any], heads_before: dict[Any, int | None])
         if thing is None:
             continue
         executions = lists.get(pk, [])
-        messages.append(
-            (topics.jobs_topic(thing, topics.JOBS_NOTIFY), notify_document(executions, now), thing)
-        )
+        if notify:
+            document = notify_document(executions, now)
+            messages.append((topics.jobs_topic(thing, topics.JOBS_NOTIFY), document, thing))
         head = executions[0] if executions else None
         if (head.pk if head else None) != heads_before.get(pk):
             body: dict[str, Any] = {"timestamp": now}

@@ -167,6 +167,9 @@ JOBS_UPDATE = "jobs:update"  # J/{jobId}/update: UpdateJobExecution
 # What the portal sends: each request's replies (route kind + "/accepted" or "/rejected") and
 JOBS_NOTIFY = "jobs:notify"  # J/notify: JobExecutionsChanged
 JOBS_NOTIFY_NEXT = "jobs:notify-next"  # J/notify-next: NextJobExecutionChanged
+# A request on a jobs filter the bridge subscribes to (J/+/get, J/+/update) whose job id names no
+# API (a bad id, `$next` on update): answered InvalidTopic on the topic + /rejected (§2.3).
+JOBS_INVALID_TOPIC = "jobs:invalid-topic"
 NEXT_JOB = "$next"  # the job id that names the device's next pending execution (describe only)
 REPLIES = ("accepted", "rejected")
 
@@ -294,8 +297,9 @@ def _shadow_route(parts: list[str]) -> Route | None:
 
 
 def _jobs_route(thing: str, levels: list[str]) -> Route | None:
-    """The levels after J: [word] or [jobId, word], then maybe a reply; None for anything else,
-    a bad job id included (device-protocol.md §2.1)."""
+    """The levels after J: [word] or [jobId, word], then maybe a reply. A request with a bad job
+    id is JOBS_INVALID_TOPIC (the bridge receives it on J/+/get or J/+/update and must answer);
+    anything else is None (device-protocol.md §2.1)."""
     levels = list(levels)
     reply = levels.pop() if len(levels) > 1 and levels[-1] in REPLIES else ""
     kinds: tuple[str, ...]
@@ -308,6 +312,8 @@ def _jobs_route(thing: str, levels: list[str]) -> Route | None:
     for kind in kinds:
         if _JOBS_WORDS[kind] == word and _jobs_problem(kind, job_id, reply) is None:
             return Route(f"{kind}/{reply}" if reply else kind, device_id=thing, job_id=job_id)
+    if not reply and kinds == _PER_JOB and word in (_JOBS_WORDS[k] for k in _PER_JOB):
+        return Route(JOBS_INVALID_TOPIC, device_id=thing)
     return None
 
 

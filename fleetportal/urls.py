@@ -24,6 +24,7 @@ urlpatterns = [
     path("device/v1/", include("devices.device_api.urls")),
     path("device/v1/", include("shadows.device_api")),
     path("device/v1/", include("firmware.device_api")),
+    path("device/v1/", include("firmware.jobs_device_api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

@@ -66,18 +66,29 @@ def test_each_jobs_topic_is_built_back_from_its_parts(topic, kind, job_id, reply
         f"{J}/notify-next/rejected",
         f"{J}/job-1/delete",
         f"{J}/job-1/update/done",
-        f"{J}//update",
-        f"{J}/job.1/update",  # outside [a-zA-Z0-9_-]
-        f"{J}/job 1/get",
-        f"{J}/{'j' * 65}/update",  # longer than 64
-        f"{J}/$next/update",  # $next only names a job to describe
-        f"{J}/$other/get",
+        f"{J}/job.1/update/rejected",  # a reply the portal sent for an invalid topic
         f"{J}/job-1/get/accepted/more",
         f"{J}/notify-next-namespace-aws-gg-deployment",  # Greengrass's, not served
     ],
 )
 def test_anything_else_under_jobs_has_no_route(topic):
     assert topics.parse(topic) is None
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        f"{J}//update",
+        f"{J}/job.1/update",  # outside [a-zA-Z0-9_-]
+        f"{J}/job 1/get",
+        f"{J}/{'j' * 65}/update",  # longer than 64
+        f"{J}/$next/update",  # $next only names a job to describe
+        f"{J}/$other/get",
+    ],
+)
+def test_a_request_naming_no_job_is_an_invalid_topic_of_its_device(topic):
+    """The bridge receives these on J/+/get and J/+/update; the device gets InvalidTopic."""
+    assert topics.parse(topic) == Route(topics.JOBS_INVALID_TOPIC, device_id="pump-7")
 
 
 @pytest.mark.parametrize(
