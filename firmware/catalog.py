@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC
+from typing import IO, cast
 
 from django.core.files.base import File
 from django.core.files.storage import Storage, storages
@@ -85,9 +86,12 @@ def add_version(
         key = signing.current()
     except signing.SigningKeyError as exc:
         raise SigningUnavailable(str(exc)) from exc
-    stored_name, sha256, size = "", checksum, artifact.file_size
     if artifact.file is not None:
         stored_name, sha256, size = _store(artifact.file, device_type, checksum)
+    elif artifact.file_size is not None:  # _check_request asks a URL-only version for its size
+        stored_name, sha256, size = "", checksum, artifact.file_size
+    else:
+        raise CatalogRefused("file_size", "required", "Give the file's size in bytes.")
     try:
         return _create(
             FirmwareVersion(
@@ -140,9 +144,10 @@ def recompute_latest(device_type: str) -> None:
         .values_list("pk", flat=True)
         .first()
     )
-    FirmwareVersion.objects.filter(device_type=device_type, is_latest=True).exclude(pk=best).update(
-        is_latest=False
-    )
+    stale = FirmwareVersion.objects.filter(device_type=device_type, is_latest=True)
+    if best is not None:
+        stale = stale.exclude(pk=best)
+    stale.update(is_latest=False)
     if best is not None:
         FirmwareVersion.objects.filter(pk=best, is_latest=False).update(is_latest=True)
 
@@ -247,7 +252,9 @@ def _store(upload: File, device_type: str, checksum: str) -> tuple[str, str, int
     reader = _HashingReader(upload)
     basename = get_valid_filename((upload.name or "firmware.bin").rsplit("/", 1)[-1]) or "firmware"
     folder = get_valid_filename(device_type) or "type"
-    name = artifact_storage().save(f"{folder}/{uuid.uuid4().hex}/{basename}", File(reader))
+    name = artifact_storage().save(
+        f"{folder}/{uuid.uuid4().hex}/{basename}", File(cast(IO[bytes], reader))
+    )
     sha256 = reader.sha256.hexdigest()
     problem = None
     if reader.size == 0:

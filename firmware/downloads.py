@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare, salted_hmac
 
@@ -137,7 +138,7 @@ def etag(firmware: FirmwareVersion) -> str:
     return f'"{firmware.checksum}"'
 
 
-def serve(request: HttpRequest, firmware: FirmwareVersion) -> HttpResponse:
+def serve(request: HttpRequest, firmware: FirmwareVersion) -> HttpResponseBase:
     """The artifact (200), the part asked for (206), or 416 for a range past the end."""
     size, tag = firmware.file_size, etag(firmware)
     wanted = None
@@ -147,10 +148,11 @@ def serve(request: HttpRequest, firmware: FirmwareVersion) -> HttpResponse:
         try:
             wanted = parse_range(request.headers.get("Range"), size)
         except Unsatisfiable:
-            response = HttpResponse(status=416)
-            response["Content-Range"] = f"bytes */{size}"
-            return _common_headers(response, firmware)
+            refused = HttpResponse(status=416)
+            refused["Content-Range"] = f"bytes */{size}"
+            return _common_headers(refused, firmware)
     part = wanted or ByteRange(0, size - 1)
+    response: HttpResponseBase
     if request.method == "HEAD":
         response = HttpResponse(status=206 if wanted else 200)
     else:
@@ -161,7 +163,7 @@ def serve(request: HttpRequest, firmware: FirmwareVersion) -> HttpResponse:
     return _common_headers(response, firmware)
 
 
-def _common_headers(response: HttpResponse, firmware: FirmwareVersion) -> HttpResponse:
+def _common_headers(response: HttpResponseBase, firmware: FirmwareVersion) -> HttpResponseBase:
     response["Accept-Ranges"] = "bytes"
     response["ETag"] = etag(firmware)
     response["Cache-Control"] = "private, no-cache"

@@ -72,6 +72,8 @@ def key_id(public_key: ec.EllipticCurvePublicKey) -> str:
 def verify(public_key_pem: str, data: bytes, signature_b64: str) -> bool:
     """Whether signature_b64 is the key's signature over data (what a device checks)."""
     public_key = serialization.load_pem_public_key(public_key_pem.encode("ascii"))
+    if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        return False
     try:
         public_key.verify(base64.b64decode(signature_b64), data, ec.ECDSA(hashes.SHA256()))
     except (InvalidSignature, ValueError):

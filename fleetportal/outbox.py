@@ -1,7 +1,7 @@
 """Ask for a message to be sent to a device. Services call `send`; only the bridge publishes."""
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import orjson
@@ -27,7 +27,7 @@ def send(topic: str, payload: dict | bytes, *, device_id: str = "", qos: int = 1
 
 
 def send_many(
-    messages: list[tuple[str, dict | bytes, str]], *, qos: int = 1
+    messages: Sequence[tuple[str, dict | bytes, str]], *, qos: int = 1
 ) -> list[OutboxMessage]:
     """Queue several (topic, payload, device_id) in this order: one INSERT, at most one NOTIFY."""
     rows = OutboxMessage.objects.bulk_create(

@@ -47,7 +47,8 @@ def get_pending(thing: str, payload: bytes | str | dict, *, now: datetime) -> di
     body = requests.parse(payload)
     token = requests.client_token(body)
     device = _device(thing)
-    in_progress, queued = [], []
+    in_progress: list[dict[str, Any]] = []
+    queued: list[dict[str, Any]] = []
     for execution in notifications.pending([device.pk]):
         listed = in_progress if execution.status == S.IN_PROGRESS else queued
         listed.append(documents.summary(execution))
