@@ -77,6 +77,38 @@ def empty_tables() -> None:
 # --- the devices --------------------------------------------------------------------------------
 
 
+def device_client(device_id: str, directory: Path, on_message) -> mqtt.Client:
+    """A connected device: paho over mutual TLS with a fresh certificate from the bench's CA."""
+    key_pem, issued = pki.generate_key_and_certificate(
+        pki.load_ca(settings.FLEETPORTAL_CA_DIR), device_id, days=2
+    )
+    cert_file, key_file = directory / f"{device_id}.pem", directory / f"{device_id}.key"
+    cert_file.write_text(issued.pem)
+    key_file.write_text(key_pem)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=device_id,
+        clean_session=True,
+        protocol=mqtt.MQTTv311,
+    )
+    context = ssl.create_default_context(cafile=str(Path(settings.BROKER_DIR) / broker.CA_FILE))
+    context.load_cert_chain(cert_file, key_file)
+    context.check_hostname = False
+    client.tls_set_context(context)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.on_message = on_message
+    client.on_socket_open = lambda c, u, sock: sock.setsockopt(
+        socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+    )
+    connected = threading.Event()
+    client.on_connect = lambda *args: connected.set()
+    client.connect("127.0.0.1", settings.BROKER_DEVICE_PORT, keepalive=60)
+    client.loop_start()
+    assert connected.wait(10), f"{device_id} did not connect"
+    return client
+
+
 class SimDevice:
     """One device connection: publishes updates with a clientToken, times update/accepted."""
 
@@ -87,33 +119,7 @@ class SimDevice:
         self.seq = 0
         self.sent: dict[str, float] = {}
         self.lock = threading.Lock()
-        key_pem, issued = pki.generate_key_and_certificate(
-            pki.load_ca(settings.FLEETPORTAL_CA_DIR), device_id, days=2
-        )
-        cert_file, key_file = directory / f"{device_id}.pem", directory / f"{device_id}.key"
-        cert_file.write_text(issued.pem)
-        key_file.write_text(key_pem)
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=device_id,
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
-        )
-        context = ssl.create_default_context(cafile=str(Path(settings.BROKER_DIR) / broker.CA_FILE))
-        context.load_cert_chain(cert_file, key_file)
-        context.check_hostname = False
-        client.tls_set_context(context)
-        client.max_inflight_messages_set(1000)
-        client.max_queued_messages_set(0)
-        client.on_message = self.on_message
-        client.on_socket_open = lambda c, u, sock: sock.setsockopt(
-            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
-        )
-        connected = threading.Event()
-        client.on_connect = lambda *args: connected.set()
-        client.connect("127.0.0.1", settings.BROKER_DEVICE_PORT, keepalive=60)
-        client.loop_start()
-        assert connected.wait(10), f"{device_id} did not connect"
+        client = device_client(device_id, directory, self.on_message)
         done = threading.Event()
         client.on_subscribe = lambda *args: done.set()
         client.subscribe([(topics.accepted(self.topic), 1), (topics.rejected(self.topic), 1)])

@@ -17,7 +17,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import Case, IntegerField, Value, When
+from django.db.models import Case, F, IntegerField, Value, When, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from firmware import documents
@@ -28,34 +29,37 @@ from fleetportal import outbox, topics
 LIST_LIMIT = 10  # entries in one notify (AWS: 10)
 
 
-def pending(device_pks: Iterable[Any]):
-    """The devices' pending executions in the order devices see them: IN_PROGRESS first, then
-    QUEUED by queue time (served by execution_pending_idx)."""
-    return (
-        JobExecution.objects.filter(
-            device_id__in=list(device_pks),
-            status__in=[ExecutionStatus.IN_PROGRESS, ExecutionStatus.QUEUED],
-        )
-        .annotate(
-            rank=Case(
-                When(status=ExecutionStatus.IN_PROGRESS, then=Value(0)),
-                default=Value(1),
-                output_field=IntegerField(),
-            )
-        )
-        .order_by("device_id", "rank", "queued_at", "pk")
-        .select_related("job", "device")
-    )
+# Devices see IN_PROGRESS first, then QUEUED by queue time.
+_RANK = Case(
+    When(status=ExecutionStatus.IN_PROGRESS, then=Value(0)),
+    default=Value(1),
+    output_field=IntegerField(),
+)
+_ORDER = ("device_id", "rank", "queued_at", "pk")
+
+
+def _pending_rows(device_pks: Iterable[Any]):
+    return JobExecution.objects.filter(
+        device_id__in=list(device_pks),
+        status__in=[ExecutionStatus.IN_PROGRESS, ExecutionStatus.QUEUED],
+    ).annotate(rank=_RANK)
+
+
+def pending(device_pks: Iterable[Any], *, limit: int | None = None):
+    """The devices' pending executions in the order devices see them (served by
+    execution_pending_idx); with `limit`, at most that many per device."""
+    rows = _pending_rows(device_pks)
+    if limit is not None:
+        position = Window(RowNumber(), partition_by=F("device_id"), order_by=_ORDER[1:])
+        rows = rows.annotate(position=position).filter(position__lte=limit)
+    return rows.order_by(*_ORDER).select_related("job", "device")
 
 
 def heads(device_pks: Iterable[Any]) -> dict[Any, int | None]:
-    """Each device's head execution (its pk), None when nothing is pending."""
+    """Each device's head execution (its pk), None when nothing is pending: one row a device."""
     found: dict[Any, int | None] = dict.fromkeys(device_pks)
-    seen = set()
-    for execution in pending(found):
-        if execution.device_id not in seen:
-            seen.add(execution.device_id)
-            found[execution.device_id] = execution.pk
+    rows = _pending_rows(found).order_by(*_ORDER).distinct("device_id")
+    found.update(rows.values_list("device_id", "pk"))
     return found
 
 
@@ -75,7 +79,7 @@ def _send(device_pks: list[Any], heads_before: dict[Any, int | None], *, notify:
         return
     lists: dict[Any, list[JobExecution]] = defaultdict(list)
     names: dict[Any, str] = {}
-    for execution in pending(device_pks):
+    for execution in pending(device_pks, limit=LIST_LIMIT):
         lists[execution.device_id].append(execution)
         names[execution.device_id] = execution.device.device_id
     missing = [pk for pk in device_pks if pk not in names]
