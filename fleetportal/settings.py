@@ -313,6 +313,14 @@ CELERY_BEAT_SCHEDULE["reconcile-configuration"] = {
     "schedule": 300,
 }
 
+# --- Jobs (firmware/engine.py) ---
+# How often beat ticks the jobs engine (release at the rollout rate, timers, retries, aborts).
+JOBS_TICK_SECONDS = env_int("FLEETPORTAL_JOBS_TICK_SECONDS", 5)
+# A firmware execution reported SUCCEEDED counts as a success only once the device reports the
+# job's version within this many minutes; otherwise it ends FAILED.
+FIRMWARE_CONFIRM_MINUTES = env_int("FLEETPORTAL_FIRMWARE_CONFIRM_MINUTES", 30)
+CELERY_BEAT_SCHEDULE["jobs-tick"] = {"task": "firmware.tasks.tick", "schedule": JOBS_TICK_SECONDS}
+
 # --- The broker (fleetportal/broker.py generates its configuration) ---
 BROKER_DIR = Path(env_str("FLEETPORTAL_BROKER_DIR", str(VAR_DIR / "broker")))
 BROKER_HOSTNAMES = env_list("FLEETPORTAL_BROKER_HOSTNAMES", ["localhost"])
