@@ -256,6 +256,8 @@ SPECTACULAR_SETTINGS = {
         "DeviceStatus": "devices.choices.DeviceStatus",
         "CredentialStatus": "devices.choices.CredentialStatus",
         "BulkJobStatus": "devices.choices.BulkJobStatus",
+        "JobStatus": "firmware.choices.JobStatus",
+        "ExecutionStatus": "firmware.choices.ExecutionStatus",
     },
 }
 

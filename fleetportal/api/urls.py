@@ -5,4 +5,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("devices.api.urls")),
     path("", include("shadows.api.urls")),
+    path("", include("firmware.api.jobs_urls")),
 ]
