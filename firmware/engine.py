@@ -399,13 +399,10 @@ def _paced(job: Job, now: datetime, limit: int) -> int:
     )
     if rate is None:
         return limit
-    last_minute = JobTarget.objects.filter(
-        job=job, late=False, released_at__gt=now - timedelta(minutes=1)
-    ).count()
     pace = None
     if job.rate_window_start is not None:
         pace = rates.Pace(job.rate_window_start, job.rollout_rate, job.rate_window_released)
-    allowed, pace = rates.allowance(pace, rate, now, last_minute)
+    allowed, pace = rates.allowance(pace, rate, now)
     allowed = min(allowed, limit)
     job.rollout_rate, job.rate_window_start = pace.rate, pace.started_at
     job.rate_window_released = pace.released + allowed

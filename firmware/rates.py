@@ -3,10 +3,11 @@
 - `rate_per_minute`: the rate a rollout config asks for now (maximumPerMinute, or exponentialRate
   stepping up by incrementFactor each time rateIncreaseCriteria's count is reached again, capped
   at maximumPerMinute or AWS's 1,000), None when unthrottled (no rollout config).
-- `allowance`: how many may be released at a tick. The rate is spread over the minute (the credit
-  grows by rate/60 each second since the pace began) and capped by what the last 60 s already
-  released, so no sliding minute ever holds more than `rate` releases and a tick after a pause
-  (the engine was down) does not burst to catch up: the pace starts again from that tick.
+- `allowance`: how many may be released at a tick. The rate is spread over the minute: the credit
+  grows by rate/60 each second since the pace began (one release at its start), so by any time
+  t the pace has released at most rate * t / 60 + 1 — never ahead of the rate — and, with a tick
+  every few seconds, at most one tick's credit behind it. A tick after a pause (the engine was
+  down) does not burst to catch up: more than a minute's unused credit starts a new pace.
 - `in_window`: whether a time lies inside one of the scheduling config's maintenance windows
   (cron start in UTC + duration).
 """
@@ -50,7 +51,7 @@ class Pace:
     released: int = 0
 
 
-def allowance(pace: Pace | None, rate: int, now: datetime, released_last_minute: int):
+def allowance(pace: Pace | None, rate: int, now: datetime) -> tuple[int, Pace]:
     """(how many may be released now, the pace to record with them added). A new rate, or a
     pause that left more than a minute's credit unused, starts a new pace at `now`."""
     if pace is not None and pace.rate == rate:
@@ -59,8 +60,7 @@ def allowance(pace: Pace | None, rate: int, now: datetime, released_last_minute:
             pace = None
     if pace is None or pace.rate != rate:
         pace = Pace(now, rate)
-    allowed = max(0, min(_due(pace, now) - pace.released, rate - released_last_minute))
-    return allowed, pace
+    return max(0, _due(pace, now) - pace.released), pace
 
 
 def _due(pace: Pace, now: datetime) -> int:
