@@ -1,0 +1,3 @@
+"""Admin pages of the firmware app."""
+
+from firmware import admin_jobs  # noqa: F401
