@@ -318,3 +318,21 @@ def test_a_succeeded_firmware_execution_without_the_new_version_is_not_a_success
     assert "1.0.0" in failed.status_details["reason"]
     updates.refresh_from_db()
     assert updates.firmware_version == "2.0"  # what the device reported
+
+
+def test_a_shadow_report_of_the_new_version_confirms_the_success_and_updates_the_registry():
+    from shadows import services as shadows
+    from tests.firmware.helpers import make_version
+
+    version = make_version("2.0.0")
+    device = make_device("reports", firmware_version="1.0.0", status="active")
+    job = make_job(devices=[device], firmware=version.pk, document=None)
+    engine.tick(at())
+    (execution,) = executions_of(job)
+    finish(execution, "SUCCEEDED", at(1))
+    state = {"state": {"reported": {"firmware_version": "2.0.0"}}}
+    shadows.update(device, "", state, actor="device")
+    execution.refresh_from_db()
+    device.refresh_from_db()
+    assert execution.confirmed_at is not None
+    assert device.firmware_version == "2.0.0"
