@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from firmware import admin_jobs  # noqa: F401  (jobs, templates, executions register themselves)
 from firmware.admin_catalog import FirmwareVersionAdmin
 from firmware.models import FirmwareVersion
 

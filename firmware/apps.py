@@ -5,10 +5,16 @@ class FirmwareConfig(AppConfig):
     name = "firmware"
 
     def ready(self):
-        from firmware import handlers
+        from devices import hooks
+        from firmware import engine, handlers
         from fleetportal import request_limits
+        from shadows import writes
 
         handlers.register()
+        hooks.subscribe(hooks.DevicesTransitioned, engine.on_devices_transitioned)
+        hooks.subscribe(hooks.GroupMembershipChanged, engine.on_membership_changed)
+        # "" is the classic shadow, where devices report `firmware_version` (issue 12 point 7).
+        writes.on_updates("", engine.on_reported_versions)
 
         # Firmware uploads may be larger than any other request (FIRMWARE_MAX_UPLOAD_BYTES).
         for path in (r"/api/v1/firmware/", r"/admin/firmware/firmwareversion/add/"):

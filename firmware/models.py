@@ -120,6 +120,16 @@ class Job(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     created_by = models.CharField(max_length=200, blank=True, editable=False)
+    # The engine's rollout bookkeeping (firmware/engine.py): how many targets were released, and
+    # the pacing window — the rate it runs at, when it began and how many it released since.
+    target_count = models.PositiveIntegerField(default=0, editable=False)
+    released_count = models.PositiveIntegerField(default=0, editable=False)
+    rollout_rate = models.PositiveIntegerField(default=0, editable=False)
+    rate_window_start = models.DateTimeField(null=True, blank=True, editable=False)
+    rate_window_released = models.PositiveIntegerField(default=0, editable=False)
+    # schedulingConfig's endTime passed with endBehavior STOP_ROLLOUT: nothing more is released.
+    rollout_stopped = models.BooleanField(default=False, editable=False)
+    canceled_by = models.CharField(max_length=200, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -157,6 +167,15 @@ class JobExecution(models.Model):
     step_deadline = models.DateTimeField(null=True, blank=True)
     # The last client tokens answered, so a repeated device message changes nothing twice.
     recent_client_tokens = models.JSONField(default=list, blank=True)
+    # The engine's follow-up of a terminal execution (retry decided, success confirmed or not);
+    # null while it still has to look at it.
+    followed_up_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A retry (execution_number + 1) replaced this attempt: abort criteria skip it.
+    superseded = models.BooleanField(default=False, editable=False)
+    # A firmware execution's SUCCEEDED counts once the device reports the job's version
+    # (confirmed_at); past confirmation_deadline without it, it ends FAILED.
+    confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    confirmation_deadline = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["queued_at", "pk"]
@@ -185,7 +204,45 @@ class JobExecution(models.Model):
                 condition=Q(status="IN_PROGRESS"),
                 name="execution_step_deadline_idx",
             ),
+            # The engine's follow-ups: a job's terminal executions it has not handled yet.
+            models.Index(
+                fields=["job"],
+                condition=Q(
+                    followed_up_at__isnull=True,
+                    status__in=["SUCCEEDED", "FAILED", "TIMED_OUT"],
+                ),
+                name="execution_followup_idx",
+            ),
         ]
 
     def __str__(self):
         return f"{self.job_id} on {self.device_id} #{self.execution_number}"
+
+
+class JobTarget(models.Model):
+    """A device a job is addressed to, fixed when the job is created (snapshot) or when the
+    device joins a target group later (continuous). The engine releases targets into
+    executions at the rollout rate; released_at says when."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="targets")
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="job_targets")
+    # Joined a continuous job's group after creation: released at once, outside the rollout
+    # rate (AWS: the rate applies only to the members present at creation).
+    late = models.BooleanField(default=False)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "device"], name="job_target_unique"),
+        ]
+        indexes = [
+            # The engine's release: a job's targets not released yet, in creation order.
+            models.Index(
+                fields=["job", "late", "id"],
+                condition=Q(released_at__isnull=True),
+                name="job_target_unreleased_idx",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.job_id} -> {self.device_id}"

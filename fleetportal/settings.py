@@ -257,6 +257,8 @@ SPECTACULAR_SETTINGS = {
         "DeviceStatus": "devices.choices.DeviceStatus",
         "CredentialStatus": "devices.choices.CredentialStatus",
         "BulkJobStatus": "devices.choices.BulkJobStatus",
+        "JobStatus": "firmware.choices.JobStatus",
+        "ExecutionStatus": "firmware.choices.ExecutionStatus",
     },
 }
 
@@ -346,6 +348,14 @@ FIRMWARE_MAX_UPLOAD_BYTES = env_int("FLEETPORTAL_FIRMWARE_MAX_UPLOAD_BYTES", 102
 FIRMWARE_URL_SECONDS = env_int("FLEETPORTAL_FIRMWARE_URL_SECONDS", 3600)
 FIRMWARE_URL_KEY = env_str("FLEETPORTAL_FIRMWARE_URL_KEY", "")
 PUBLIC_URL = env_str("FLEETPORTAL_PUBLIC_URL", "http://localhost:8000")
+
+# --- Jobs (firmware/engine.py) ---
+# How often beat ticks the jobs engine (release at the rollout rate, timers, retries, aborts).
+JOBS_TICK_SECONDS = env_int("FLEETPORTAL_JOBS_TICK_SECONDS", 5)
+# A firmware execution reported SUCCEEDED counts as a success only once the device reports the
+# job's version within this many minutes; otherwise it ends FAILED.
+FIRMWARE_CONFIRM_MINUTES = env_int("FLEETPORTAL_FIRMWARE_CONFIRM_MINUTES", 30)
+CELERY_BEAT_SCHEDULE["jobs-tick"] = {"task": "firmware.tasks.tick", "schedule": JOBS_TICK_SECONDS}
 
 # --- The broker (fleetportal/broker.py generates its configuration) ---
 BROKER_DIR = Path(env_str("FLEETPORTAL_BROKER_DIR", str(VAR_DIR / "broker")))

@@ -6,4 +6,5 @@ urlpatterns = [
     path("", include("devices.api.urls")),
     path("", include("shadows.api.urls")),
     path("", include("firmware.api.urls")),
+    path("", include("firmware.api.jobs_urls")),
 ]

@@ -46,6 +46,8 @@ def test_a_hook_on_the_classic_shadow_keeps_the_batch_cost_and_sees_every_update
     hooked = make_device("hook-with", status=DeviceStatus.ACTIVE)
     for device in (without, hooked):
         services.update(device, "", {"state": {"reported": {}}}, actor="x")
+    # No hook at all (apps register theirs on the classic shadow; firmware does).
+    monkeypatch.setitem(writes._hooks, services.CLASSIC, [])
     cost_without = run_batch(batch_of("hook-without", 30, "a"))
     recorder = Recorder()
     monkeypatch.setitem(writes._hooks, services.CLASSIC, [recorder])

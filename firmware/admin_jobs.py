@@ -1,0 +1,166 @@
+"""Admin for jobs, their executions and job templates. Jobs are created through the REST API
+(POST /api/v1/jobs/); here operators watch them — targets, configs, counts per status, the
+executions with their statusDetails — and cancel or force-cancel jobs and executions."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from firmware import configs, jobs
+from firmware.models import Job, JobExecution, JobTemplate
+from fleetportal.actors import actor_for_request
+from fleetportal.admin_base import FleetModelAdmin, ReadOnlyAdmin
+
+CONFIGS = ("rollout_config", "abort_config", "timeout_config", "retry_config", "scheduling_config")
+
+
+def _may_cancel(request) -> bool:
+    return request.user.has_perm("firmware.cancel_job")
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyAdmin):
+    list_display = (
+        "job_id",
+        "status",
+        "target_selection",
+        "firmware",
+        "released",
+        "created_by",
+        "created_at",
+    )
+    list_filter = ("status", "target_selection")
+    search_fields = ("job_id",)
+    list_select_related = ("firmware",)
+    actions = ("cancel", "force_cancel")
+    fields = (
+        "job_id", "description", "status", "target_selection", "targets", "counts",
+        "executions_link", "document", "firmware", "template", "document_parameters", *CONFIGS,
+        "downgrade_allowed_by", "downgrade_reason", "force_canceled", "comment", "reason_code",
+        "canceled_by", "created_by", "created_at", "completed_at",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="released / targets")
+    def released(self, job):
+        return f"{job.released_count} / {job.target_count}"
+
+    @admin.display(description="targets")
+    def targets(self, job):
+        devices = ", ".join(job.target_devices.values_list("device_id", flat=True)[:50])
+        groups = ", ".join(job.target_groups.values_list("name", flat=True))
+        return f"devices: {devices or '—'}; groups: {groups or '—'}"
+
+    @admin.display(description="executions per status")
+    def counts(self, job):
+        details = jobs.job_process_details(job)
+        return (
+            ", ".join(
+                f"{name.removeprefix('number_of_').removesuffix('_things')}: {n}"
+                for name, n in details.items()
+                if n
+            )
+            or "none yet"
+        )
+
+    @admin.display(description="executions")
+    def executions_link(self, job):
+        url = reverse("admin:firmware_jobexecution_changelist") + f"?job__job_id={job.job_id}"
+        return format_html('<a href="{}">Executions of {}</a>', url, job.job_id)
+
+    def _cancel(self, request, queryset, force: bool):
+        if not _may_cancel(request):
+            self.message_user(request, "You may not cancel jobs.", messages.ERROR)
+            return
+        done = 0
+        for job in queryset:
+            try:
+                jobs.cancel_job(job, force=force, actor=actor_for_request(request))
+                done += 1
+            except jobs.JobError as exc:
+                self.message_user(request, f"{job.job_id}: {exc.message}", messages.WARNING)
+        self.message_user(request, f"Cancelled {done} job(s).")
+
+    @admin.action(description="Cancel (queued executions)")
+    def cancel(self, request, queryset):
+        self._cancel(request, queryset, force=False)
+
+    @admin.action(description="Force-cancel (queued and in-progress executions)")
+    def force_cancel(self, request, queryset):
+        self._cancel(request, queryset, force=True)
+
+
+@admin.register(JobExecution)
+class JobExecutionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "job", "device", "execution_number", "status", "status_details", "last_updated_at",
+        "confirmed_at",
+    )  # fmt: skip
+    list_filter = ("status",)
+    search_fields = ("job__job_id", "device__device_id")
+    list_select_related = ("job", "device")
+    actions = ("cancel", "force_cancel")
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # The job page links here filtered by its job id.
+        return lookup == "job__job_id" or super().lookup_allowed(lookup, value, request)
+
+    def _cancel(self, request, queryset, force: bool):
+        if not _may_cancel(request):
+            self.message_user(request, "You may not cancel executions.", messages.ERROR)
+            return
+        done = 0
+        for execution in queryset:
+            try:
+                jobs.cancel_execution(execution, force=force, actor=actor_for_request(request))
+                done += 1
+            except jobs.JobError as exc:
+                self.message_user(request, f"{execution}: {exc.message}", messages.WARNING)
+        self.message_user(request, f"Cancelled {done} execution(s).")
+
+    @admin.action(description="Cancel (queued only)")
+    def cancel(self, request, queryset):
+        self._cancel(request, queryset, force=False)
+
+    @admin.action(description="Force-cancel (queued or in progress)")
+    def force_cancel(self, request, queryset):
+        self._cancel(request, queryset, force=True)
+
+
+class JobTemplateForm(forms.ModelForm):
+    class Meta:
+        model = JobTemplate
+        fields = ("template_id", "description", "document", *CONFIGS[:4])
+
+    def clean(self):
+        data = super().clean()
+        if "document" in data:
+            jobs.check_document(data["document"])
+        for name in CONFIGS[:4]:  # an empty box is "no config"
+            data[name] = data.get(name) or {}
+        given = {name.removesuffix("_config"): data[name] or None for name in CONFIGS[:4]}
+        for key, problems in configs.validate(given, now=timezone.now()).items():
+            self.add_error(f"{key}_config", problems)
+        return data
+
+
+@admin.register(JobTemplate)
+class JobTemplateAdmin(FleetModelAdmin):
+    form = JobTemplateForm
+    list_display = ("template_id", "description", "jobs_count", "created_by", "created_at")
+    search_fields = ("template_id",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(jobs_count=Count("jobs"))
+
+    @admin.display(description="jobs", ordering="jobs_count")
+    def jobs_count(self, template):
+        return template.jobs_count
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = actor_for_request(request)
+        super().save_model(request, obj, form, change)
