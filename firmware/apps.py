@@ -6,7 +6,8 @@ class FirmwareConfig(AppConfig):
 
     def ready(self):
         from devices import hooks
-        from firmware import engine, handlers
+        from firmware import documents, engine, handlers, jobs
+        from firmware.protocol import firmware_runs
         from fleetportal import request_limits
         from shadows import writes
 
@@ -15,6 +16,9 @@ class FirmwareConfig(AppConfig):
         hooks.subscribe(hooks.GroupMembershipChanged, engine.on_membership_changed)
         # "" is the classic shadow, where devices report `firmware_version` (issue 12 point 7).
         writes.on_updates("", engine.on_reported_versions)
+        firmware_runs.confirm_with(engine.reported_succeeded)
+        # Firmware jobs hand each device a download URL signed for it when it gets the job.
+        documents.document_renderer = jobs.delivered_document
 
         # Firmware uploads may be larger than any other request (FIRMWARE_MAX_UPLOAD_BYTES).
         for path in (r"/api/v1/firmware/", r"/admin/firmware/firmwareversion/add/"):

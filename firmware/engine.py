@@ -32,7 +32,10 @@ from devices.models import Device
 from firmware import configs, executions, jobs, notifications, rates
 from firmware.choices import ExecutionStatus, JobStatus, TargetSelection
 from firmware.models import Job, JobExecution, JobTarget
+from firmware.protocol import firmware_runs
 from fleetportal import versions
+
+SYSTEM = "system"  # the actor of what the engine does by itself
 
 RELEASE_BATCH = 5000  # targets released per transaction
 FOLLOW_UP_BATCH = 5000
@@ -129,7 +132,7 @@ def end_if_due(job: Job, now: datetime, report: Report) -> bool:
         force=behavior == "FORCE_CANCEL",
         comment="The schedule's end time passed.",
         reason_code="END_TIME",
-        actor="system",
+        actor=SYSTEM,
     )
     report.canceled.append(job.job_id)
     return True
@@ -192,6 +195,8 @@ def _move(queryset, status: str, now: datetime, **changes) -> int:
         **changes,
     )
     notifications.send_changes(devices, before)
+    ran = [pk for pk, _, current in rows if current == ExecutionStatus.IN_PROGRESS]
+    firmware_runs.ended_by_service(ran, actor=SYSTEM)
     return len(rows)
 
 
@@ -235,6 +240,8 @@ def _confirmation(job: Job, execution: JobExecution, now: datetime) -> str:
     if job.firmware_id is None or _runs(execution.device, job.firmware.version):
         execution.confirmed_at = now
         JobExecution.objects.filter(pk=execution.pk).update(confirmed_at=now)
+        if job.firmware_id is not None:
+            firmware_runs.confirmed(execution, actor=SYSTEM)
         return "confirmed"
     deadline = execution.last_updated_at + timedelta(minutes=settings.FIRMWARE_CONFIRM_MINUTES)
     if now < deadline:
@@ -258,6 +265,7 @@ def _confirmation(job: Job, execution: JobExecution, now: datetime) -> str:
         version_number=F("version_number") + 1,
         last_updated_at=now,
     )
+    firmware_runs.unconfirmed(execution, actor=SYSTEM)
     return "failed"
 
 
@@ -331,7 +339,7 @@ def abort_if_crossed(job: Job, report: Report) -> bool:
                     f"{criterion['threshold_percentage']} %)."
                 ),
                 reason_code="ABORTED",
-                actor="system",
+                actor=SYSTEM,
             )
             report.aborted.append(job.job_id)
             return True
@@ -497,7 +505,25 @@ def note_reported_versions(latest: dict[Any, str], now: datetime | None = None) 
         for pk, device, version in waiting
         if versions.is_version(latest[device]) and versions.compare(latest[device], version) == 0
     ]
-    return JobExecution.objects.filter(pk__in=proven).update(confirmed_at=now, followed_up_at=now)
+    if not proven:
+        return 0
+    JobExecution.objects.filter(pk__in=proven).update(confirmed_at=now, followed_up_at=now)
+    for execution in JobExecution.objects.filter(pk__in=proven).select_related(
+        "job__firmware", "device"
+    ):
+        firmware_runs.confirmed(execution, actor=f"device:{execution.device.device_id}")
+    return len(proven)
+
+
+def reported_succeeded(execution: JobExecution, actor: str) -> None:
+    """firmware_runs' confirmation hook: a device reported a firmware execution SUCCEEDED. It is
+    confirmed now if the device already reports the job's version; otherwise by its next report
+    of it (on_reported_versions) or failed by the tick once the deadline passes (follow_up)."""
+    firmware = execution.job.firmware
+    if firmware is not None and _runs(execution.device, firmware.version):
+        now = timezone.now()
+        JobExecution.objects.filter(pk=execution.pk).update(confirmed_at=now, followed_up_at=now)
+        firmware_runs.confirmed(execution, actor=actor)
 
 
 # --- Registry hooks --------------------------------------------------------------------------

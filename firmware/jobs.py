@@ -13,16 +13,18 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from devices.models import Device, DeviceEvent, DeviceGroup
-from firmware import configs, executions, notifications
+from firmware import configs, downloads, executions, notifications
 from firmware.choices import ExecutionStatus, JobStatus, TargetSelection
 from firmware.models import FirmwareVersion, Job, JobExecution, JobTarget, JobTemplate
+from firmware.protocol import firmware_runs
 from fleetportal import versions
 from fleetportal.errors import DomainError
 
@@ -102,13 +104,33 @@ def _substitute(value: Any, parameters: dict[str, str]) -> Any:
 
 
 def _download_url(version: FirmwareVersion) -> str:
-    """Where devices fetch the artifact: the operator's URL, or the portal's download route."""
+    """Where devices fetch the artifact, as stored in the job: the operator's URL, or the HTTP
+    device API's artifact (with the device's JWT). Each device is handed a URL signed for it
+    when the document is delivered (delivered_document)."""
     if version.file_url:
         return version.file_url
-    try:
-        return reverse("firmware-download", args=[version.pk])
-    except NoReverseMatch:
-        return f"/api/v1/firmware/{version.pk}/download/"
+    path = reverse("device-firmware-artifact", args=[version.pk])
+    return f"{settings.PUBLIC_URL.rstrip('/')}{path}"
+
+
+def delivered_document(execution: JobExecution) -> dict[str, Any]:
+    """The job document as a device receives it (firmware.documents.document_renderer): a
+    firmware job's artifact URL is replaced by one signed for that device, valid
+    FIRMWARE_URL_SECONDS from now, so a job that runs for days never hands out a dead link."""
+    document = execution.job.document
+    firmware = execution.job.firmware
+    if firmware is None or firmware.file_url or not isinstance(document.get("firmware"), dict):
+        return document
+    url = downloads.signed_url(firmware, execution.device)
+    delivered = {**document, "firmware": {**document["firmware"], "url": url}}
+    ota = document.get("afr_ota")
+    if isinstance(ota, dict) and isinstance(ota.get("files"), list):
+        files = [
+            {**entry, "update_data_url": url} if isinstance(entry, dict) else entry
+            for entry in ota["files"]
+        ]
+        delivered["afr_ota"] = {**ota, "files": files}
+    return delivered
 
 
 def firmware_document(version: FirmwareVersion) -> dict[str, Any]:
@@ -360,25 +382,29 @@ def cancel_job(
         job.canceled_by, job.completed_at = actor, job.completed_at or timezone.now()
         job.save()
         statuses = [ExecutionStatus.QUEUED] + ([ExecutionStatus.IN_PROGRESS] if force else [])
-        cancel_executions(JobExecution.objects.filter(job=job, status__in=statuses))
+        cancel_executions(JobExecution.objects.filter(job=job, status__in=statuses), actor=actor)
     return job
 
 
-def cancel_executions(executions_: QuerySet, *, now: datetime | None = None) -> int:
+def cancel_executions(
+    executions_: QuerySet, *, now: datetime | None = None, actor: str = "system"
+) -> int:
     """Cancel the (lockable) executions of the query and tell their devices; returns how many."""
     now = now or timezone.now()
-    rows = list(executions_.select_for_update().values_list("pk", "device_id"))
+    rows = list(executions_.select_for_update().values_list("pk", "device_id", "status"))
     if not rows:
         return 0
-    devices = {device for _, device in rows}
+    devices = {device for _, device, _ in rows}
     before = notifications.heads(devices)
-    JobExecution.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+    JobExecution.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(
         status=ExecutionStatus.CANCELED,
         version_number=F("version_number") + 1,
         last_updated_at=now,
         followed_up_at=now,
     )
     notifications.send_changes(devices, before)
+    ran = [pk for pk, _, status in rows if status == ExecutionStatus.IN_PROGRESS]
+    firmware_runs.ended_by_service(ran, actor=actor)
     return len(rows)
 
 
@@ -405,7 +431,7 @@ def cancel_execution(
             JobExecution.objects.filter(pk=execution.pk).update(
                 status_details={**execution.status_details, **status_details}
             )
-        cancel_executions(JobExecution.objects.filter(pk=execution.pk))
+        cancel_executions(JobExecution.objects.filter(pk=execution.pk), actor=actor)
         DeviceEvent.objects.create(
             device_id=execution.device_id,
             event_type="job_execution_canceled",

@@ -12,7 +12,7 @@ device reports the new firmware version. The engine registers that confirmation 
 SUCCEEDED is recorded as the success.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from devices import lifecycle
@@ -64,6 +64,26 @@ def ended(execution: JobExecution, *, actor: str) -> None:
         else FirmwareEvent.FAILED
     )
     record_event(execution.device, event, actor=actor, data=_event_data(execution))
+
+
+def ended_by_service(execution_pks: Iterable[Any], *, actor: str) -> None:
+    """Executions the engine or an operator ended while they ran (TIMED_OUT, CANCELED with
+    force, REMOVED): for firmware jobs, as `ended`."""
+    running = JobExecution.objects.filter(
+        pk__in=list(execution_pks), job__firmware__isnull=False
+    ).select_related("job__firmware", "device")
+    for execution in running:
+        ended(execution, actor=actor)
+
+
+def confirmed(execution: JobExecution, *, actor: str) -> None:
+    """The device reported the job's version after its SUCCEEDED: the update is a success."""
+    record_event(execution.device, FirmwareEvent.SUCCESS, actor=actor, data=_event_data(execution))
+
+
+def unconfirmed(execution: JobExecution, *, actor: str) -> None:
+    """The device never reported the job's version after its SUCCEEDED: the update failed."""
+    record_event(execution.device, FirmwareEvent.FAILED, actor=actor, data=_event_data(execution))
 
 
 def _move(execution: JobExecution, target: str, actor: str) -> None:

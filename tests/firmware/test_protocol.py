@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from devices.choices import DeviceStatus
-from devices.models import DeviceEvent
-from firmware import errors
+from devices.models import Device, DeviceEvent
+from firmware import engine, errors
 from firmware.choices import ExecutionStatus as S
 from firmware.models import JobExecution
 from firmware.protocol import firmware_runs, service
@@ -486,9 +486,25 @@ def test_a_firmware_execution_puts_the_device_in_maintenance_and_back(device):
     update(device, "fw", status="SUCCEEDED", statusDetails={"version": "2.0.0"})
     device.refresh_from_db()
     assert device.status == DeviceStatus.ACTIVE
+    # Reported, not yet confirmed: the device has not said it runs 2.0.0 (issue 12 point 7).
+    assert events(device, "firmware_update_success") == []
+
+    engine.note_reported_versions({device.pk: "2.0.0"})
+
     [success] = events(device, "firmware_update_success")
     assert success.event_data["status_details"] == {"version": "2.0.0"}
     assert success.event_data["firmware_version"] == "2.0.0"
+
+
+def test_a_success_reported_by_a_device_already_on_the_version_is_confirmed_at_once(device):
+    Device.objects.filter(pk=device.pk).update(firmware_version="2.0.0")
+    queue(make_job("fw", firmware=make_firmware()), device)
+    update(device, "fw", status="IN_PROGRESS")
+    update(device, "fw", status="SUCCEEDED")
+
+    [success] = events(device, "firmware_update_success")
+    assert JobExecution.objects.get(job__job_id="fw").confirmed_at is not None
+    assert success.actor == f"device:{device.device_id}"
 
 
 def test_a_failed_firmware_execution_is_recorded_with_its_details(device):
