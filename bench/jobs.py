@@ -12,7 +12,9 @@ when missing) puts --devices active devices in one static group. Then:
   executions, the devices' heads before and their notify / notify-next after);
 - the baseline: the same for --baseline devices one at a time (an execution row, heads and
   notifications per device, one transaction each), as devices per second.
-Parts (b) device protocol round trips and (c) pacing over 5 minutes are not written yet.
+- (c) pacing: a job at --rate maximumPerMinute, the engine ticking every --tick seconds of a
+  controllable clock for --minutes: executions released in each minute against the rate.
+Part (b), the device protocol through the bridge, is bench/jobs_protocol.py.
 """
 
 import argparse
@@ -32,6 +34,8 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "fleetportal.settings"
 import django
 
 django.setup()
+
+from datetime import timedelta  # noqa: E402
 
 from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
@@ -82,10 +86,29 @@ def one_by_one(devices: list[Device]) -> float:
     return time.perf_counter() - start
 
 
+def pacing(rate: int, minutes: int, tick_seconds: int) -> list[int]:
+    """(c) Executions released in each minute of a job paced at `rate` per minute."""
+    t0 = timezone.now()
+    body = {
+        "job_id": "bench-paced",
+        "targets": {"groups": [GROUP]},
+        "document": {"op": "x"},
+        "rollout": {"maximum_per_minute": rate},
+    }
+    jobs.create_job(body, actor="bench", now=t0)
+    per_minute = [0] * minutes
+    for second in range(0, minutes * 60, tick_seconds):
+        per_minute[second // 60] += engine.tick(t0 + timedelta(seconds=second)).released
+    return per_minute
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--baseline", type=int, default=5000)
+    parser.add_argument("--rate", type=int, default=1000, help="(c) maximumPerMinute")
+    parser.add_argument("--minutes", type=int, default=5, help="(c) simulated minutes")
+    parser.add_argument("--tick", type=int, default=5, help="(c) seconds between ticks")
     options = parser.parse_args()
     call_command("ensuredb", verbosity=0)
     call_command("migrate", verbosity=0)
@@ -102,6 +125,18 @@ def main() -> None:
     print(f"{count:>10,} {created:>10.2f} {released:>13.2f} {ours:>9,.0f} {outbox:>9,}")
     print(f"baseline one row at a time: {len(sample):,} in {baseline:.2f} s = {theirs:,.0f}/s")
     print(f"ratio: {ours / theirs:.1f}x; 100,000 one at a time would take {100_000 / theirs:.0f} s")
+
+    per_minute = pacing(options.rate, options.minutes, options.tick)
+    clean()
+    print(f"\n(c) pacing at {options.rate:,}/min, a tick every {options.tick} s (simulated clock)")
+    print("| minute | released | off the rate |")
+    print("|---:|---:|---:|")
+    for minute, released in enumerate(per_minute, start=1):
+        print(
+            f"| {minute} | {released:,} | {100 * (released - options.rate) / options.rate:+.1f} % |"
+        )
+    total, expected = sum(per_minute), options.rate * options.minutes
+    print(f"| all | {total:,} | {100 * (total - expected) / expected:+.2f} % |")
 
 
 if __name__ == "__main__":
