@@ -72,17 +72,7 @@ class JobAdmin(ReadOnlyAdmin):
         return format_html('<a href="{}">Executions of {}</a>', url, job.job_id)
 
     def _cancel(self, request, queryset, force: bool):
-        if not _may_cancel(request):
-            self.message_user(request, "You may not cancel jobs.", messages.ERROR)
-            return
-        done = 0
-        for job in queryset:
-            try:
-                jobs.cancel_job(job, force=force, actor=actor_for_request(request))
-                done += 1
-            except jobs.JobError as exc:
-                self.message_user(request, f"{job.job_id}: {exc.message}", messages.WARNING)
-        self.message_user(request, f"Cancelled {done} job(s).")
+        _cancel_each(self, request, queryset, jobs.cancel_job, force=force, noun="job")
 
     @admin.action(description="Cancel (queued executions)")
     def cancel(self, request, queryset):
@@ -91,6 +81,22 @@ class JobAdmin(ReadOnlyAdmin):
     @admin.action(description="Force-cancel (queued and in-progress executions)")
     def force_cancel(self, request, queryset):
         self._cancel(request, queryset, force=True)
+
+
+def _cancel_each(model_admin, request, queryset, cancel, *, force: bool, noun: str) -> None:
+    """An admin cancel action: each selected job or execution through the service, refusals
+    said per item."""
+    if not _may_cancel(request):
+        model_admin.message_user(request, f"You may not cancel {noun}s.", messages.ERROR)
+        return
+    done = 0
+    for item in queryset:
+        try:
+            cancel(item, force=force, actor=actor_for_request(request))
+            done += 1
+        except jobs.JobError as exc:
+            model_admin.message_user(request, f"{item}: {exc.message}", messages.WARNING)
+    model_admin.message_user(request, f"Cancelled {done} {noun}(s).")
 
 
 @admin.register(JobExecution)
@@ -109,17 +115,7 @@ class JobExecutionAdmin(ReadOnlyAdmin):
         return lookup == "job__job_id" or super().lookup_allowed(lookup, value, request)
 
     def _cancel(self, request, queryset, force: bool):
-        if not _may_cancel(request):
-            self.message_user(request, "You may not cancel executions.", messages.ERROR)
-            return
-        done = 0
-        for execution in queryset:
-            try:
-                jobs.cancel_execution(execution, force=force, actor=actor_for_request(request))
-                done += 1
-            except jobs.JobError as exc:
-                self.message_user(request, f"{execution}: {exc.message}", messages.WARNING)
-        self.message_user(request, f"Cancelled {done} execution(s).")
+        _cancel_each(self, request, queryset, jobs.cancel_execution, force=force, noun="execution")
 
     @admin.action(description="Cancel (queued only)")
     def cancel(self, request, queryset):

@@ -24,7 +24,7 @@ from rest_framework import exceptions
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 
-from devices.device_api.views import DeviceAPIView
+from devices.device_api.views import ThingAPIView
 from firmware import errors
 from firmware.errors import JobsError
 from firmware.protocol import service
@@ -48,15 +48,8 @@ JOB = OpenApiParameter("job_id", str, OpenApiParameter.PATH, description="A job 
 ERRORS = dict.fromkeys((400, 401, 403, 404, 409, 410, 429, 503), OpenApiTypes.OBJECT)
 
 
-class JobsView(DeviceAPIView):
+class JobsView(ThingAPIView):
     parser_classes = [RawBody]
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        if request.user.device_id != kwargs["thing"]:
-            raise exceptions.PermissionDenied(
-                f"Device {request.user.device_id} may not address thing {kwargs['thing']}."
-            )
 
     def handle_exception(self, exc):
         """Authentication, permission and throttling refusals as jobs error documents too."""

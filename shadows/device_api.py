@@ -18,7 +18,7 @@ from rest_framework import exceptions
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 
-from devices.device_api.views import DeviceAPIView
+from devices.device_api.views import ThingAPIView
 from fleetportal.actors import DEVICE
 from shadows import errors, services
 from shadows.document import PayloadTooLarge, ShadowError
@@ -43,15 +43,8 @@ THING = OpenApiParameter("thing", str, OpenApiParameter.PATH, description="The d
 ERRORS = dict.fromkeys((400, 401, 403, 404, 409, 413, 415), OpenApiTypes.OBJECT)
 
 
-class ThingShadowView(DeviceAPIView):
+class ThingShadowView(ThingAPIView):
     parser_classes = [RawBody]
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        if request.user.device_id != kwargs["thing"]:
-            raise exceptions.PermissionDenied(
-                f"Device {request.user.device_id} may not address thing {kwargs['thing']}."
-            )
 
     def handle_exception(self, exc):
         """Authentication and permission refusals as AWS error documents too."""

@@ -1,7 +1,7 @@
 """The HTTP device API: each view is a thin caller of devices.credentials."""
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,6 +24,17 @@ class DeviceAPIView(APIView):
     authentication_classes = [DeviceJWTAuthentication]
     permission_classes = [IsDevice]
     throttle_classes = [DeviceRateThrottle]
+
+
+class ThingAPIView(DeviceAPIView):
+    """An endpoint under things/<thing>/: a device addresses only itself."""
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if request.user.device_id != kwargs["thing"]:
+            raise exceptions.PermissionDenied(
+                f"Device {request.user.device_id} may not address thing {kwargs['thing']}."
+            )
 
 
 class WhoAmISerializer(serializers.Serializer):

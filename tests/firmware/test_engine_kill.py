@@ -28,11 +28,11 @@ def dsn() -> str:
     )
 
 
-def wait_for(condition, seconds: float, what: str) -> None:
+def wait_for(condition, seconds: float, what: str, log=lambda: "") -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}; the worker said:\n{log()}")
         time.sleep(0.05)
 
 
@@ -59,7 +59,12 @@ def test_a_worker_killed_mid_tick_leaves_nothing_and_the_next_tick_notifies_each
         blocker.execute("BEGIN")
         blocker.execute("LOCK TABLE fleetportal_outboxmessage IN ACCESS EXCLUSIVE MODE")
         tick.apply_async(queue=worker.queue)
-        wait_for(lambda: tick_waits_on_the_outbox(blocker), 30, "the tick to reach the outbox")
+        wait_for(
+            lambda: tick_waits_on_the_outbox(blocker),
+            30,
+            "the tick to reach the outbox",
+            log=lambda: worker.log()[-2000:],
+        )
         worker.kill()
         blocker.execute("ROLLBACK")
 
