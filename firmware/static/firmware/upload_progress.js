@@ -1,6 +1,7 @@
 // The firmware upload form sends its file with a progress bar: images are large, and a plain
 // form post shows nothing until the whole file has arrived.
-(function () {
+// The admin loads this script in <head>, before the form exists: start once the page is parsed.
+document.addEventListener("DOMContentLoaded", function () {
   "use strict";
   var form = document.getElementById("firmwareversion_form");
   if (!form || !window.FormData || !window.XMLHttpRequest) {
@@ -31,11 +32,12 @@
       label.textContent = " checking and signing…";
     });
     request.addEventListener("load", function () {
+      // Show the admin's answer as it came: the list after a save (its "added" message
+      // included: loading the page again would lose it), or the form with its errors.
       if (request.responseURL && request.responseURL !== window.location.href) {
-        window.location.assign(request.responseURL); // saved: follow the admin's redirect
-        return;
+        window.history.replaceState(null, "", request.responseURL);
       }
-      document.open(); // refused: show the form with its errors
+      document.open();
       document.write(request.responseText);
       document.close();
     });
@@ -44,4 +46,4 @@
     });
     request.send(new FormData(form, event.submitter));
   });
-})();
+});
