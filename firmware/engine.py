@@ -24,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Max, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from devices.choices import DeviceStatus
@@ -441,29 +441,31 @@ def _release(job: Job, now: datetime, *, late: bool, limit: int) -> int:
     if not devices:
         return 0
     before = notifications.heads(devices)
-    numbers = dict(
-        JobExecution.objects.filter(job=job, device_id__in=devices)
-        .values_list("device_id")
-        .annotate(last=Max("execution_number"))
-        .order_by()
-    )
-    JobExecution.objects.bulk_create(
-        [
-            JobExecution(
-                job=job,
-                device_id=device,
-                execution_number=numbers.get(device, 0) + 1,
-                queued_at=now,
-                last_updated_at=now,
-            )
-            for device in devices
-        ],
-        batch_size=2000,
-    )
+    _queue_executions(job, devices, now)
     notifications.send_changes(devices, before)
     job.released_count += len(devices)
     Job.objects.filter(pk=job.pk).update(released_count=job.released_count)
     return len(devices)
+
+
+def _queue_executions(job: Job, devices: list, now: datetime) -> None:
+    """A QUEUED execution for each device, numbered after the device's earlier attempts at the
+    job: one INSERT … SELECT, no Python per row (a release is thousands of devices)."""
+    table = JobExecution._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {table} (job_id, device_id, execution_number, status,
+                    status_details, version_number, queued_at, last_updated_at,
+                    recent_client_tokens, superseded)
+                SELECT %s, released.device_id, COALESCE(MAX(earlier.execution_number), 0) + 1,
+                       %s, '{{}}'::jsonb, 1, %s, %s, '[]'::jsonb, false
+                FROM unnest(%s::uuid[]) WITH ORDINALITY AS released(device_id, position)
+                LEFT JOIN {table} earlier
+                  ON earlier.job_id = %s AND earlier.device_id = released.device_id
+                GROUP BY released.device_id, released.position
+                ORDER BY released.position""",  # noqa: S608
+            [job.pk, ExecutionStatus.QUEUED, now, now, devices, job.pk],
+        )
 
 
 # --- Reported versions -----------------------------------------------------------------------

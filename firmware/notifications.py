@@ -23,10 +23,22 @@ from django.utils import timezone
 
 from firmware import documents
 from firmware.choices import ExecutionStatus
-from firmware.models import JobExecution
+from firmware.models import Job, JobExecution
 from fleetportal import outbox, topics
 
 LIST_LIMIT = 10  # entries in one notify (AWS: 10)
+# The execution fields firmware.documents reads.
+DOCUMENT_FIELDS = (
+    "job",
+    "device",
+    "status",
+    "status_details",
+    "queued_at",
+    "started_at",
+    "last_updated_at",
+    "version_number",
+    "execution_number",
+)
 
 
 # Devices see IN_PROGRESS first, then QUEUED by queue time.
@@ -79,7 +91,7 @@ def _send(device_pks: list[Any], heads_before: dict[Any, int | None], *, notify:
         return
     lists: dict[Any, list[JobExecution]] = defaultdict(list)
     names: dict[Any, str] = {}
-    for execution in pending(device_pks, limit=LIST_LIMIT):
+    for execution in _listed(device_pks):
         lists[execution.device_id].append(execution)
         names[execution.device_id] = execution.device.device_id
     missing = [pk for pk in device_pks if pk not in names]
@@ -104,6 +116,22 @@ def _send(device_pks: list[Any], heads_before: dict[Any, int | None], *, notify:
                 body["execution"] = documents.execution_data(head)
             messages.append((topics.jobs_topic(thing, topics.JOBS_NOTIFY_NEXT), body, thing))
     outbox.send_many(messages)
+
+
+def _listed(device_pks: list[Any]) -> list[JobExecution]:
+    """What notify and notify-next tell, light: the execution fields the documents use, the
+    device's id, and each job loaded once (a release notifies thousands of devices of one job,
+    whose document need not be read and decoded thousands of times)."""
+    rows = list(
+        pending(device_pks, limit=LIST_LIMIT)
+        .select_related(None)
+        .select_related("device")
+        .only(*DOCUMENT_FIELDS, "device__device_id")
+    )
+    jobs = Job.objects.in_bulk({row.job_id for row in rows})
+    for row in rows:
+        row.job = jobs[row.job_id]
+    return rows
 
 
 def notify_document(executions: list[JobExecution], now: int) -> dict[str, Any]:
