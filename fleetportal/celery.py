@@ -5,11 +5,15 @@ import os
 from celery import Celery
 from celery.signals import beat_init, worker_init, worker_ready
 
+from fleetportal import log_filters
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleetportal.settings")
 
 app = Celery("fleetportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# The periodic tasks every few seconds stay off the console unless they changed something.
+log_filters.quiet_periodic_tasks()
 
 
 @worker_init.connect
