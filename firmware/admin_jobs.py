@@ -6,10 +6,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
-from firmware import configs, jobs
+from firmware import jobs
 from firmware.models import Job, JobExecution, JobTemplate
 from fleetportal.actors import actor_for_request
 from fleetportal.admin_base import FleetModelAdmin, ReadOnlyAdmin
@@ -129,17 +128,17 @@ class JobExecutionAdmin(ReadOnlyAdmin):
 class JobTemplateForm(forms.ModelForm):
     class Meta:
         model = JobTemplate
-        fields = ("template_id", "description", "document", *CONFIGS[:4])
+        fields = ("template_id", "description", "document", *CONFIGS)
+        help_texts = {"scheduling_config": '{"maintenance_windows": [...]} only.'}
 
     def clean(self):
         data = super().clean()
         if "document" in data:
             jobs.check_document(data["document"])
-        for name in CONFIGS[:4]:  # an empty box is "no config"
+        for name in CONFIGS:  # an empty box is "no config"
             data[name] = data.get(name) or {}
-        given = {name.removesuffix("_config"): data[name] or None for name in CONFIGS[:4]}
-        for key, problems in configs.validate(given, now=timezone.now()).items():
-            self.add_error(f"{key}_config", problems)
+        for name, problems in jobs.check_template_configs(data).items():
+            self.add_error(name, problems)
         return data
 
 

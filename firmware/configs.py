@@ -12,15 +12,19 @@ Each `check_*` takes the config as the API received it (snake_case keys) and ret
                 min_number_of_executed_things}]}
     timeout:    {in_progress_timeout_in_minutes}
     retry:      {criteria_list: [{failure_type, number_of_retries}]}
-    scheduling: {start_time, end_time, end_behavior, maintenance_windows: [{start_time (cron),
-                duration_in_minutes}]}
+    scheduling: {start_time?, end_time?, end_behavior?, maintenance_windows?: [{start_time (an
+                AWS cron expression, firmware/aws_cron.py), duration_in_minutes}]}
+
+A job template's scheduling holds maintenance_windows only (`check_template_scheduling`): AWS's
+CreateJobTemplate takes maintenanceWindows but no start or end time, which would go stale in a
+template (a start time must be 30 minutes to a year ahead of the job's creation).
 """
 
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from celery.schedules import ParseException, crontab_parser
+from firmware import aws_cron
 
 Problems = list[tuple[str, str]]
 
@@ -28,7 +32,6 @@ MAX_RATE = 1000  # maximumPerMinute and baseRatePerMinute: 1-1000
 MAX_IN_PROGRESS_MINUTES = 10080  # 7 days
 MAX_RETRIES = 10  # per device, across failure types
 MAX_WINDOW_MINUTES = 1430
-MAX_CRON_LENGTH = 256
 ABORT_FAILURE_TYPES = ("FAILED", "REJECTED", "TIMED_OUT", "ALL")
 RETRY_FAILURE_TYPES = ("FAILED", "TIMED_OUT", "ALL")
 END_BEHAVIORS = ("STOP_ROLLOUT", "CANCEL", "FORCE_CANCEL")
@@ -208,23 +211,38 @@ def check_scheduling(config: Any, *, now: datetime) -> Problems:
     config = _object(config, "", keys, problems)
     if config is None:
         return problems
+    # AWS: every field is optional; a job without start_time starts at once.
     start = parse_time(config.get("start_time"))
-    if start is None:
+    if "start_time" in config and start is None:
         problems.append(("start_time", "Must be an ISO 8601 time with a time zone."))
-    elif not now + MIN_LEAD <= start <= now + timedelta(days=366):
+    elif start is not None and not now + MIN_LEAD <= start <= now + timedelta(days=366):
         problems.append(("start_time", "Must be 30 minutes to one year from now."))
     if "end_time" in config:
         end = parse_time(config["end_time"])
         if end is None:
             problems.append(("end_time", "Must be an ISO 8601 time with a time zone."))
-        elif start is not None and not start + MIN_LEAD <= end <= now + timedelta(days=731):
-            message = "Must be 30 minutes after start_time to two years from now."
+        elif not (start or now) + MIN_LEAD <= end <= now + timedelta(days=731):
+            after = "start_time" if "start_time" in config else "now"
+            message = f"Must be 30 minutes after {after} to two years from now."
             problems.append(("end_time", message))
     if "end_behavior" in config:
         if config["end_behavior"] not in END_BEHAVIORS:
             problems.append(("end_behavior", "Must be one of " + ", ".join(END_BEHAVIORS) + "."))
         elif "end_time" not in config:
             problems.append(("end_behavior", "Needs an end_time."))
+    if "maintenance_windows" in config:
+        problems += _check_windows(config["maintenance_windows"])
+    return problems
+
+
+def check_template_scheduling(config: Any) -> Problems:
+    """A job template's scheduling: maintenance_windows only (see the module's docstring)."""
+    if not isinstance(config, dict):
+        return [("", "Must be an object.")]
+    problems: Problems = [
+        (key, "A template holds only maintenance_windows; give it when creating the job.")
+        for key in sorted(set(config) - {"maintenance_windows"})
+    ]
     if "maintenance_windows" in config:
         problems += _check_windows(config["maintenance_windows"])
     return problems
@@ -239,44 +257,29 @@ def _check_windows(windows: Any) -> Problems:
         window = _object(window, path, {"start_time", "duration_in_minutes"}, problems)
         if window is None:
             continue
-        if cron_fields(window.get("start_time")) is None:
-            problems.append(
-                (f"{path}.start_time", "Must be a cron expression: minute hour day month weekday.")
-            )
+        try:
+            aws_cron.parse(window.get("start_time"))
+        except aws_cron.CronError as error:
+            problems.append((f"{path}.start_time", str(error)))
         if not _int_in(window.get("duration_in_minutes"), 1, MAX_WINDOW_MINUTES):
             problems.append((f"{path}.duration_in_minutes", _range(1, MAX_WINDOW_MINUTES)))
     return problems
 
 
-def cron_fields(expression: Any) -> tuple[set[int], ...] | None:
-    """The five fields of a cron expression (minute hour day-of-month month day-of-week, UTC;
-    Sunday is 0) as sets of the values they match, None when it is not one. Parsed by Celery's
-    crontab parser, which the project already pins."""
-    if not isinstance(expression, str) or len(expression) > MAX_CRON_LENGTH:
-        return None
-    parts = expression.split()
-    if len(parts) != 5:
-        return None
-    bounds = ((60, 0), (24, 0), (31, 1), (12, 1), (7, 0))
-    try:
-        return tuple(
-            crontab_parser(size, low).parse(part)
-            for part, (size, low) in zip(parts, bounds, strict=True)
-        )
-    except (ParseException, ValueError, KeyError, IndexError):
-        return None
-
-
-def validate(configs: dict[str, Any], *, now: datetime) -> dict[str, list[str]]:
+def validate(
+    configs: dict[str, Any], *, now: datetime, template: bool = False
+) -> dict[str, list[str]]:
     """Every given config checked: {field: ["sub.path: message", ...]}, empty when all are
     valid. `configs` holds the API's fields (rollout, abort, timeout, retry, scheduling); absent
-    or None ones are not checked."""
+    or None ones are not checked. `template`: a job template's (scheduling: windows only)."""
     checks = {
         "rollout": check_rollout,
         "abort": check_abort,
         "timeout": check_timeout,
         "retry": lambda c: check_retry(c, has_timeout=bool(configs.get("timeout"))),
-        "scheduling": lambda c: check_scheduling(c, now=now),
+        "scheduling": (
+            check_template_scheduling if template else lambda c: check_scheduling(c, now=now)
+        ),
     }
     errors: dict[str, list[str]] = {}
     for field, check in checks.items():

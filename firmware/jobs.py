@@ -311,7 +311,9 @@ def create_job(fields: dict[str, Any], *, actor: str, now: datetime | None = Non
             Device.objects.in_service().filter(membership(job, devices, groups)),
             _downgrade(job, fields, actor),
         )
-    job.status = JobStatus.SCHEDULED if job.scheduling_config else JobStatus.IN_PROGRESS
+    # A job with a start time waits for it; without one (windows or an end time only), it runs.
+    scheduled = "start_time" in job.scheduling_config
+    job.status = JobStatus.SCHEDULED if scheduled else JobStatus.IN_PROGRESS
     with transaction.atomic():
         job.save()
         job.target_devices.set(devices)
@@ -343,14 +345,35 @@ def _fill_document(job: Job, fields: dict[str, Any]) -> None:
 
 def _fill_configs(job: Job, fields: dict[str, Any], now: datetime) -> None:
     given = {key: fields.get(key) for key in CONFIG_FIELDS}
-    if job.template is not None:  # the template's configs are the defaults
-        for key in ("rollout", "abort", "timeout", "retry"):
-            if given[key] is None:
-                given[key] = getattr(job.template, CONFIG_FIELDS[key]) or None
+    if job.template is not None:
+        given = inherit(given, job.template)
     if errors := configs.validate(given, now=now):
         raise ValidationError(errors)
     for key, attribute in CONFIG_FIELDS.items():
         setattr(job, attribute, given[key] or {})
+
+
+def inherit(given: dict[str, Any], template: JobTemplate) -> dict[str, Any]:
+    """The job's configs with the template's as defaults: a config the job does not give is the
+    template's. The template's scheduling holds only maintenance windows, so a job that gives a
+    scheduling (a start time, say) keeps the template's windows unless it names its own."""
+    given = dict(given)
+    for key, attribute in CONFIG_FIELDS.items():
+        if given[key] is None:
+            given[key] = getattr(template, attribute) or None
+    windows = template.scheduling_config.get("maintenance_windows")
+    scheduling = given["scheduling"]
+    if windows and isinstance(scheduling, dict) and "maintenance_windows" not in scheduling:
+        given["scheduling"] = {**scheduling, "maintenance_windows": windows}
+    return given
+
+
+def check_template_configs(values: dict[str, Any]) -> dict[str, list[str]]:
+    """A job template's configs as its model fields hold them ({"rollout_config": …}, empty =
+    none), checked as a job's (scheduling: windows only): {model field: [messages]}."""
+    given = {key: values.get(attribute) or None for key, attribute in CONFIG_FIELDS.items()}
+    errors = configs.validate(given, now=timezone.now(), template=True)
+    return {CONFIG_FIELDS[key]: problems for key, problems in errors.items()}
 
 
 def _downgrade(job: Job, fields: dict[str, Any], actor: str) -> bool:

@@ -75,6 +75,8 @@ class JobTemplate(models.Model):
     abort_config = models.JSONField(default=dict, blank=True)
     timeout_config = models.JSONField(default=dict, blank=True)
     retry_config = models.JSONField(default=dict, blank=True)
+    # {"maintenance_windows": [...]} only: AWS's templates hold windows, not start or end times.
+    scheduling_config = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     created_by = models.CharField(max_length=200, blank=True, editable=False)
 

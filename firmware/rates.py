@@ -9,17 +9,18 @@
   every few seconds, at most one tick's credit behind it. A tick after a pause (the engine was
   down) does not burst to catch up: more than a minute's unused credit starts a new pace.
 - `in_window`: whether a time lies inside one of the scheduling config's maintenance windows
-  (cron start in UTC + duration).
+  (an AWS cron expression for the start, in UTC, firmware/aws_cron.py, + a duration).
 """
 
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from firmware.configs import MAX_RATE, cron_fields
+from firmware import aws_cron
+from firmware.configs import MAX_RATE
 
 
 def rate_per_minute(rollout: dict[str, Any], *, notified: int, succeeded: int) -> int | None:
@@ -70,25 +71,15 @@ def _due(pace: Pace, now: datetime) -> int:
 
 
 def in_window(windows: Iterable[dict[str, Any]], now: datetime) -> bool:
-    """Is `now` inside a window: did a window's cron fire in the last duration_in_minutes?"""
-    minute = now.replace(second=0, microsecond=0)
+    """Is `now` inside a window: did a window's AWS cron expression fire at one of the last
+    duration_in_minutes minutes (its start minute counts, its end minute does not)?"""
+    minute = now.astimezone(UTC).replace(second=0, microsecond=0)
     for window in windows:
-        fields = cron_fields(window["start_time"])
-        if fields is None:
-            continue
+        try:
+            starts = aws_cron.parse(window["start_time"])
+        except aws_cron.CronError:
+            continue  # checked when the job was created (firmware.configs); never open
         for back in range(window["duration_in_minutes"]):
-            if cron_matches(fields, minute - timedelta(minutes=back)):
+            if starts.matches(minute - timedelta(minutes=back)):
                 return True
     return False
-
-
-def cron_matches(fields: tuple[set[int], ...], moment: datetime) -> bool:
-    minutes, hours, days, months, weekdays = fields
-    if moment.minute not in minutes or moment.hour not in hours or moment.month not in months:
-        return False
-    day_hit = moment.day in days
-    weekday_hit = (moment.weekday() + 1) % 7 in weekdays  # cron: Sunday is 0
-    # Cron's rule: with both day fields restricted, either one matching is enough.
-    if len(days) < 31 and len(weekdays) < 7:
-        return day_hit or weekday_hit
-    return day_hit and weekday_hit

@@ -9,14 +9,13 @@ Views only translate: every rule is in firmware.jobs (and firmware.configs), who
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from devices.models import Device
-from firmware import configs, jobs
+from firmware import jobs
 from firmware.choices import TargetSelection
 from firmware.models import Job, JobExecution, JobTemplate, validate_job_id
 from fleetportal.actors import actor_for_request
@@ -138,11 +137,14 @@ class ExecutionCancelSerializer(serializers.Serializer):
 
 
 class JobTemplateSerializer(serializers.ModelSerializer):
+    """CreateJobTemplate: a document and default configs; scheduling_config holds
+    maintenance_windows only (firmware.configs)."""
+
     class Meta:
         model = JobTemplate
         fields = [
             "template_id", "description", "document", "rollout_config", "abort_config",
-            "timeout_config", "retry_config", "created_at", "created_by",
+            "timeout_config", "retry_config", "scheduling_config", "created_at", "created_by",
         ]  # fmt: skip
         read_only_fields = ["created_at", "created_by"]
 
@@ -153,12 +155,8 @@ class JobTemplateSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(exc.message_dict["document"]) from exc
 
     def validate(self, data):
-        given = {
-            key: data.get(f"{key}_config") or None
-            for key in ("rollout", "abort", "timeout", "retry")
-        }
-        if errors := configs.validate(given, now=timezone.now()):
-            raise serializers.ValidationError({f"{k}_config": v for k, v in errors.items()})
+        if errors := jobs.check_template_configs(data):
+            raise serializers.ValidationError(errors)
         return data
 
 

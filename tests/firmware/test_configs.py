@@ -126,7 +126,7 @@ def test_a_schedule_starts_30_minutes_to_a_year_ahead_and_ends_30_minutes_after(
 
 
 def test_end_behavior_and_maintenance_windows():
-    window = {"start_time": "0 2 * * mon-fri", "duration_in_minutes": 1430}
+    window = {"start_time": "cron(0 2 ? * MON-FRI *)", "duration_in_minutes": 1430}
     good = {
         "start_time": at(30),
         "end_time": at(90),
@@ -135,10 +135,59 @@ def test_end_behavior_and_maintenance_windows():
     }
     assert errors(scheduling=good) == {}
     assert errors(scheduling={**good, "end_behavior": "STOP"})
-    bad_cron = {**window, "start_time": "61 * * * *"}
+    bad_cron = {**window, "start_time": "cron(61 * * * ? *)"}
     assert errors(scheduling={**good, "maintenance_windows": [bad_cron]})
     too_long = {**window, "duration_in_minutes": 1431}
     assert errors(scheduling={**good, "maintenance_windows": [too_long]})
+
+
+def test_every_scheduling_field_is_optional_as_in_aws():
+    window = {"start_time": "cron(0 2 ? * MON-FRI *)", "duration_in_minutes": 60}
+    assert errors(scheduling={"maintenance_windows": [window]}) == {}
+    assert errors(scheduling={"end_time": at(30), "end_behavior": "CANCEL"}) == {}
+    assert errors(scheduling={"end_time": at(29)}) == {
+        "scheduling": ["end_time: Must be 30 minutes after now to two years from now."]
+    }
+
+
+def test_a_maintenance_window_takes_aws_cron_and_names_what_is_wrong():
+    def window(start_time, minutes=60):
+        window = {"start_time": start_time, "duration_in_minutes": minutes}
+        return errors(scheduling={"maintenance_windows": [window]}).get("scheduling")
+
+    assert window("cron(0 2 ? * MON-FRI *)") is None
+    assert window("cron(0 2 L * ? 2031)", 1) is None
+    (unix,) = window("0 2 * * 1")  # Unix cron: 1 is Monday there, Sunday in AWS's
+    assert unix.startswith("maintenance_windows[0].start_time: Must be an AWS cron expression")
+    assert window("cron(0 2 * * ? *)", 1430) is None
+    assert window("cron(0 2 * * ? *)", 1431) == [
+        "maintenance_windows[0].duration_in_minutes: Must be an integer from 1 to 1430."
+    ]
+    assert window("cron(0 2 * * * *)")[0].startswith(
+        "maintenance_windows[0].start_time: Exactly one of day-of-month and day-of-week"
+    )
+    assert window(None) == [
+        "maintenance_windows[0].start_time: Must be a string like cron(0 2 ? * MON-FRI *)."
+    ]
+
+
+def test_a_templates_scheduling_holds_maintenance_windows_only():
+    window = {"start_time": "cron(0 2 ? * * *)", "duration_in_minutes": 60}
+    assert validate({"scheduling": {"maintenance_windows": [window]}}, now=NOW, template=True) == {}
+    refused = validate(
+        {
+            "scheduling": {
+                "start_time": at(60),
+                "maintenance_windows": [{**window, "start_time": "x"}],
+            }
+        },
+        now=NOW,
+        template=True,
+    )
+    assert refused["scheduling"][0] == (
+        "start_time: A template holds only maintenance_windows; give it when creating the job."
+    )
+    assert refused["scheduling"][1].startswith("maintenance_windows[0].start_time: Must be")
 
 
 def test_unknown_keys_are_named():

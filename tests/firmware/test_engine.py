@@ -5,7 +5,7 @@ import pytest
 
 from devices import groups, services
 from firmware import engine
-from firmware.models import JobExecution
+from firmware.models import JobExecution, JobTemplate
 from tests.conftest import make_device, make_group
 from tests.firmware.helpers import at, executions_of, finish, make_job, sent, start
 
@@ -117,11 +117,63 @@ def test_maintenance_windows_gate_the_release():
     group, _ = fleet(3)
     schedule = {
         "start_time": at(minutes=30).isoformat(),
-        "maintenance_windows": [{"start_time": "0 14 * * *", "duration_in_minutes": 60}],
+        "maintenance_windows": [{"start_time": "cron(0 14 * * ? *)", "duration_in_minutes": 60}],
     }
     make_job(groups=[group], scheduling=schedule)
     assert engine.tick(at(minutes=30)).released == 0  # 12:30: outside
     assert engine.tick(at(minutes=120)).released == 3  # 14:00: inside
+
+
+def test_a_weekday_night_window_opens_and_closes_the_release():
+    group, _ = fleet(30)
+    nightly = {"start_time": "cron(0 2 ? * MON-FRI *)", "duration_in_minutes": 60}
+    job = make_job(
+        groups=[group],
+        scheduling={"maintenance_windows": [nightly]},
+        rollout={"maximum_per_minute": 5},
+    )
+    assert job.status == "IN_PROGRESS"  # no start time: it runs, inside its windows
+    tuesday = 13 * 60  # minutes from T0 (Monday 12:00) to Tuesday 01:00
+    assert engine.tick(at(59, minutes=tuesday + 59)).released == 0  # 01:59:59: closed
+    assert engine.tick(at(minutes=tuesday + 60)).released == 1  # 02:00: open, the pace starts
+    assert engine.tick(at(59, minutes=tuesday + 60)).released == 4  # five in its first minute
+    assert engine.tick(at(59, minutes=tuesday + 119)).released == 1  # 02:59:59: still open
+    assert engine.tick(at(minutes=tuesday + 120)).released == 0  # 03:00: closed
+    saturday = tuesday + 4 * 24 * 60
+    assert engine.tick(at(minutes=saturday + 90)).released == 0  # 02:30 on a Saturday
+    monday = tuesday + 6 * 24 * 60
+    assert engine.tick(at(minutes=monday + 60)).released == 1  # open again
+    job.refresh_from_db()
+    assert job.released_count == 7
+
+
+def test_a_window_on_the_last_day_of_the_month():
+    group, _ = fleet(2)
+    last_day = {"start_time": "cron(0 0 L * ? *)", "duration_in_minutes": 1430}
+    make_job(groups=[group], scheduling={"maintenance_windows": [last_day]})
+    assert engine.tick(at(minutes=23 * 24 * 60)).released == 0  # January 30th, 12:00
+    assert engine.tick(at(minutes=24 * 24 * 60)).released == 2  # January 31st, 12:00
+
+
+def test_a_job_from_a_template_keeps_the_templates_windows():
+    group, _ = fleet(3)
+    JobTemplate.objects.create(
+        template_id="nightly-reboot",
+        document={"operation": "reboot"},
+        scheduling_config={
+            "maintenance_windows": [{"start_time": "cron(0 2 ? * * *)", "duration_in_minutes": 60}]
+        },
+    )
+    job = make_job(
+        groups=[group],
+        document=None,
+        template="nightly-reboot",
+        scheduling={"start_time": at(minutes=45).isoformat()},
+    )
+    assert job.status == "SCHEDULED"
+    assert job.scheduling_config["maintenance_windows"][0]["start_time"] == "cron(0 2 ? * * *)"
+    assert engine.tick(at(minutes=45)).released == 0  # started, but 12:45 is outside
+    assert engine.tick(at(minutes=14 * 60 + 10)).released == 3  # Tuesday 02:10
 
 
 def test_a_silent_in_progress_device_times_out_and_is_retried_with_the_next_number():

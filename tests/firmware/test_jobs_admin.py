@@ -69,3 +69,27 @@ def test_a_template_with_a_config_out_of_range_is_refused(client, fleet_admin):
     form["rollout_config"] = '{"maximum_per_minute": 50}'
     client.post("/admin/firmware/jobtemplate/add/", form)
     assert JobTemplate.objects.get().created_by == "ada"
+
+
+def test_a_template_takes_maintenance_windows_in_the_admin(client, fleet_admin):
+    client.force_login(fleet_admin)
+    form = {
+        "template_id": "nightly",
+        "description": "",
+        "document": '{"op": "reboot"}',
+        "rollout_config": "",
+        "abort_config": "",
+        "timeout_config": "",
+        "retry_config": "",
+        "scheduling_config": '{"maintenance_windows": [{"start_time": "0 2 * * *", '
+        '"duration_in_minutes": 60}]}',
+    }
+    page = client.post("/admin/firmware/jobtemplate/add/", form)
+    assert "Must be an AWS cron expression" in page.content.decode()
+    assert not JobTemplate.objects.exists()
+    form["scheduling_config"] = form["scheduling_config"].replace(
+        '"0 2 * * *"', '"cron(0 2 * * ? *)"'
+    )
+    client.post("/admin/firmware/jobtemplate/add/", form)
+    window = JobTemplate.objects.get().scheduling_config["maintenance_windows"][0]
+    assert window["start_time"] == "cron(0 2 * * ? *)"

@@ -1,10 +1,13 @@
 """The jobs REST API: CreateJob, DescribeJob, CancelJob, executions, templates; roles; bad input
 refused with the field named and nothing created."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from firmware import engine
-from firmware.models import Job, JobExecution, JobTemplate
+from firmware.models import Job, JobExecution, JobTarget, JobTemplate
 from tests.conftest import make_device, make_group
 from tests.firmware.helpers import executions_of, finish, make_version, start
 
@@ -202,6 +205,71 @@ def test_templates_are_managed_by_admins_and_fill_a_job(admin_api, operator_api,
         JobTemplate.objects.get().created_by == "token:fleet-admin"
         or JobTemplate.objects.count() == 1
     )
+
+
+NIGHTLY = {"start_time": "cron(0 2 ? * MON-FRI *)", "duration_in_minutes": 120}
+
+
+def test_a_templates_maintenance_windows_reach_the_jobs_made_from_it(
+    admin_api, operator_api, device
+):
+    template = {
+        "template_id": "nightly",
+        "document": {"op": "reboot"},
+        "scheduling_config": {"maintenance_windows": [NIGHTLY]},
+    }
+    assert admin_api.post("/api/v1/job-templates/", template, format="json").status_code == 201
+    stored = admin_api.get("/api/v1/job-templates/nightly/").json()
+    assert stored["scheduling_config"] == {"maintenance_windows": [NIGHTLY]}
+
+    def create(job_id, **fields):
+        payload = {"job_id": job_id, "targets": {"devices": ["dev-a"]}, "template": "nightly"}
+        answer = operator_api.post(URL, {**payload, **fields}, format="json")
+        assert answer.status_code == 201, answer.json()
+        return answer.json()
+
+    inherited = create("plain")
+    assert inherited["scheduling"] == {"maintenance_windows": [NIGHTLY]}
+    assert inherited["status"] == "IN_PROGRESS"  # no start time: gated by the windows only
+    later = (timezone.now() + timedelta(hours=2)).isoformat()
+    scheduled = create("later", scheduling={"start_time": later})
+    assert scheduled["scheduling"] == {"start_time": later, "maintenance_windows": [NIGHTLY]}
+    assert scheduled["status"] == "SCHEDULED"
+    own = {"start_time": "cron(30 4 ? * SAT *)", "duration_in_minutes": 30}
+    overridden = create("weekend", scheduling={"maintenance_windows": [own]})
+    assert overridden["scheduling"] == {"maintenance_windows": [own]}
+
+
+@pytest.mark.parametrize(
+    ("scheduling", "said"),
+    [
+        ({"start_time": "2031-01-01T00:00:00Z"}, "start_time: A template holds only"),
+        ({"maintenance_windows": [{**NIGHTLY, "start_time": "0 2 * * 1"}]}, "AWS cron"),
+        ({"maintenance_windows": [{**NIGHTLY, "duration_in_minutes": 1431}]}, "1 to 1430"),
+        ({"maintenance_windows": []}, "non-empty list"),
+        ([NIGHTLY], "Must be an object"),
+    ],
+)
+def test_a_templates_bad_scheduling_is_refused_naming_it(admin_api, scheduling, said):
+    template = {"template_id": "bad", "document": {"op": "x"}, "scheduling_config": scheduling}
+    answer = admin_api.post("/api/v1/job-templates/", template, format="json")
+    assert answer.status_code == 400
+    assert said in " ".join(answer.json()["scheduling_config"])
+    assert not JobTemplate.objects.exists()
+
+
+def test_a_job_from_a_template_with_a_bad_schedule_creates_nothing(operator_api, device):
+    JobTemplate.objects.create(
+        template_id="nightly",
+        document={"op": "reboot"},
+        scheduling_config={"maintenance_windows": [NIGHTLY]},
+    )
+    payload = {"job_id": "t1", "targets": {"devices": ["dev-a"]}, "template": "nightly"}
+    past = (timezone.now() - timedelta(hours=1)).isoformat()
+    answer = operator_api.post(URL, {**payload, "scheduling": {"start_time": past}}, format="json")
+    assert answer.status_code == 400
+    assert answer.json()["scheduling"] == ["start_time: Must be 30 minutes to one year from now."]
+    assert not Job.objects.exists() and not JobTarget.objects.exists()
 
 
 def test_describe_counts_each_status_in_one_query(

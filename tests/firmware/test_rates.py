@@ -82,7 +82,7 @@ def test_a_pause_starts_a_new_pace_instead_of_a_burst():
 
 
 def test_maintenance_windows_open_at_their_cron_time_for_their_duration():
-    windows = [{"start_time": "30 1 * * 1", "duration_in_minutes": 90}]  # Mondays 01:30-03:00
+    windows = [{"start_time": "cron(30 1 ? * MON *)", "duration_in_minutes": 90}]  # 01:30-03:00
     assert not rates.in_window(windows, T0.replace(hour=1, minute=29))
     assert rates.in_window(windows, T0.replace(hour=1, minute=30))
     assert rates.in_window(windows, T0.replace(hour=2, minute=59, second=59))
@@ -91,5 +91,5 @@ def test_maintenance_windows_open_at_their_cron_time_for_their_duration():
 
 
 def test_a_window_started_yesterday_still_counts_today():
-    windows = [{"start_time": "0 23 * * *", "duration_in_minutes": 120}]
+    windows = [{"start_time": "cron(0 23 * * ? *)", "duration_in_minutes": 120}]
     assert rates.in_window(windows, T0.replace(hour=0, minute=30))
