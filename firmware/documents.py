@@ -69,3 +69,15 @@ def execution_data(execution: JobExecution, *, include_document: bool = True) ->
     if include_document:
         data["jobDocument"] = job_document(execution)
     return data
+
+
+def seconds_before_timed_out(
+    in_progress_deadline: datetime | None, step_deadline: datetime | None, now: datetime
+) -> int | None:
+    """AWS's approximateSecondsBeforeTimedOut (the HTTP data plane's JobExecution only): whole
+    seconds until the earlier of the two timers, 0 once it passed (the engine's next tick
+    times it out); None when no timer runs."""
+    deadlines = [d for d in (in_progress_deadline, step_deadline) if d is not None]
+    if not deadlines:
+        return None
+    return max(0, int((min(deadlines) - now).total_seconds()))

@@ -8,11 +8,14 @@
     POST /device/v1/things/{thing}/jobs/{jobId}      UpdateJobExecution (body as MQTT)
 
 Devices authenticate with their JWT only and address only their own thing. Answers are the MQTT
-documents except that `jobDocument` is a JSON string, as AWS's HTTP API returns it (§2.2);
-refusals are {code, message, executionState?} with §2.3's statuses (firmware.errors).
+documents except that `jobDocument` is a JSON string, as AWS's HTTP API returns it (§2.2), and
+that an execution with a running timer carries `approximateSecondsBeforeTimedOut` (AWS's
+iot-jobs-data JobExecution; the MQTT model has no such field); refusals are
+{code, message, executionState?} with §2.3's statuses (firmware.errors).
 Notifications exist only over MQTT (§2.5), but an update made here sends them there.
 """
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -25,8 +28,10 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 
 from devices.device_api.views import ThingAPIView
-from firmware import errors
+from firmware import documents, errors
+from firmware.choices import ExecutionStatus
 from firmware.errors import JobsError
+from firmware.models import JobExecution
 from firmware.protocol import service
 from fleetportal.topics import NEXT_JOB
 
@@ -63,11 +68,12 @@ class JobsView(ThingAPIView):
     def serve(self, operation) -> Response:
         if int(self.request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
             return self._error(errors.InvalidRequest("The request is larger than 128 KB."))
+        now = timezone.now()
         try:
-            body = operation(timezone.now())
+            body = operation(now)
         except JobsError as error:
             return self._error(error)
-        return Response(_http_documents(body))
+        return Response(_http_documents(body, now))
 
     @staticmethod
     def _error(error: JobsError) -> Response:
@@ -139,14 +145,37 @@ def _query(params) -> dict[str, Any]:
     return query
 
 
-def _http_documents(body: dict[str, Any]) -> dict[str, Any]:
-    """jobDocument as a JSON string, as AWS's HTTP data plane sends it (§2.2)."""
+def _http_documents(body: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The HTTP data plane's documents: jobDocument as a JSON string (§2.2), and an execution's
+    approximateSecondsBeforeTimedOut while a timer runs."""
     if "jobDocument" in body:
         body["jobDocument"] = orjson.dumps(body["jobDocument"]).decode()
     execution = body.get("execution")
-    if isinstance(execution, dict) and "jobDocument" in execution:
-        execution["jobDocument"] = orjson.dumps(execution["jobDocument"]).decode()
+    if isinstance(execution, dict):
+        if "jobDocument" in execution:
+            execution["jobDocument"] = orjson.dumps(execution["jobDocument"]).decode()
+        seconds = _seconds_before_timed_out(execution, now)
+        if seconds is not None:
+            execution["approximateSecondsBeforeTimedOut"] = seconds
     return body
+
+
+def _seconds_before_timed_out(execution: dict[str, Any], now: datetime) -> int | None:
+    """Only an IN_PROGRESS execution has timers (they start with IN_PROGRESS and end with it).
+    Read from its row: the service's documents are the MQTT ones, which have no such field."""
+    if execution.get("status") != ExecutionStatus.IN_PROGRESS:
+        return None
+    timers = (
+        JobExecution.objects.filter(
+            device__device_id=execution["thingName"],
+            job__job_id=execution["jobId"],
+            execution_number=execution["executionNumber"],
+            status=ExecutionStatus.IN_PROGRESS,
+        )
+        .values_list("in_progress_deadline", "step_deadline")
+        .first()
+    )
+    return documents.seconds_before_timed_out(*timers, now) if timers else None
 
 
 urlpatterns = [

@@ -247,6 +247,11 @@ def test_the_aws_sdk_parses_refusals_as_rejected_errors(sdk_device):
 
     update(client, thing, 1, "SUCCEEDED", client_token="finish")
     inbox.next("update/accepted")
+    # An update of a finished execution: InvalidStateTransition with its state, as AWS answers.
+    update(client, thing, 2, "IN_PROGRESS", client_token="again")
+    again = inbox.next("update/rejected")
+    assert again.code == iotjobs.RejectedErrorCode.INVALID_STATE_TRANSITION
+    assert (again.execution_state.status, again.client_token) == ("SUCCEEDED", "again")
     client.publish_describe_job_execution(
         iotjobs.DescribeJobExecutionRequest(
             thing_name=thing, job_id="sdk-upgrade", client_token="late"

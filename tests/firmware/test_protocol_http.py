@@ -1,11 +1,15 @@
 """The jobs protocol on the HTTP device API (device-protocol.md §2.1-2.3), with device JWTs."""
 
+from datetime import timedelta
+
 import orjson
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from firmware.choices import ExecutionStatus as S
 from firmware.models import JobExecution
+from firmware.protocol import service
 from tests.devices.credential_helpers import (
     bearer,
     credentialed,
@@ -97,3 +101,38 @@ def test_without_a_jwt_the_answer_is_401():
     response = APIClient().get("/device/v1/things/jobs-http-3/jobs")
     assert response.status_code == 401
     assert response.json()["code"] == "Unauthorized"
+
+
+SECONDS = "approximateSecondsBeforeTimedOut"
+
+
+def test_a_running_timer_shows_as_approximate_seconds_before_timed_out(device):
+    queue(make_job("timed", timeout_config={"in_progress_timeout_in_minutes": 30}), device.device)
+    queued = call(device, "get", "/timed").json()["execution"]
+    assert SECONDS not in queued  # no timer runs while QUEUED
+
+    # start-next with a step timer: the earlier of the two deadlines, from this very request.
+    started = call(device, "put", "/$next", {"stepTimeoutInMinutes": 10}).json()["execution"]
+    assert started[SECONDS] == 600
+    # The step timer cleared: the in-progress timeout is what is left.
+    update = {"status": "IN_PROGRESS", "stepTimeoutInMinutes": -1, "includeJobExecutionState": True}
+    updated = call(device, "post", "/timed", update).json()
+    assert SECONDS not in updated["executionState"]  # JobExecutionState has no such field
+    for path in ("/timed", "/$next"):
+        left = call(device, "get", path).json()["execution"][SECONDS]
+        assert 30 * 60 - 5 <= left <= 30 * 60
+
+    # Past the deadline, before the engine's tick times it out: 0, not a negative number.
+    JobExecution.objects.update(in_progress_deadline=timezone.now() - timedelta(seconds=30))
+    assert call(device, "get", "/timed").json()["execution"][SECONDS] == 0
+
+    # Over MQTT the execution never carries it (the SDK's JobExecutionData has no such field).
+    mqtt = service.describe(device.device_id, "timed", b"{}", now=timezone.now())
+    assert SECONDS not in mqtt["execution"]
+
+    # A job without a timeout, started without a step timer: no timer, no field.
+    call(device, "post", "/timed", {"status": "SUCCEEDED"})
+    queue(make_job("untimed"), device.device)
+    started = call(device, "put", "/$next", {}).json()["execution"]
+    assert (started["jobId"], started["status"]) == ("untimed", "IN_PROGRESS")
+    assert SECONDS not in started
