@@ -53,17 +53,17 @@ def test_an_execution_is_cancelled_from_its_list(client, operator, job):
     assert queued.status == "CANCELED"
 
 
+def template_form(**configs: str) -> dict[str, str]:
+    """The admin's add form for a template, each config box empty unless given."""
+    boxes = ("rollout_config", "abort_config", "timeout_config", "retry_config")
+    boxes += ("scheduling_config",)
+    form = {"template_id": "reboot", "description": "", "document": '{"op": "reboot"}'}
+    return {**form, **dict.fromkeys(boxes, ""), **configs}
+
+
 def test_a_template_with_a_config_out_of_range_is_refused(client, fleet_admin):
     client.force_login(fleet_admin)
-    form = {
-        "template_id": "reboot",
-        "description": "",
-        "document": '{"op": "reboot"}',
-        "rollout_config": '{"maximum_per_minute": 5000}',
-        "abort_config": "",
-        "timeout_config": "",
-        "retry_config": "",
-    }
+    form = template_form(rollout_config='{"maximum_per_minute": 5000}')
     page = client.post("/admin/firmware/jobtemplate/add/", form)
     assert "from 1 to 1000" in page.content.decode()
     form["rollout_config"] = '{"maximum_per_minute": 50}'
@@ -73,17 +73,10 @@ def test_a_template_with_a_config_out_of_range_is_refused(client, fleet_admin):
 
 def test_a_template_takes_maintenance_windows_in_the_admin(client, fleet_admin):
     client.force_login(fleet_admin)
-    form = {
-        "template_id": "nightly",
-        "description": "",
-        "document": '{"op": "reboot"}',
-        "rollout_config": "",
-        "abort_config": "",
-        "timeout_config": "",
-        "retry_config": "",
-        "scheduling_config": '{"maintenance_windows": [{"start_time": "0 2 * * *", '
-        '"duration_in_minutes": 60}]}',
-    }
+    form = template_form(
+        scheduling_config='{"maintenance_windows": [{"start_time": "0 2 * * *", '
+        '"duration_in_minutes": 60}]}'
+    )
     page = client.post("/admin/firmware/jobtemplate/add/", form)
     assert "Must be an AWS cron expression" in page.content.decode()
     assert not JobTemplate.objects.exists()

@@ -54,26 +54,30 @@ class Inbox:
             self.queues[name].get(timeout=seconds)
 
 
+def connection_options(broker, device_id: str) -> dict:
+    """What the SDK's builders need: the test broker's device listener, the device's
+    portal-issued certificate and key as files, the CA file, client id = thing name."""
+    device = credentialed(device_id, status=DeviceStatus.ACTIVE)
+    identity = identity_of(broker, device)
+    return {
+        "endpoint": broker.host,
+        "port": broker.device_port,
+        "cert_filepath": str(identity.cert_file),
+        "pri_key_filepath": str(identity.key_file),
+        "ca_filepath": str(broker.chain_file),
+        "client_id": device.device_id,
+    }
+
+
 @pytest.fixture
 def sdk_device(bridge, broker):
-    """A device connected through awscrt with its portal-issued certificate, the CA file and
-    client id = thing name, as AWS's samples connect (MQTT 3.1.1, the builder's defaults)."""
-    device = credentialed(f"sdk-thing-{next(_things)}", status=DeviceStatus.ACTIVE)
-    identity = identity_of(broker, device)
-    # As AWS's jobs sample connects: a persistent session (the builder's default) and a 30 s
-    # keep-alive.
-    connection = mqtt_connection_builder.mtls_from_path(
-        endpoint=broker.host,
-        port=broker.device_port,
-        cert_filepath=str(identity.cert_file),
-        pri_key_filepath=str(identity.key_file),
-        ca_filepath=str(broker.chain_file),
-        client_id=device.device_id,
-        keep_alive_secs=30,
-    )
+    """A device connected through awscrt over MQTT 3.1.1 as AWS's jobs sample connects: a
+    persistent session (the builder's default) and a 30 s keep-alive."""
+    options = connection_options(broker, f"sdk-thing-{next(_things)}")
+    connection = mqtt_connection_builder.mtls_from_path(**options, keep_alive_secs=30)
     connection.connect().result(WAIT)
     try:
-        yield device.device, iotjobs.IotJobsClient(connection)
+        yield options["client_id"], iotjobs.IotJobsClient(connection)
     finally:
         connection.disconnect().result(WAIT)
 
@@ -138,8 +142,7 @@ def update(client, thing: str, version: int, status: str, **fields):
 
 
 def test_the_aws_sdk_jobs_client_runs_a_job_from_notification_to_success(sdk_device):
-    device, client = sdk_device
-    thing = device.device_id
+    thing, client = sdk_device
     inbox = subscribe_all(client, thing, "sdk-upgrade")
 
     document = {"operation": "upgrade", "version": "2.0.0"}
@@ -225,8 +228,7 @@ def test_the_aws_sdk_jobs_client_runs_a_job_from_notification_to_success(sdk_dev
 
 
 def test_the_aws_sdk_parses_refusals_as_rejected_errors(sdk_device):
-    device, client = sdk_device
-    thing = device.device_id
+    thing, client = sdk_device
     inbox = subscribe_all(client, thing, "sdk-upgrade")
     jobs.create_job(
         {"job_id": "sdk-upgrade", "targets": {"devices": [thing]}, "document": {"op": "x"}},
@@ -266,16 +268,9 @@ def test_the_aws_sdk_parses_refusals_as_rejected_errors(sdk_device):
 def test_the_v2_jobs_client_over_mqtt5_matches_answers_by_client_token(bridge, broker):
     """IotJobsClientV2 as AWS's current samples use it: MQTT 5, a fresh clientToken per request,
     answers matched by topic + clientToken (device-protocol.md §0.1, §0.8)."""
-    device = credentialed("sdk-v2-thing", status=DeviceStatus.ACTIVE)
-    identity = identity_of(broker, device)
     connected = threading.Event()
     protocol_client = mqtt5_client_builder.mtls_from_path(
-        endpoint=broker.host,
-        port=broker.device_port,
-        cert_filepath=str(identity.cert_file),
-        pri_key_filepath=str(identity.key_file),
-        ca_filepath=str(broker.chain_file),
-        client_id=device.device_id,
+        **connection_options(broker, "sdk-v2-thing"),
         on_lifecycle_connection_success=lambda data: connected.set(),
     )
     protocol_client.start()
