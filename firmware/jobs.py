@@ -346,14 +346,14 @@ def _fill_document(job: Job, fields: dict[str, Any]) -> None:
 def _fill_configs(job: Job, fields: dict[str, Any], now: datetime) -> None:
     given = {key: fields.get(key) for key in CONFIG_FIELDS}
     if job.template is not None:
-        given = inherit(given, job.template)
+        given = _inherit(given, job.template)
     if errors := configs.validate(given, now=now):
         raise ValidationError(errors)
     for key, attribute in CONFIG_FIELDS.items():
         setattr(job, attribute, given[key] or {})
 
 
-def inherit(given: dict[str, Any], template: JobTemplate) -> dict[str, Any]:
+def _inherit(given: dict[str, Any], template: JobTemplate) -> dict[str, Any]:
     """The job's configs with the template's as defaults: a config the job does not give is the
     template's. The template's scheduling holds only maintenance windows, so a job that gives a
     scheduling (a start time, say) keeps the template's windows unless it names its own."""
