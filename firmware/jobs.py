@@ -254,7 +254,7 @@ def _check_firmware_targets(version: FirmwareVersion, devices: QuerySet, downgra
         raise _refuse("targets", f"Not {wanted}: " + ", ".join(wrong) + ".")
     if downgrade:
         return
-    lower = _downgraded(version, devices)
+    lower = downgraded(version, devices)
     if lower:
         raise _refuse(
             "firmware",
@@ -264,7 +264,9 @@ def _check_firmware_targets(version: FirmwareVersion, devices: QuerySet, downgra
         )
 
 
-def _downgraded(version: FirmwareVersion, devices: QuerySet) -> list[str]:
+def downgraded(version: FirmwareVersion, devices: QuerySet) -> list[str]:
+    """Up to ten of `devices` that run a version with a higher security version than `version`
+    (the admin's reach preview names them too)."""
     running = FirmwareVersion.objects.filter(
         device_type=version.device_type, security_version__gt=version.security_version
     ).values_list("version", flat=True)
