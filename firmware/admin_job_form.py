@@ -9,11 +9,14 @@ the operator types.
 """
 
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin import widgets
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -23,6 +26,7 @@ from devices.models import Device, DeviceGroup
 from firmware import configs, jobs
 from firmware.choices import TargetSelection
 from firmware.models import FirmwareVersion, Job, JobTemplate
+from fleetportal import json_safety
 from fleetportal.forms import JSONTextField
 
 RUN_CHOICES = [
@@ -63,11 +67,11 @@ class TemplateChoiceField(forms.ModelChoiceField):
 
 def template_parameters(template: JobTemplate) -> list[str]:
     """The ${parameters.name} placeholders of a template's document, in order of appearance."""
-    found = jobs.PLACEHOLDER.findall(str(template.document))
+    found = jobs.PLACEHOLDER.findall(orjson.dumps(template.document).decode())
     return list(dict.fromkeys(found))
 
 
-class ParametersField(forms.CharField):
+class ParametersField(forms.Field):
     """Document parameters as `name=value` lines (the API's {"name": "value"} object)."""
 
     widget = forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"})
@@ -151,9 +155,9 @@ class JobCreateForm(forms.ModelForm):
     maximum_per_minute = _number("Maximum per minute", "1 to 1,000; caps an exponential rate.")
     base_rate_per_minute = _number("Base rate per minute", "Exponential: 1 to 1,000 at first.")
     increment_factor = _number("Increment factor", "1.1 to 5.0, one decimal.", decimal=True)
-    increase_every = _number("Step up every", "Each time this many more (≥ 1)…")
+    increase_every = _number("Step up every", "At least 1.")
     increase_on = forms.ChoiceField(
-        label="devices",
+        label="devices that",
         choices=[("notified", "were notified"), ("succeeded", "succeeded")],
         required=False,
     )
@@ -207,6 +211,7 @@ class JobCreateForm(forms.ModelForm):
         help_texts = {"job_id": "1 to 64 letters, digits, '_' or '-'; devices see it."}
 
     class Media:
+        css = {"all": ["firmware/job_form.css"]}
         js = ["firmware/job_form.js"]
 
     def _post_clean(self):
@@ -217,8 +222,16 @@ class JobCreateForm(forms.ModelForm):
         if self.errors:
             return
         placed = Placed()
+        fields = self.api_fields(placed)
+        # What the API's JSON parser refuses before its view runs (fleetportal.json_safety):
+        # a NUL, a number jsonb could store but no reply could send back, deep nesting.
+        for key, value in fields.items():
+            if problem := json_safety.problem(value, max_depth=settings.API_JSON_MAX_DEPTH):
+                self._place_error(key, problem, placed)
+        if self.errors:
+            return
         try:
-            self.instance = jobs.create_job(self.api_fields(placed), actor=self.actor)
+            self.instance = jobs.create_job(fields, actor=self.actor)
         except ValidationError as refusal:
             for key, messages in refusal.message_dict.items():
                 for message in messages:
@@ -275,28 +288,23 @@ class JobCreateForm(forms.ModelForm):
         kind = self.cleaned_data.get("increase_on") or "notified"
         criteria = f"exponential_rate.rate_increase_criteria.number_of_{kind}_things"
         config.scalar(criteria, "increase_every")
-        placed.source("rollout", "exponential_rate", "base_rate_per_minute")
-        placed.source("rollout", "exponential_rate.rate_increase_criteria", "increase_every")
+        config.source("exponential_rate", "base_rate_per_minute")
+        config.source("exponential_rate.rate_increase_criteria", "increase_every")
         return config.value
 
     def _abort(self, placed: "Placed") -> dict[str, Any] | None:
         config = placed.config("abort", self.cleaned_data)
-        for failure_type in configs.ABORT_FAILURE_TYPES:
-            field = f"abort_{failure_type.lower()}"
-            threshold, executed = self.cleaned_data[field], self.cleaned_data[f"{field}_executed"]
-            if threshold is None and executed is None:
-                continue
-            item = {"failure_type": failure_type, "action": "CANCEL"}
+        rows = self._per_failure_type("abort", configs.ABORT_FAILURE_TYPES, "_executed")
+        for failure_type, field, (threshold, executed) in rows:
+            item = {
+                "failure_type": failure_type,
+                "action": "CANCEL",
+                "threshold_percentage": threshold,
+                "min_number_of_executed_things": executed,
+            }
             path = config.append("criteria_list", item, field)
-            config.scalar(
-                f"{path}.threshold_percentage", field, into=item, key="threshold_percentage"
-            )
-            config.scalar(
-                f"{path}.min_number_of_executed_things",
-                f"{field}_executed",
-                into=item,
-                key="min_number_of_executed_things",
-            )
+            config.source(f"{path}.threshold_percentage", field)
+            config.source(f"{path}.min_number_of_executed_things", f"{field}_executed")
         return config.value
 
     def _timeout(self, placed: "Placed") -> dict[str, Any] | None:
@@ -306,14 +314,22 @@ class JobCreateForm(forms.ModelForm):
 
     def _retry(self, placed: "Placed") -> dict[str, Any] | None:
         config = placed.config("retry", self.cleaned_data)
-        for failure_type in configs.RETRY_FAILURE_TYPES:
-            field = f"retry_{failure_type.lower()}"
-            if self.cleaned_data[field] is None:
-                continue
-            item = {"failure_type": failure_type}
+        rows = self._per_failure_type("retry", configs.RETRY_FAILURE_TYPES)
+        for failure_type, field, (retries,) in rows:
+            item = {"failure_type": failure_type, "number_of_retries": retries}
             path = config.append("criteria_list", item, field)
-            config.scalar(f"{path}.number_of_retries", field, into=item, key="number_of_retries")
+            config.source(f"{path}.number_of_retries", field)
+            config.source(f"{path}.failure_type", field)  # TIMED_OUT without a timeout
         return config.value
+
+    def _per_failure_type(self, prefix: str, failure_types: tuple[str, ...], *more: str):
+        """(failure type, its row's first field, the row's values) for each row of a criteria
+        fieldset (fields `<prefix>_<type>` and `<prefix>_<type><more>`) with a value given."""
+        for failure_type in failure_types:
+            field = f"{prefix}_{failure_type.lower()}"
+            values = [self.cleaned_data[field + suffix] for suffix in ("", *more)]
+            if any(value is not None for value in values):
+                yield failure_type, field, values
 
     def _scheduling(self, placed: "Placed") -> dict[str, Any] | None:
         config = placed.config("scheduling", self.cleaned_data)
@@ -331,15 +347,14 @@ class JobCreateForm(forms.ModelForm):
     # -- refusals back on their fields --------------------------------------------------------
 
     def _place_error(self, key: str, message: str, placed: "Placed") -> None:
+        field: str | None = key
         if key in jobs.CONFIG_FIELDS:
             field, message = placed.field_for(key, message)
         elif key == "targets":
             field, message = self._target_field(message)
         elif key == "document":
             field = self.cleaned_data["run"]
-        else:
-            field = key if key in self.fields else None
-        self.add_error(None if field == NON_FIELD_ERRORS else field, message)
+        self.add_error(field if field in self.fields else None, message)
 
     def _target_field(self, message: str) -> tuple[str, str]:
         for field in ("devices", "groups"):
@@ -373,7 +388,7 @@ class Placed:
     """Which form field each config value came from, so the service's refusal of a config
     ("criteria_list[1].threshold_percentage: Must be …") lands on the field the operator filled."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.sources: dict[str, list[tuple[str, str, str]]] = {}
 
     def config(self, name: str, data: dict[str, Any]) -> "ConfigBuilder":
@@ -410,14 +425,14 @@ class ConfigBuilder:
             self.value = {}
         return self.value
 
-    def scalar(self, path: str, field: str, *, into: dict | None = None, key: str = "") -> None:
-        """Put the field's value at `path` (or into an item already placed), if it is filled."""
-        self.placed.source(self.name, path, field)
+    def source(self, path: str, field: str, label: str = "") -> None:
+        self.placed.source(self.name, path, field, label)
+
+    def scalar(self, path: str, field: str) -> None:
+        """Put the field's value at `path` ("a.b" nests), if it is filled."""
+        self.source(path, field)
         value = self.data.get(field)
         if value is None or value == "":
-            return
-        if into is not None:
-            into[key] = _api_value(value)
             return
         node = self._root()
         *parents, leaf = path.split(".")
@@ -426,17 +441,14 @@ class ConfigBuilder:
         node[leaf] = _api_value(value)
 
     def append(self, path: str, item: dict[str, Any], field: str, label: str = "") -> str:
-        """Add an item to the list at `path`; returns the item's path (`path[index]`). A
-        problem of the whole list is shown on the first item's field; of an item's
-        failure_type (which the form chose), on the item's field."""
+        """Add an item (its empty values left out) to the list at `path`; returns the item's
+        path, `path[index]`. A problem of the whole list is shown on its first item's field."""
         items = self._root().setdefault(path, [])
         if not items:
-            self.placed.source(self.name, path, field)
-        items.append(item)
+            self.source(path, field)
+        items.append({key: _api_value(value) for key, value in item.items() if value is not None})
         item_path = f"{path}[{len(items) - 1}]"
-        self.placed.source(self.name, item_path, field, label)
-        if "failure_type" in item:
-            self.placed.source(self.name, f"{item_path}.failure_type", field, label)
+        self.source(item_path, field, label)
         return item_path
 
 
@@ -452,11 +464,12 @@ class ReachForm(forms.Form):
 
 
 def reach(
-    devices: list[Device], groups: list[DeviceGroup], firmware: FirmwareVersion | None = None
+    devices: Iterable[Device], groups: Iterable[DeviceGroup], firmware: FirmwareVersion | None
 ) -> str:
     """How many devices in service the job would reach now, and what would make the service
     refuse it: decommissioned devices named, another device type or hardware, a downgrade. Costs
     what creating the job would (one count over the same selection), so it is a button."""
+    devices, groups = list(devices), list(groups)
     if not devices and not groups:
         return "Choose devices or groups first."
     probe = Job(firmware=firmware)  # the job as it would be: its targets, its firmware

@@ -355,3 +355,26 @@ def test_the_reach_preview_counts_and_names_what_would_be_refused(client, operat
     )
     assert client.get(REACH).json() == {"message": "Choose devices or groups first."}
     assert client.get(REACH, {"groups": "no-such"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"document": '{"note": "a\\u0000b"}'}, "document"),
+        ({"document": '{"size": 1e30}'}, "document"),
+        ({"abort_all": "10", "abort_all_executed": str(10**30)}, "abort_all_executed"),
+        (
+            {"run": "template", "template": "say", "document_parameters": "text=a\x00b"},
+            "document_parameters",
+        ),
+    ],
+)
+def test_what_the_database_could_not_keep_is_refused_as_the_api_refuses_it(
+    client, operator, fleet, fields, field
+):
+    group, _ = fleet
+    JobTemplate.objects.create(template_id="say", document={"say": "${parameters.text}"})
+    client.force_login(operator)
+    refused = errors(client.post(ADD, form(groups=[group.pk], **fields)))
+    assert list(refused) == [field], refused
+    assert nothing_created()
