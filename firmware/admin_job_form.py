@@ -513,7 +513,9 @@ def _section(run: str) -> list[str]:
     return ["run-section", f"run-{run}"]
 
 
-ADD_FIELDSETS = [
+Fieldsets = list[tuple[str | None, dict[str, Any]]]
+
+ADD_FIELDSETS: Fieldsets = [
     (None, {"fields": ["job_id", "description", "run"]}),
     (
         "Firmware version",
@@ -570,3 +572,15 @@ ADD_FIELDSETS = [
         },
     ),
 ]
+
+
+def add_fieldsets(*, refused: bool) -> Fieldsets:
+    """The page's sections. After a refused post none is collapsed: Django keeps a collapsed
+    section closed when its error is on a field that shares a line (all of Abort's), so the
+    operator would not see it."""
+    if not refused:
+        return ADD_FIELDSETS
+    return [
+        (name, {**options, "classes": [c for c in options.get("classes", []) if c != "collapse"]})
+        for name, options in ADD_FIELDSETS
+    ]

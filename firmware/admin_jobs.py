@@ -55,7 +55,9 @@ class JobAdmin(ReadOnlyAdmin):
         return request.user.has_perm("firmware.add_job")
 
     def get_fieldsets(self, request, obj=None):
-        return admin_job_form.ADD_FIELDSETS if obj is None else super().get_fieldsets(request, obj)
+        if obj is None:
+            return admin_job_form.add_fieldsets(refused=request.method == "POST")
+        return super().get_fieldsets(request, obj)
 
     def get_readonly_fields(self, request, obj=None):
         return ("reach",) if obj is None else self.readonly_fields

@@ -197,8 +197,11 @@ def test_a_rate_out_of_range_is_shown_on_its_field_and_creates_nothing(client, o
 def test_each_config_refusal_is_shown_on_the_field_filled(client, operator, fleet, fields, field):
     group, _ = fleet
     client.force_login(operator)
-    refused = errors(client.post(ADD, form(groups=[group.pk], **fields)))
+    answer = client.post(ADD, form(groups=[group.pk], **fields))
+    refused = errors(answer)
     assert field in refused, refused
+    # Shown, not folded away in a collapsed section.
+    assert "<details>" not in answer.content.decode()
     # The operator reads the field's problem, not the API's path to it.
     assert not any(re.match(r"[a-z_]+[\[.:]", message) for message in refused[field])
     assert nothing_created()
