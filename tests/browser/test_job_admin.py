@@ -59,6 +59,7 @@ def test_an_operator_runs_a_firmware_version_as_a_job_for_a_group(
     # Only the chosen kind's section shows: no template or own-document boxes in the way.
     assert not browser.find_element(By.NAME, "document").is_displayed()
     assert browser.find_element(By.NAME, "job_id").get_attribute("value").startswith("sensor-2-")
+    browser.save_screenshot(str(SCREENSHOTS / f"job-run-as-job-{width}.png"))
 
     choose(browser, "groups", "ing-a", "building-a")
     browser.find_element(By.ID, "reach-button").click()
