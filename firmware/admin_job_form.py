@@ -474,7 +474,7 @@ def reach(
         return "Choose devices or groups first."
     probe = Job(firmware=firmware)  # the job as it would be: its targets, its firmware
     members = Device.objects.in_service().filter(jobs.membership(probe, devices, groups))
-    notes = [f"{members.count()} device(s) in service."]
+    notes = [f"{_devices(members.count())} in service."]
     if gone := [d.device_id for d in devices if d.is_decommissioned]:
         notes.append("Decommissioned (refused): " + ", ".join(gone[:10]) + ".")
     if firmware is not None:
@@ -482,12 +482,18 @@ def reach(
     return " ".join(notes)
 
 
+def _devices(count: int) -> str:
+    return f"{count:,} device" + ("" if count == 1 else "s")
+
+
 def _firmware_notes(firmware: FirmwareVersion, members: QuerySet) -> list[str]:
     notes = []
     wrong = members.exclude(jobs.compatible(firmware))
     if names := list(wrong.values_list("device_id", flat=True)[:10]):
         notes.append(
-            f"{wrong.count()} not compatible with {firmware} (refused): " + ", ".join(names) + "."
+            f"{_devices(wrong.count())} not compatible with {firmware} (refused): "
+            + ", ".join(names)
+            + "."
         )
     if lower := jobs.downgraded(firmware, members):
         notes.append(

@@ -64,9 +64,9 @@ def test_an_operator_runs_a_firmware_version_as_a_job_for_a_group(
     choose(browser, "groups", "ing-a", "building-a")
     browser.find_element(By.ID, "reach-button").click()
     WebDriverWait(browser, 10).until(
-        expected_conditions.text_to_be_present_in_element((By.ID, "reach-result"), "device(s)")
+        expected_conditions.text_to_be_present_in_element((By.ID, "reach-result"), "in service")
     )
-    assert text_of(browser, "#reach-result") == "3 device(s) in service. All compatible."
+    assert text_of(browser, "#reach-result") == "3 devices in service. All compatible."
     rate = browser.find_element(By.NAME, "maximum_per_minute")
     rate.send_keys("5000")
     shoot(browser, browser.find_element(By.ID, "reach-result"), f"job-create-{width}.png")

@@ -348,12 +348,12 @@ def test_the_reach_preview_counts_and_names_what_would_be_refused(client, operat
     make_device("ahead", group=group, firmware_version="1.5.0")
     client.force_login(operator)
     answer = client.get(REACH, {"groups": group.pk}).json()
-    assert answer == {"message": "4 device(s) in service."}
+    assert answer == {"message": "4 devices in service."}
     answer = client.get(
         REACH, {"groups": group.pk, "devices": camera.pk, "firmware": version.pk}
     ).json()
     assert answer["message"] == (
-        "5 device(s) in service. 1 not compatible with sensor 2.0.0 (refused): cam-1. "
+        "5 devices in service. 1 device not compatible with sensor 2.0.0 (refused): cam-1. "
         "Running a higher security version (needs a downgrade): ahead."
     )
     assert client.get(REACH).json() == {"message": "Choose devices or groups first."}
