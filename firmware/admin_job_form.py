@@ -4,14 +4,13 @@ The form only gathers. Its fields become the REST API's CreateJob fields and go 
 firmware.jobs.create_job while the form is cleaned (as the catalog's upload form does), so the
 admin refuses, stores and records exactly what POST /api/v1/jobs/ does, and each refusal is put
 back on the field it came from. Configs are small fieldsets with AWS's ranges as help text rather
-than JSON. The number of devices a selection reaches is counted on demand (a button), never while
-the operator types.
+than JSON (firmware/admin_job_configs.py assembles them and places their refusals). The number
+of devices a selection reaches is counted on demand (a button), never while the operator types.
 """
 
 import re
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -19,11 +18,12 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin import widgets
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from devices.models import Device, DeviceGroup
 from firmware import configs, jobs
+from firmware.admin_job_configs import Placed
 from firmware.choices import TargetSelection
 from firmware.models import FirmwareVersion, Job, JobTemplate
 from fleetportal import json_safety
@@ -248,7 +248,7 @@ class JobCreateForm(forms.ModelForm):
 
     # -- the API's fields ---------------------------------------------------------------------
 
-    def api_fields(self, placed: "Placed") -> dict[str, Any]:
+    def api_fields(self, placed: Placed) -> dict[str, Any]:
         """CreateJob's fields as POST /api/v1/jobs/ takes them; `placed` learns which form
         field each config value came from."""
         data = self.cleaned_data
@@ -280,7 +280,7 @@ class JobCreateForm(forms.ModelForm):
             return {"template": data["template"].template_id, "document_parameters": parameters}
         return {"document": data["document"]}
 
-    def _rollout(self, placed: "Placed") -> dict[str, Any] | None:
+    def _rollout(self, placed: Placed) -> dict[str, Any] | None:
         config = placed.config("rollout", self.cleaned_data)
         config.scalar("maximum_per_minute", "maximum_per_minute")
         config.scalar("exponential_rate.base_rate_per_minute", "base_rate_per_minute")
@@ -292,7 +292,7 @@ class JobCreateForm(forms.ModelForm):
         config.source("exponential_rate.rate_increase_criteria", "increase_every")
         return config.value
 
-    def _abort(self, placed: "Placed") -> dict[str, Any] | None:
+    def _abort(self, placed: Placed) -> dict[str, Any] | None:
         config = placed.config("abort", self.cleaned_data)
         rows = self._per_failure_type("abort", configs.ABORT_FAILURE_TYPES, "_executed")
         for failure_type, field, (threshold, executed) in rows:
@@ -307,12 +307,12 @@ class JobCreateForm(forms.ModelForm):
             config.source(f"{path}.min_number_of_executed_things", f"{field}_executed")
         return config.value
 
-    def _timeout(self, placed: "Placed") -> dict[str, Any] | None:
+    def _timeout(self, placed: Placed) -> dict[str, Any] | None:
         config = placed.config("timeout", self.cleaned_data)
         config.scalar("in_progress_timeout_in_minutes", "in_progress_timeout")
         return config.value
 
-    def _retry(self, placed: "Placed") -> dict[str, Any] | None:
+    def _retry(self, placed: Placed) -> dict[str, Any] | None:
         config = placed.config("retry", self.cleaned_data)
         rows = self._per_failure_type("retry", configs.RETRY_FAILURE_TYPES)
         for failure_type, field, (retries,) in rows:
@@ -331,7 +331,7 @@ class JobCreateForm(forms.ModelForm):
             if any(value is not None for value in values):
                 yield failure_type, field, values
 
-    def _scheduling(self, placed: "Placed") -> dict[str, Any] | None:
+    def _scheduling(self, placed: Placed) -> dict[str, Any] | None:
         config = placed.config("scheduling", self.cleaned_data)
         config.scalar("start_time", "start_time")
         config.scalar("end_time", "end_time")
@@ -346,7 +346,7 @@ class JobCreateForm(forms.ModelForm):
 
     # -- refusals back on their fields --------------------------------------------------------
 
-    def _place_error(self, key: str, message: str, placed: "Placed") -> None:
+    def _place_error(self, key: str, message: str, placed: Placed) -> None:
         field: str | None = key
         if key in jobs.CONFIG_FIELDS:
             field, message = placed.field_for(key, message)
@@ -369,87 +369,6 @@ def _integer(text: str) -> int | str:
     """A window's duration as the API would send it; what is no number goes as written, for
     the service to refuse."""
     return int(text) if text.strip().isdigit() else text
-
-
-def _json_number(value: Decimal) -> int | float:
-    """A form's decimal as the JSON number an API client would send (2, not 2.0)."""
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-def _api_value(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return _json_number(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
-class Placed:
-    """Which form field each config value came from, so the service's refusal of a config
-    ("criteria_list[1].threshold_percentage: Must be …") lands on the field the operator filled."""
-
-    def __init__(self) -> None:
-        self.sources: dict[str, list[tuple[str, str, str]]] = {}
-
-    def config(self, name: str, data: dict[str, Any]) -> "ConfigBuilder":
-        return ConfigBuilder(self, name, data)
-
-    def source(self, config: str, path: str, field: str, label: str = "") -> None:
-        self.sources.setdefault(config, []).append((path, field, label))
-
-    def field_for(self, config: str, message: str) -> tuple[str, str]:
-        """The form field for one of configs.validate's "path: message" messages, and the
-        message as shown there."""
-        path, separator, text = message.partition(": ")
-        known = self.sources.get(config, [])
-        if not separator or not known:
-            return NON_FIELD_ERRORS, f"{config}: {message}"
-        matches = [s for s in known if path == s[0] or path.startswith(s[0] + ".")]
-        if not matches:
-            return known[0][1], message
-        source, field, label = max(matches, key=lambda s: len(s[0]))
-        rest = path[len(source) :].lstrip(".")
-        shown = f"{rest}: {text}" if rest else text
-        return field, f"{label}: {shown}" if label else shown
-
-
-class ConfigBuilder:
-    """One config assembled from form fields; `value` is None when none was filled."""
-
-    def __init__(self, placed: Placed, name: str, data: dict[str, Any]):
-        self.placed, self.name, self.data = placed, name, data
-        self.value: dict[str, Any] | None = None
-
-    def _root(self) -> dict[str, Any]:
-        if self.value is None:
-            self.value = {}
-        return self.value
-
-    def source(self, path: str, field: str, label: str = "") -> None:
-        self.placed.source(self.name, path, field, label)
-
-    def scalar(self, path: str, field: str) -> None:
-        """Put the field's value at `path` ("a.b" nests), if it is filled."""
-        self.source(path, field)
-        value = self.data.get(field)
-        if value is None or value == "":
-            return
-        node = self._root()
-        *parents, leaf = path.split(".")
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = _api_value(value)
-
-    def append(self, path: str, item: dict[str, Any], field: str, label: str = "") -> str:
-        """Add an item (its empty values left out) to the list at `path`; returns the item's
-        path, `path[index]`. A problem of the whole list is shown on its first item's field."""
-        items = self._root().setdefault(path, [])
-        if not items:
-            self.source(path, field)
-        items.append({key: _api_value(value) for key, value in item.items() if value is not None})
-        item_path = f"{path}[{len(items) - 1}]"
-        self.source(item_path, field, label)
-        return item_path
 
 
 # -- the reach preview ------------------------------------------------------------------------
