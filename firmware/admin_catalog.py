@@ -9,7 +9,9 @@ import json
 
 from django import forms
 from django.contrib import admin
+from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 
 from firmware import catalog, downloads
 from firmware.models import FirmwareVersion
@@ -135,6 +137,14 @@ class FirmwareVersionAdmin(FleetModelAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         form.actor = actor_for_request(request)
         return form
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # "Run as a job" (templates/admin/firmware/firmwareversion/change_form.html): the job
+        # form with this version chosen, for those who may run jobs.
+        if request.user.has_perm("firmware.add_job"):
+            url = reverse("admin:firmware_job_add") + "?" + urlencode({"firmware": object_id})
+            extra_context = {"run_as_job_url": url, **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
         if change:  # only the release notes are editable: the rest is signed

@@ -1,15 +1,21 @@
-"""Admin for jobs, their executions and job templates. Jobs are created through the REST API
-(POST /api/v1/jobs/); here operators watch them — targets, configs, counts per status, the
-executions with their statusDetails — and cancel or force-cancel jobs and executions."""
+"""Admin for jobs, their executions and job templates. Operators create jobs here (the form is
+firmware/admin_job_form.py; it calls the service POST /api/v1/jobs/ calls), watch them —
+targets, configs, counts per status, the executions with their statusDetails — and cancel or
+force-cancel jobs and executions."""
+
+import uuid
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.urls import reverse
+from django.http import JsonResponse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
-from firmware import jobs
-from firmware.models import Job, JobExecution, JobTemplate
+from firmware import admin_job_form, jobs
+from firmware.models import FirmwareVersion, Job, JobExecution, JobTemplate
 from fleetportal.actors import actor_for_request
 from fleetportal.admin_base import FleetModelAdmin, ReadOnlyAdmin
 
@@ -42,6 +48,68 @@ class JobAdmin(ReadOnlyAdmin):
         "canceled_by", "created_by", "created_at", "completed_at",
     )  # fmt: skip
     readonly_fields = fields
+
+    # -- creating a job (the add page) --------------------------------------------------------
+
+    def has_add_permission(self, request):
+        return request.user.has_perm("firmware.add_job")
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return admin_job_form.add_fieldsets(refused=request.method == "POST")
+        return super().get_fieldsets(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("reach",) if obj is None else self.readonly_fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = admin_job_form.JobCreateForm
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.actor = actor_for_request(request)
+        return form
+
+    def get_changeform_initial_data(self, request):
+        # "Run as a job" on a firmware version's page opens this form with ?firmware=<id>.
+        initial = super().get_changeform_initial_data(request)
+        firmware = FirmwareVersion.objects.filter(pk=_uuid(initial.get("firmware"))).first()
+        initial["job_id"] = admin_job_form.suggest_job_id(firmware, timezone.now())
+        return initial
+
+    def add_view(self, request, form_url="", extra_context=None):
+        # A job is not edited after it is created: no "continue editing".
+        extra_context = {"show_save_and_continue": False, **(extra_context or {})}
+        return super().add_view(request, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        """Nothing: the form's clean created the job through jobs.create_job (targets too)."""
+
+    def save_related(self, request, form, formsets, change):
+        """Nothing: the service set the targets."""
+
+    def get_urls(self):
+        reach = self.admin_site.admin_view(self.reach_view)
+        return [path("reach/", reach, name="firmware_job_reach"), *super().get_urls()]
+
+    def reach_view(self, request):
+        """The add page's "Count devices" button: the devices the chosen targets reach now."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = admin_job_form.ReachForm(request.GET)
+        if not form.is_valid():
+            message = "A chosen device, group or version no longer exists: choose again."
+            return JsonResponse({"message": message}, status=400)
+        return JsonResponse({"message": admin_job_form.reach(**form.cleaned_data)})
+
+    @admin.display(description="devices reached")
+    def reach(self, job):
+        return format_html(
+            '<button type="button" class="button" id="reach-button" data-url="{}">'
+            'Count devices</button> <output id="reach-result" aria-live="polite"></output>',
+            reverse("admin:firmware_job_reach"),
+        )
+
+    # -- the job's page ---------------------------------------------------------------------------
 
     @admin.display(description="released / targets")
     def released(self, job):
@@ -80,6 +148,14 @@ class JobAdmin(ReadOnlyAdmin):
     @admin.action(description="Force-cancel (queued and in-progress executions)")
     def force_cancel(self, request, queryset):
         self._cancel(request, queryset, force=True)
+
+
+def _uuid(value):
+    """A ?firmware= value that is no UUID finds nothing rather than failing the page."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
 
 
 def _cancel_each(model_admin, request, queryset, cancel, *, force: bool, noun: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
@@ -254,7 +254,7 @@ def _check_firmware_targets(version: FirmwareVersion, devices: QuerySet, downgra
         raise _refuse("targets", f"Not {wanted}: " + ", ".join(wrong) + ".")
     if downgrade:
         return
-    lower = _downgraded(version, devices)
+    lower = downgraded(version, devices)
     if lower:
         raise _refuse(
             "firmware",
@@ -264,7 +264,9 @@ def _check_firmware_targets(version: FirmwareVersion, devices: QuerySet, downgra
         )
 
 
-def _downgraded(version: FirmwareVersion, devices: QuerySet) -> list[str]:
+def downgraded(version: FirmwareVersion, devices: QuerySet) -> list[str]:
+    """Up to ten of `devices` that run a version with a higher security version than `version`
+    (the admin's reach preview names them too)."""
     running = FirmwareVersion.objects.filter(
         device_type=version.device_type, security_version__gt=version.security_version
     ).values_list("version", flat=True)
@@ -315,11 +317,23 @@ def create_job(fields: dict[str, Any], *, actor: str, now: datetime | None = Non
     scheduled = "start_time" in job.scheduling_config
     job.status = JobStatus.SCHEDULED if scheduled else JobStatus.IN_PROGRESS
     with transaction.atomic():
-        job.save()
+        _insert(job)
         job.target_devices.set(devices)
         job.target_groups.set(groups)
         add_targets(job, target_devices(job, membership(job, devices, groups)), late=False)
     return job
+
+
+def _insert(job: Job) -> None:
+    """Save the new job; one created with the same id since the check above loses the race
+    as it would have lost the check (JobIdTaken, not the database's IntegrityError)."""
+    try:
+        with transaction.atomic():
+            job.save(force_insert=True)
+    except IntegrityError as exc:
+        if Job.objects.filter(job_id=job.job_id).exists():
+            raise JobIdTaken(f"A job with the id {job.job_id!r} exists.") from exc
+        raise
 
 
 def _fill_document(job: Job, fields: dict[str, Any]) -> None:

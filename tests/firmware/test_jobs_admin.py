@@ -86,3 +86,21 @@ def test_a_template_takes_maintenance_windows_in_the_admin(client, fleet_admin):
     client.post("/admin/firmware/jobtemplate/add/", form)
     window = JobTemplate.objects.get().scheduling_config["maintenance_windows"][0]
     assert window["start_time"] == "cron(0 2 * * ? *)"
+
+
+@pytest.mark.parametrize(
+    ("document", "said"),
+    [
+        ('{"op": "re\\u0000boot"}', "NUL character"),
+        ('{"size": 1e300}', "outside the 64-bit range"),
+        ("[" * 100 + "]" * 100, "nested deeper than 32"),
+        ("[" * 100_000 + "]" * 100_000, "Nested too deeply"),
+    ],
+)
+def test_a_template_document_the_portal_could_not_store_is_refused_on_its_field(
+    client, fleet_admin, document, said
+):
+    client.force_login(fleet_admin)
+    page = client.post("/admin/firmware/jobtemplate/add/", template_form(document=document))
+    assert page.status_code == 200 and said in page.content.decode()
+    assert not JobTemplate.objects.exists()
