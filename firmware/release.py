@@ -85,7 +85,7 @@ def release_targets(job: Job, now: datetime, *, late: bool, limit: int) -> int:
     busy: dict[Any, int | None] = {
         row.device_pk: row.head_before for row in released if row.head_before is not None
     }
-    notifications.send_changes(busy, busy)
+    notifications.send_changes(list(busy), busy)
     return len(released)
 
 
