@@ -19,6 +19,7 @@ class FirmwareConfig(AppConfig):
         firmware_runs.confirm_with(engine.reported_succeeded)
         # Firmware jobs hand each device a download URL signed for it when it gets the job.
         documents.document_renderer = jobs.delivered_document
+        documents.document_per_device = jobs.signs_per_device
 
         # Firmware uploads may be larger than any other request (FIRMWARE_MAX_UPLOAD_BYTES).
         for path in (r"/api/v1/firmware/", r"/admin/firmware/firmwareversion/add/"):

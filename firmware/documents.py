@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from firmware.models import JobExecution
+from firmware.models import Job, JobExecution
 
 
 def epoch(moment: datetime) -> int:
@@ -20,6 +20,12 @@ def epoch(moment: datetime) -> int:
 document_renderer: Callable[[JobExecution], dict[str, Any]] = lambda execution: (  # noqa: E731
     execution.job.document
 )
+
+
+# Whether the renderer gives each device of this job a document of its own (a firmware job's
+# signed URL). When not, a release to thousands of devices serializes the document once
+# (firmware.release). Set by the app that sets document_renderer.
+document_per_device: Callable[[Job], bool] = lambda job: False  # noqa: E731
 
 
 def job_document(execution: JobExecution) -> dict[str, Any]:

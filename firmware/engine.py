@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
@@ -33,6 +33,7 @@ from firmware import configs, executions, jobs, notifications, rates
 from firmware.choices import ExecutionStatus, JobStatus, TargetSelection
 from firmware.models import Job, JobExecution, JobTarget
 from firmware.protocol import firmware_runs
+from firmware.release import release_targets
 from fleetportal import versions
 
 SYSTEM = "system"  # the actor of what the engine does by itself
@@ -423,49 +424,13 @@ def _paced(job: Job, now: datetime, limit: int) -> int:
 
 
 def _release(job: Job, now: datetime, *, late: bool, limit: int) -> int:
-    """Mark up to `limit` targets released and create their QUEUED executions (one UPDATE …
-    RETURNING, one bulk INSERT), with notify / notify-next for their devices."""
-    if limit <= 0:
-        return 0
-    table = JobTarget._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""UPDATE {table} SET released_at = %s WHERE id IN (
-                  SELECT id FROM {table}
-                  WHERE job_id = %s AND late = %s AND released_at IS NULL
-                  ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
-                RETURNING device_id""",  # noqa: S608
-            [now, job.pk, late, limit],
-        )
-        devices = [row[0] for row in cursor.fetchall()]
-    if not devices:
-        return 0
-    before = notifications.heads(devices)
-    _queue_executions(job, devices, now)
-    notifications.send_changes(devices, before)
-    job.released_count += len(devices)
-    Job.objects.filter(pk=job.pk).update(released_count=job.released_count)
-    return len(devices)
-
-
-def _queue_executions(job: Job, devices: list, now: datetime) -> None:
-    """A QUEUED execution for each device, numbered after the device's earlier attempts at the
-    job: one INSERT … SELECT, no Python per row (a release is thousands of devices)."""
-    table = JobExecution._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""INSERT INTO {table} (job_id, device_id, execution_number, status,
-                    status_details, version_number, queued_at, last_updated_at,
-                    recent_client_tokens, superseded)
-                SELECT %s, released.device_id, COALESCE(MAX(earlier.execution_number), 0) + 1,
-                       %s, '{{}}'::jsonb, 1, %s, %s, '[]'::jsonb, false
-                FROM unnest(%s::uuid[]) WITH ORDINALITY AS released(device_id, position)
-                LEFT JOIN {table} earlier
-                  ON earlier.job_id = %s AND earlier.device_id = released.device_id
-                GROUP BY released.device_id, released.position
-                ORDER BY released.position""",  # noqa: S608
-            [job.pk, ExecutionStatus.QUEUED, now, now, devices, job.pk],
-        )
+    """Release up to `limit` targets into QUEUED executions with their notifications
+    (firmware.release), and count them on the job."""
+    count = release_targets(job, now, late=late, limit=limit)
+    if count:
+        job.released_count += count
+        Job.objects.filter(pk=job.pk).update(released_count=job.released_count)
+    return count
 
 
 # --- Reported versions -----------------------------------------------------------------------

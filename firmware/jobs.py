@@ -119,7 +119,7 @@ def delivered_document(execution: JobExecution) -> dict[str, Any]:
     FIRMWARE_URL_SECONDS from now, so a job that runs for days never hands out a dead link."""
     document = execution.job.document
     firmware = execution.job.firmware
-    if firmware is None or firmware.file_url or not isinstance(document.get("firmware"), dict):
+    if firmware is None or not signs_per_device(execution.job):
         return document
     url = downloads.signed_url(firmware, execution.device)
     delivered = {**document, "firmware": {**document["firmware"], "url": url}}
@@ -131,6 +131,17 @@ def delivered_document(execution: JobExecution) -> dict[str, Any]:
         ]
         delivered["afr_ota"] = {**ota, "files": files}
     return delivered
+
+
+def signs_per_device(job: Job) -> bool:
+    """Does each device get this job's document with a URL signed for it (a firmware job whose
+    artifact the portal hosts), so that no two devices get the same document?"""
+    firmware = job.firmware
+    return (
+        firmware is not None
+        and not firmware.file_url
+        and isinstance(job.document.get("firmware"), dict)
+    )
 
 
 def firmware_document(version: FirmwareVersion) -> dict[str, Any]:
