@@ -248,3 +248,7 @@ class JobTarget(models.Model):
 
     def __str__(self):
         return f"{self.job_id} -> {self.device_id}"
+
+
+# Staged rollouts live in their own package; imported here so Django registers them.
+from firmware.rollouts.models import Rollout, RolloutDevice, RolloutEvent, Wave  # noqa: E402, F401
