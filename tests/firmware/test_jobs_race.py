@@ -10,7 +10,7 @@ from firmware import jobs
 from firmware.models import Job
 from tests.conftest import make_device
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def test_the_loser_of_a_race_for_a_job_id_is_told_it_is_taken():
