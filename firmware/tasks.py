@@ -13,6 +13,7 @@ COUNTS = (
     ("started", "started {} scheduled job(s)"),
     ("released", "released {} execution(s)"),
     ("timed_out", "timed out {}"),
+    ("not_started", "cancelled {} not started in time"),
     ("retried", "queued {} retry(ies)"),
     ("confirmed", "confirmed {} firmware success(es)"),
     ("unconfirmed", "failed {} unconfirmed firmware success(es)"),
