@@ -95,7 +95,7 @@ def start_scheduled(now: datetime) -> int:
     )
 
 
-def _lock(job_pk: Any) -> Job | None:
+def lock(job_pk: Any) -> Job | None:
     return (
         Job.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("firmware")
@@ -107,17 +107,24 @@ def _lock(job_pk: Any) -> Job | None:
 def step(job_pk: Any, now: datetime, report: Report) -> None:
     """Everything but the release, for one job, in one transaction."""
     with transaction.atomic():
-        job = _lock(job_pk)
-        if job is None or end_if_due(job, now, report):
-            return
-        if job.target_selection == TargetSelection.CONTINUOUS:
-            follow_groups(job, now, report)
-        time_out(job, now, report)
-        cancel_not_started(job, now, report)
-        follow_up(job, now, report)
-        if abort_if_crossed(job, report):
-            return
-        complete_if_done(job, now, report)
+        job = lock(job_pk)
+        if job is not None:
+            step_job(job, now, report)
+
+
+def step_job(job: Job, now: datetime, report: Report) -> None:
+    """One locked job's step (the rollout tick calls it for its wave's job, in its own
+    transaction, before deciding whether to release)."""
+    if end_if_due(job, now, report):
+        return
+    if job.target_selection == TargetSelection.CONTINUOUS:
+        follow_groups(job, now, report)
+    time_out(job, now, report)
+    cancel_not_started(job, now, report)
+    follow_up(job, now, report)
+    if abort_if_crossed(job, report):
+        return
+    complete_if_done(job, now, report)
 
 
 # --- Schedule --------------------------------------------------------------------------------
@@ -411,7 +418,7 @@ def release(job_pk: Any, now: datetime, report: Report) -> int:
     """Release up to RELEASE_BATCH targets of one job: late joiners at once, the others at the
     rollout rate, only inside the maintenance windows. Returns how many were released."""
     with transaction.atomic():
-        job = _lock(job_pk)
+        job = lock(job_pk)
         if job is None or job.rollout_stopped:
             return 0
         windows = job.scheduling_config.get("maintenance_windows")
