@@ -241,8 +241,9 @@ def add_targets(job: Job, devices: QuerySet, *, late: bool) -> int:
     select, params = devices.values("pk").query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {JobTarget._meta.db_table} (job_id, device_id, late) "  # noqa: S608
-            f"SELECT %s, sub.device, %s FROM ({select}) AS sub(device) ON CONFLICT DO NOTHING",
+            f"INSERT INTO {JobTarget._meta.db_table} (job_id, device_id, late, time_zone) "  # noqa: S608
+            f"SELECT %s, sub.device, %s, '' FROM ({select}) AS sub(device) "
+            "ON CONFLICT DO NOTHING",
             [job.pk, late, *params],
         )
         added = cursor.rowcount
