@@ -34,6 +34,7 @@ from firmware.choices import ExecutionStatus, JobStatus, TargetSelection
 from firmware.models import Job, JobExecution, JobTarget
 from firmware.protocol import firmware_runs
 from firmware.release import release_targets
+from firmware.rollouts import windows
 from fleetportal import versions
 
 SYSTEM = "system"  # the actor of what the engine does by itself
@@ -56,6 +57,7 @@ class Report:
     started: int = 0
     released: int = 0
     timed_out: int = 0
+    not_started: int = 0
     retried: int = 0
     confirmed: int = 0
     unconfirmed: int = 0
@@ -69,7 +71,11 @@ def tick(now: datetime | None = None) -> Report:
     now = now or timezone.now()
     report = Report()
     report.started = start_scheduled(now)
-    active = Job.objects.filter(status=JobStatus.IN_PROGRESS).values_list("pk", flat=True)
+    # A rollout wave's job is stepped by the rollout tick (firmware/rollouts/engine.py), which
+    # releases only while its rollout runs.
+    active = Job.objects.filter(status=JobStatus.IN_PROGRESS, wave__isnull=True).values_list(
+        "pk", flat=True
+    )
     for job_pk in list(active):
         step(job_pk, now, report)
         while release(job_pk, now, report) == RELEASE_BATCH:
@@ -89,7 +95,7 @@ def start_scheduled(now: datetime) -> int:
     )
 
 
-def _lock(job_pk: Any) -> Job | None:
+def lock(job_pk: Any) -> Job | None:
     return (
         Job.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("firmware")
@@ -101,16 +107,24 @@ def _lock(job_pk: Any) -> Job | None:
 def step(job_pk: Any, now: datetime, report: Report) -> None:
     """Everything but the release, for one job, in one transaction."""
     with transaction.atomic():
-        job = _lock(job_pk)
-        if job is None or end_if_due(job, now, report):
-            return
-        if job.target_selection == TargetSelection.CONTINUOUS:
-            follow_groups(job, now, report)
-        time_out(job, now, report)
-        follow_up(job, now, report)
-        if abort_if_crossed(job, report):
-            return
-        complete_if_done(job, now, report)
+        job = lock(job_pk)
+        if job is not None:
+            step_job(job, now, report)
+
+
+def step_job(job: Job, now: datetime, report: Report) -> None:
+    """One locked job's step (the rollout tick calls it for its wave's job, in its own
+    transaction, before deciding whether to release)."""
+    if end_if_due(job, now, report):
+        return
+    if job.target_selection == TargetSelection.CONTINUOUS:
+        follow_groups(job, now, report)
+    time_out(job, now, report)
+    cancel_not_started(job, now, report)
+    follow_up(job, now, report)
+    if abort_if_crossed(job, report):
+        return
+    complete_if_done(job, now, report)
 
 
 # --- Schedule --------------------------------------------------------------------------------
@@ -206,6 +220,29 @@ def time_out(job: Job, now: datetime, report: Report) -> None:
         Q(in_progress_deadline__lte=now) | Q(step_deadline__lte=now)
     )
     report.timed_out += _move(expired, ExecutionStatus.TIMED_OUT, now)
+
+
+NOT_STARTED = "not_started"  # statusDetails reason of an execution canceled for silence
+
+
+def cancel_not_started(job: Job, now: datetime, report: Report) -> None:
+    """A wave's start deadline: QUEUED executions not started within start_deadline_minutes of
+    queued_at end CANCELED (a legal end of QUEUED) with statusDetails reason not_started, so a
+    silent device ends in a state the operator can read and the rollout counts it."""
+    if not job.start_deadline_minutes:
+        return
+    silent = JobExecution.objects.filter(
+        job=job,
+        status=ExecutionStatus.QUEUED,
+        queued_at__lte=now - timedelta(minutes=job.start_deadline_minutes),
+    )
+    report.not_started += _move(
+        silent,
+        ExecutionStatus.CANCELED,
+        now,
+        status_details={"reason": NOT_STARTED},
+        followed_up_at=now,
+    )
 
 
 def follow_up(job: Job, now: datetime, report: Report) -> None:
@@ -381,16 +418,43 @@ def release(job_pk: Any, now: datetime, report: Report) -> int:
     """Release up to RELEASE_BATCH targets of one job: late joiners at once, the others at the
     rollout rate, only inside the maintenance windows. Returns how many were released."""
     with transaction.atomic():
-        job = _lock(job_pk)
+        job = lock(job_pk)
         if job is None or job.rollout_stopped:
             return 0
         windows = job.scheduling_config.get("maintenance_windows")
         if windows and not rates.in_window(windows, now):
             return 0
-        count = _release(job, now, late=True, limit=RELEASE_BATCH)
-        count += _release(job, now, late=False, limit=_paced(job, now, RELEASE_BATCH - count))
+        zones = _open_zones(job, now)
+        if zones == []:
+            return 0
+        limit = _room(job, RELEASE_BATCH)
+        count = _release(job, now, late=True, limit=limit, zones=zones)
+        count += _release(job, now, late=False, limit=_paced(job, now, limit - count), zones=zones)
         report.released += count
         return count
+
+
+def _room(job: Job, limit: int) -> int:
+    """A wave's max_in_flight: release only while fewer executions are QUEUED or IN_PROGRESS."""
+    if job.max_in_flight is None:
+        return limit
+    in_flight = JobExecution.objects.filter(job=job, status__in=executions.PENDING).count()
+    return max(0, min(limit, job.max_in_flight - in_flight))
+
+
+def _open_zones(job: Job, now: datetime) -> list[str] | None:
+    """A wave's per-device window: the zones of its unreleased targets whose window is open now
+    (None: no window, every target may go)."""
+    if not job.window_cron:
+        return None
+    zones = (
+        JobTarget.objects.filter(job=job, released_at__isnull=True)
+        .values_list("time_zone", flat=True)
+        .distinct()
+        .order_by()
+    )
+    duration = job.window_duration_minutes or 0
+    return sorted(windows.open_zones(job.window_cron, duration, list(zones), now))
 
 
 def _paced(job: Job, now: datetime, limit: int) -> int:
@@ -423,10 +487,12 @@ def _paced(job: Job, now: datetime, limit: int) -> int:
     return allowed
 
 
-def _release(job: Job, now: datetime, *, late: bool, limit: int) -> int:
+def _release(
+    job: Job, now: datetime, *, late: bool, limit: int, zones: list[str] | None = None
+) -> int:
     """Release up to `limit` targets into QUEUED executions with their notifications
     (firmware.release), and count them on the job."""
-    count = release_targets(job, now, late=late, limit=limit)
+    count = release_targets(job, now, late=late, limit=limit, zones=zones)
     if count:
         job.released_count += count
         Job.objects.filter(pk=job.pk).update(released_count=job.released_count)

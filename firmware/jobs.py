@@ -241,14 +241,32 @@ def add_targets(job: Job, devices: QuerySet, *, late: bool) -> int:
     select, params = devices.values("pk").query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {JobTarget._meta.db_table} (job_id, device_id, late) "  # noqa: S608
-            f"SELECT %s, sub.device, %s FROM ({select}) AS sub(device) ON CONFLICT DO NOTHING",
+            f"INSERT INTO {JobTarget._meta.db_table} (job_id, device_id, late, time_zone) "  # noqa: S608
+            f"SELECT %s, sub.device, %s, '' FROM ({select}) AS sub(device) "
+            "ON CONFLICT DO NOTHING",
             [job.pk, late, *params],
         )
         added = cursor.rowcount
     if added:
         Job.objects.filter(pk=job.pk).update(target_count=job.target_count + added)
         job.target_count += added
+    return added
+
+
+def add_positioned_targets(job: Job, select: str, params: list[Any]) -> int:
+    """A rollout wave's targets: `select` yields (device pk, position, time zone) rows, inserted
+    with one INSERT … SELECT however many (never an M2M of 100,000 devices)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {JobTarget._meta.db_table} "  # noqa: S608
+            "(job_id, device_id, late, position, time_zone) "
+            f"SELECT %s, sub.device, false, sub.position, sub.zone "
+            f"FROM ({select}) AS sub(device, position, zone) ON CONFLICT DO NOTHING",
+            [job.pk, *params],
+        )
+        added = cursor.rowcount
+    Job.objects.filter(pk=job.pk).update(target_count=job.target_count + added)
+    job.target_count += added
     return added
 
 

@@ -132,6 +132,14 @@ class Job(models.Model):
     # schedulingConfig's endTime passed with endBehavior STOP_ROLLOUT: nothing more is released.
     rollout_stopped = models.BooleanField(default=False, editable=False)
     canceled_by = models.CharField(max_length=200, blank=True, editable=False)
+    # A rollout wave's job (firmware/rollouts): null on plain jobs, which behave as before.
+    # At most this many executions QUEUED or IN_PROGRESS at once.
+    max_in_flight = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    # A QUEUED execution not started this long after queued_at ends CANCELED ("not_started").
+    start_deadline_minutes = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    # A maintenance window evaluated in each target's own zone (JobTarget.time_zone).
+    window_cron = models.CharField(max_length=256, blank=True, editable=False)
+    window_duration_minutes = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -232,17 +240,23 @@ class JobTarget(models.Model):
     # rate (AWS: the rate applies only to the members present at creation).
     late = models.BooleanField(default=False)
     released_at = models.DateTimeField(null=True, blank=True)
+    # A rollout wave's target: its release order (the RolloutDevice's stable hash, a
+    # deterministic jitter) and the zone its maintenance window is read in. Null / blank on
+    # plain jobs, which release in creation order.
+    position = models.BigIntegerField(null=True, blank=True)
+    time_zone = models.CharField(max_length=64, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["job", "device"], name="job_target_unique"),
         ]
         indexes = [
-            # The engine's release: a job's targets not released yet, in creation order.
+            # The engine's release: a job's targets not released yet, by position (null on
+            # plain jobs), then creation order.
             models.Index(
-                fields=["job", "late", "id"],
+                fields=["job", "late", "position", "id"],
                 condition=Q(released_at__isnull=True),
-                name="job_target_unreleased_idx",
+                name="job_target_release_order_idx",
             ),
         ]
 

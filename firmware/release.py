@@ -38,7 +38,8 @@ WITH released AS (
     UPDATE {JobTarget._meta.db_table} SET released_at = %(now)s WHERE id IN (
         SELECT id FROM {JobTarget._meta.db_table}
         WHERE job_id = %(job)s AND late = %(late)s AND released_at IS NULL
-        ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+          AND (%(zones)s::text[] IS NULL OR time_zone = ANY(%(zones)s::text[]))
+        ORDER BY position, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
     RETURNING id, device_id
 ), queued AS (
     INSERT INTO {_EXECUTIONS} (job_id, device_id, execution_number, status, status_details,
@@ -74,12 +75,16 @@ class Released:
     head_before: int | None  # its head execution before the release; None: nothing pending
 
 
-def release_targets(job: Job, now: datetime, *, late: bool, limit: int) -> int:
+def release_targets(
+    job: Job, now: datetime, *, late: bool, limit: int, zones: list[str] | None = None
+) -> int:
     """Release up to `limit` of the job's unreleased targets (late joiners or the initial ones)
-    into QUEUED executions and notify their devices; returns how many."""
+    into QUEUED executions and notify their devices; returns how many. Targets go by position
+    (a rollout wave's jitter; null on plain jobs) then creation order; with `zones`, only
+    targets whose time_zone is one of them (their maintenance window is open)."""
     if limit <= 0:
         return 0
-    released = _release(job, now, late=late, limit=limit)
+    released = _release(job, now, late=late, limit=limit, zones=zones)
     fresh = [row for row in released if row.head_before is None]
     outbox.send_many(fresh_messages(job, fresh, now))
     busy: dict[Any, int | None] = {
@@ -89,11 +94,14 @@ def release_targets(job: Job, now: datetime, *, late: bool, limit: int) -> int:
     return len(released)
 
 
-def _release(job: Job, now: datetime, *, late: bool, limit: int) -> list[Released]:
+def _release(
+    job: Job, now: datetime, *, late: bool, limit: int, zones: list[str] | None
+) -> list[Released]:
     parameters: dict[str, Any] = {
         "job": job.pk,
         "late": late,
         "limit": limit,
+        "zones": zones,
         "now": now,
         "queued": ExecutionStatus.QUEUED,
         "in_progress": ExecutionStatus.IN_PROGRESS,

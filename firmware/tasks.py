@@ -13,6 +13,7 @@ COUNTS = (
     ("started", "started {} scheduled job(s)"),
     ("released", "released {} execution(s)"),
     ("timed_out", "timed out {}"),
+    ("not_started", "cancelled {} not started in time"),
     ("retried", "queued {} retry(ies)"),
     ("confirmed", "confirmed {} firmware success(es)"),
     ("unconfirmed", "failed {} unconfirmed firmware success(es)"),
@@ -48,3 +49,15 @@ def tick() -> dict:
     else:
         log.debug("Jobs engine: nothing to do.")
     return vars(report)
+
+
+@shared_task
+def rollouts_tick() -> dict:
+    """One tick of the rollout engine (firmware/rollouts/engine.py): waves as jobs, the failure
+    policy, soaks and gates. Each rollout is taken with SKIP LOCKED, like the jobs tick."""
+    from firmware.rollouts import engine as rollouts_engine
+
+    report = rollouts_engine.tick()
+    if any(report.values()):
+        log.info("Rollouts: %s.", report)
+    return report

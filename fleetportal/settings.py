@@ -356,9 +356,18 @@ JOBS_TICK_SECONDS = env_int("FLEETPORTAL_JOBS_TICK_SECONDS", 5)
 # job's version within this many minutes; otherwise it ends FAILED.
 FIRMWARE_CONFIRM_MINUTES = env_int("FLEETPORTAL_FIRMWARE_CONFIRM_MINUTES", 30)
 CELERY_BEAT_SCHEDULE["jobs-tick"] = {"task": "firmware.tasks.tick", "schedule": JOBS_TICK_SECONDS}
+# How often beat ticks the rollout engine; a crossed failure threshold halts at the next tick,
+# so this bounds the delay from crossing to halt (target ≤ 5 s).
+ROLLOUTS_TICK_SECONDS = env_int("FLEETPORTAL_ROLLOUTS_TICK_SECONDS", 2)
+CELERY_BEAT_SCHEDULE["rollouts-tick"] = {
+    "task": "firmware.tasks.rollouts_tick",
+    "schedule": ROLLOUTS_TICK_SECONDS,
+}
 # Periodic tasks run every few seconds: Celery's own lines about them (sent, received,
 # succeeded) are DEBUG (fleetportal/log_filters.py); each logs one line when it changed something.
-QUIET_TASKS = frozenset({"firmware.tasks.tick", "fleetportal.tasks.resume_stalled_jobs"})
+QUIET_TASKS = frozenset(
+    {"firmware.tasks.tick", "firmware.tasks.rollouts_tick", "fleetportal.tasks.resume_stalled_jobs"}
+)
 
 # --- The broker (fleetportal/broker.py generates its configuration) ---
 BROKER_DIR = Path(env_str("FLEETPORTAL_BROKER_DIR", str(VAR_DIR / "broker")))

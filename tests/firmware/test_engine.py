@@ -335,7 +335,7 @@ def test_two_ticks_at_once_release_no_device_twice():
         connection.close()
 
     with transaction.atomic():
-        engine._lock(job.pk)
+        engine.lock(job.pk)
         thread = threading.Thread(target=second_tick)
         thread.start()
         thread.join()

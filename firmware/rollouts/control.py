@@ -1,0 +1,125 @@
+"""The actions operators and the failure policy both take on a running rollout — pause, resume,
+abort, approve a manual gate — each through states.move (or
+states.record) with its actor and reason, so the timeline says who did what and why."""
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from firmware import jobs
+from firmware.rollouts import outcomes, states
+from firmware.rollouts.choices import DeviceOutcome, RolloutStatus, WaveStatus
+from firmware.rollouts.models import Rollout, RolloutDevice, Wave
+from fleetportal.errors import DomainError
+
+SYSTEM = "system:rollouts"  # the actor of what the rollout does by itself
+
+
+LIVE_WAVES = (WaveStatus.RUNNING, WaveStatus.SOAKING, WaveStatus.AWAITING_APPROVAL)
+
+
+class GateError(DomainError):
+    """A manual gate that cannot be approved (not waiting, or the creator approving)."""
+
+
+def pause(rollout: Rollout, *, actor: str, reason: str, now: datetime | None = None) -> Rollout:
+    """Nothing more is released; timers still run, so silent devices still end."""
+    return states.move(rollout, RolloutStatus.PAUSED, actor=actor, reason=reason, now=now)
+
+
+def resume(rollout: Rollout, *, actor: str, reason: str, now: datetime | None = None) -> Rollout:
+    """Release again. A threshold already crossed in the current wave does not halt it again:
+    the operator who resumes has seen those failures (the next wave is judged afresh)."""
+    return states.move(rollout, RolloutStatus.RUNNING, actor=actor, reason=reason, now=now)
+
+
+def abort(
+    rollout: Rollout, *, actor: str, reason: str, force: bool, now: datetime | None = None
+) -> Rollout:
+    """Stop for good: the current wave's queued executions are cancelled (in-flight ones too
+    with `force`; without it they finish and the tick records how), devices no wave reached end
+    canceled, and every device of the rollout is free for another one."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        rollout = states.move(
+            rollout, RolloutStatus.ABORTED, actor=actor, reason=reason, now=now, force=force
+        )
+        for wave in rollout.waves.filter(status__in=LIVE_WAVES).select_related("job"):
+            _cancel_wave_job(wave, force=force, actor=actor, reason=reason)
+            outcomes.follow(wave, now, settled=True)
+        RolloutDevice.objects.filter(rollout=rollout, outcome=DeviceOutcome.ASSIGNED).update(
+            outcome=DeviceOutcome.CANCELED,
+            reason=f"Rollout aborted: {reason}"[:500],
+            finished_at=now,
+        )
+        rollout.waves.filter(status=WaveStatus.PENDING).update(status=WaveStatus.CANCELED)
+        RolloutDevice.objects.filter(rollout=rollout, active=True).update(active=False)
+    return rollout
+
+
+def _cancel_wave_job(wave: Wave, *, force: bool, actor: str, reason: str) -> None:
+    job = wave.job
+    if job is None:
+        return
+    if job.status in jobs.ACTIVE or (force and not job.force_canceled):
+        jobs.cancel_job(
+            job,
+            force=force,
+            comment=f"Rollout aborted: {reason}",
+            reason_code="ABORTED",
+            actor=actor,
+        )
+
+
+def approve_gate(wave: Wave, *, actor: str, now: datetime | None = None) -> Wave:
+    """A manual gate (or an automatic one that refused): promote to the next wave. Whoever may
+    approve rollouts may approve it, except the creator of a rollout that requires approval —
+    the same rule as approving its start."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        rollout = Rollout.objects.select_for_update().get(pk=wave.rollout_id)
+        wave = Wave.objects.select_for_update().get(pk=wave.pk)
+        if wave.status != WaveStatus.AWAITING_APPROVAL:
+            raise GateError(
+                f"Wave {wave.number} is {WaveStatus(wave.status).label.lower()}, not awaiting "
+                "approval."
+            )
+        if rollout.status not in (RolloutStatus.RUNNING, RolloutStatus.PAUSED):
+            raise GateError(f"The rollout is {RolloutStatus(rollout.status).label.lower()}.")
+        if rollout.approval_required and actor == rollout.created_by:
+            raise GateError("The creator of a rollout that requires approval cannot approve it.")
+        wave.approved_by = actor
+        wave.save(update_fields=["approved_by"])
+        states.record(
+            rollout,
+            "gate_approved",
+            actor=actor,
+            reason="Gate approved.",
+            now=now,
+            wave_number=wave.number,
+        )
+        promote(rollout, wave, actor=actor, now=now)
+    return wave
+
+
+def promote(rollout: Rollout, wave: Wave, *, actor: str, now: datetime) -> None:
+    """The wave passed its gate: the next wave is released by the next tick; after the last
+    one the rollout is completed and its devices are free for another rollout."""
+    Wave.objects.filter(pk=wave.pk).update(status=WaveStatus.PASSED, promoted_at=now)
+    wave.status, wave.promoted_at = WaveStatus.PASSED, now
+    states.record(
+        rollout,
+        "wave_passed",
+        actor=actor,
+        reason=f"Wave {wave.number} passed.",
+        now=now,
+        wave_number=wave.number,
+    )
+    if rollout.waves.filter(status=WaveStatus.PENDING).exists():
+        return
+    if rollout.status == RolloutStatus.RUNNING:
+        states.move(
+            rollout, RolloutStatus.COMPLETED, actor=actor, reason="Every wave passed.", now=now
+        )
+        RolloutDevice.objects.filter(rollout=rollout, active=True).update(active=False)
