@@ -62,6 +62,7 @@ ARTIFACT_RESPONSES = {
     (206, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, "The range asked."),
     302: OpenApiResponse(description="Hosted elsewhere: Location is the operator's file_url."),
     416: OpenApiResponse(description="The range starts past the end (Content-Range: */size)."),
+    503: OpenApiResponse(description="The rollout's download cap is reached: see Retry-After."),
 }
 
 
@@ -70,13 +71,15 @@ class DeviceArtifactView(DeviceAPIView):
     def get(self, request, pk: str):
         """The artifact of a firmware version a job asks this device to install (Range works)."""
         firmware = get_object_or_404(FirmwareVersion, pk=pk)
-        if not downloads.may_fetch(request.user.device, firmware):
+        device = request.user.device
+        fetch = downloads.may_fetch(device, firmware)
+        if fetch is None:
             raise exceptions.PermissionDenied(
                 "This firmware is not the firmware of a job execution pending on this device."
             )
         if not firmware.artifact.name:
             return HttpResponseRedirect(firmware.file_url)
-        return downloads.serve(request, firmware)
+        return downloads.serve(request, firmware, rollout=fetch.rollout, device_id=device.device_id)
 
 
 @require_safe
@@ -89,7 +92,10 @@ def signed_download(request, pk: str):
     firmware = get_object_or_404(FirmwareVersion, pk=pk)
     if not firmware.artifact.name:
         return HttpResponseRedirect(firmware.file_url)
-    return downloads.serve(request, firmware)
+    rollout = downloads.signed_rollout(request.GET)
+    return downloads.serve(
+        request, firmware, rollout=rollout, device_id=request.GET.get("device", "")
+    )
 
 
 urlpatterns = [

@@ -8,6 +8,11 @@ URL handed out. A device with its JWT fetches `/device/v1/firmware/<id>/artifact
 the firmware of a job execution it has pending.
 
 Every answer streams from the artifact storage in chunks; nothing reads a whole image.
+
+A download for a rollout's wave (the device's pending execution is of a wave's job, or the URL
+was signed with `rollout=<pk>`) takes one of the rollout's download slots and counts its bytes
+(firmware.rollouts.spread); beyond the rollout's download_concurrency it is 503 + Retry-After.
+Plain jobs' downloads do neither and cost no extra query.
 """
 
 import re
@@ -15,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -24,6 +29,9 @@ from devices.models import Device
 from firmware import catalog
 from firmware.choices import ExecutionStatus
 from firmware.models import FirmwareVersion, JobExecution
+from firmware.rollouts import spread
+from firmware.rollouts.models import Rollout
+from firmware.rollouts.spread import RolloutDownload
 from fleetportal.errors import DomainError
 
 CHUNK_BYTES = 256 * 1024
@@ -66,18 +74,23 @@ def signed_url(
     *,
     request: HttpRequest | None = None,
     now: float | None = None,
+    rollout: Rollout | None = None,
 ) -> str:
     """An absolute URL the device (any holder, when device is None) may fetch the artifact at
-    until FIRMWARE_URL_SECONDS from now. A version hosted elsewhere answers its own file_url."""
+    until FIRMWARE_URL_SECONDS from now. A version hosted elsewhere answers its own file_url.
+    With a rollout, the download takes one of its slots and counts toward its bytes served."""
     if not firmware.artifact.name:
         return firmware.file_url
     path = reverse("firmware-signed-download", args=[firmware.pk])
     expires = int(now if now is not None else time.time()) + settings.FIRMWARE_URL_SECONDS
     device_id = device.device_id if device is not None else ""
+    rollout_pk = str(rollout.pk) if rollout is not None else ""
     query = f"expires={expires}"
     if device_id:
         query += f"&device={device_id}"
-    query += f"&signature={_signature(path, str(expires), device_id)}"
+    if rollout_pk:
+        query += f"&rollout={rollout_pk}"
+    query += f"&signature={_signature(path, str(expires), device_id, rollout_pk)}"
     if request is not None:
         return request.build_absolute_uri(f"{path}?{query}")
     return f"{settings.PUBLIC_URL.rstrip('/')}{path}?{query}"
@@ -86,8 +99,9 @@ def signed_url(
 def check_signed(path: str, query, now: float | None = None) -> None:
     """Refuse (DownloadRefused, 403) an expired, tampered or unsigned URL."""
     expires, device_id = query.get("expires", ""), query.get("device", "")
-    given = query.get("signature", "")
-    if not given or not constant_time_compare(given, _signature(path, expires, device_id)):
+    given, rollout_pk = query.get("signature", ""), query.get("rollout", "")
+    expected = _signature(path, expires, device_id, rollout_pk)
+    if not given or not constant_time_compare(given, expected):
         raise DownloadRefused("This download URL is not valid (tampered or incomplete).")
     if not expires.isascii() or not expires.isdigit():
         raise DownloadRefused("This download URL is not valid (tampered or incomplete).")
@@ -95,20 +109,50 @@ def check_signed(path: str, query, now: float | None = None) -> None:
         raise DownloadRefused("This download URL has expired; ask for a new one.")
 
 
-def _signature(path: str, expires: str, device_id: str) -> str:
+def signed_rollout(query) -> RolloutDownload | None:
+    """The rollout a checked signed URL was made for (one query, only for such URLs)."""
+    rollout_pk = query.get("rollout", "")
+    if not rollout_pk.isascii() or not rollout_pk.isdigit():
+        return None
+    concurrency = (
+        Rollout.objects.filter(pk=int(rollout_pk)).values_list("download_concurrency", flat=True)
+    ).first()
+    return RolloutDownload(int(rollout_pk), concurrency)
+
+
+def _signature(path: str, expires: str, device_id: str, rollout_pk: str = "") -> str:
     key = settings.FIRMWARE_URL_KEY or None  # None: Django derives it from SECRET_KEY
     message = f"{path}\n{expires}\n{device_id}"
+    if rollout_pk:  # only then, so URLs signed before rollouts existed stay valid
+        message += f"\n{rollout_pk}"
     return salted_hmac(_SALT, message, secret=key, algorithm="sha256").hexdigest()
 
 
 # --- who may fetch -----------------------------------------------------------------------------
 
 
-def may_fetch(device: Device, firmware: FirmwareVersion) -> bool:
-    """A device may fetch the firmware of a job it has a pending execution of."""
-    return JobExecution.objects.filter(
-        device=device, job__firmware=firmware, status__in=FETCHING_STATUSES
-    ).exists()
+@dataclass(frozen=True)
+class Fetch:
+    """A device's right to fetch: the rollout its pending execution is a wave of, if any."""
+
+    rollout: RolloutDownload | None
+
+
+def may_fetch(device: Device, firmware: FirmwareVersion) -> Fetch | None:
+    """A device may fetch the firmware of a job it has a pending execution of (None: it may
+    not). The same query says whether that job is a rollout's wave (a LEFT JOIN, no extra
+    query); a wave's execution is preferred when the device has both (NULLs sort last)."""
+    row = (
+        JobExecution.objects.filter(
+            device=device, job__firmware=firmware, status__in=FETCHING_STATUSES
+        )
+        .order_by("job__wave__rollout_id")
+        .values_list("job__wave__rollout_id", "job__wave__rollout__download_concurrency")
+        .first()
+    )
+    if row is None:
+        return None
+    return Fetch(RolloutDownload(row[0], row[1]) if row[0] is not None else None)
 
 
 # --- ranges and the response -------------------------------------------------------------------
@@ -138,8 +182,15 @@ def etag(firmware: FirmwareVersion) -> str:
     return f'"{firmware.checksum}"'
 
 
-def serve(request: HttpRequest, firmware: FirmwareVersion) -> HttpResponseBase:
-    """The artifact (200), the part asked for (206), or 416 for a range past the end."""
+def serve(
+    request: HttpRequest,
+    firmware: FirmwareVersion,
+    *,
+    rollout: RolloutDownload | None = None,
+    device_id: str = "",
+) -> HttpResponseBase:
+    """The artifact (200), the part asked for (206), or 416 for a range past the end; for a
+    rollout's download, 503 + Retry-After when all its download slots are taken."""
     size, tag = firmware.file_size, etag(firmware)
     wanted = None
     # If-Range: resume only when the client's copy is this very file (strong ETag match); a date
@@ -155,12 +206,34 @@ def serve(request: HttpRequest, firmware: FirmwareVersion) -> HttpResponseBase:
     response: HttpResponseBase
     if request.method == "HEAD":
         response = HttpResponse(status=206 if wanted else 200)
+    elif rollout is not None:
+        try:
+            slot = spread.take_slot(rollout, device_id)
+        except spread.Busy as busy:
+            return _busy(busy)
+        # Closing the response (finished or abandoned) closes the Metered, freeing the slot.
+        metered = spread.Metered(slot, _chunks(firmware, part))
+        response = StreamingHttpResponse(metered, status=206 if wanted else 200)
     else:
         response = StreamingHttpResponse(_chunks(firmware, part), status=206 if wanted else 200)
     response["Content-Length"] = str(part.length)
     if wanted:
         response["Content-Range"] = f"bytes {part.start}-{part.end}/{size}"
     return _common_headers(response, firmware)
+
+
+def _busy(busy: spread.Busy) -> HttpResponseBase:
+    refused = JsonResponse(
+        {
+            "detail": "Too many devices are downloading this rollout's firmware; retry after "
+            f"{busy.retry_after} seconds.",
+            "code": "busy",
+            "retry_after": busy.retry_after,
+        },
+        status=503,
+    )
+    refused["Retry-After"] = str(busy.retry_after)
+    return refused
 
 
 def _common_headers(response: HttpResponseBase, firmware: FirmwareVersion) -> HttpResponseBase:

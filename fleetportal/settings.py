@@ -348,6 +348,10 @@ FIRMWARE_MAX_UPLOAD_BYTES = env_int("FLEETPORTAL_FIRMWARE_MAX_UPLOAD_BYTES", 102
 FIRMWARE_URL_SECONDS = env_int("FLEETPORTAL_FIRMWARE_URL_SECONDS", 3600)
 FIRMWARE_URL_KEY = env_str("FLEETPORTAL_FIRMWARE_URL_KEY", "")
 PUBLIC_URL = env_str("FLEETPORTAL_PUBLIC_URL", "http://localhost:8000")
+# A rollout's download slot is a lease this long, renewed while the download streams: a worker
+# killed mid-download leaks its slot for at most this long (firmware/rollouts/spread.py).
+ROLLOUT_DOWNLOAD_SLOT_SECONDS = env_int("FLEETPORTAL_ROLLOUT_DOWNLOAD_SLOT_SECONDS", 60)
+ROLLOUT_REDIS_KEY_PREFIX = env_str("FLEETPORTAL_ROLLOUT_REDIS_KEY_PREFIX", "fleetportal:rollouts")
 
 # --- Jobs (firmware/engine.py) ---
 # How often beat ticks the jobs engine (release at the rollout rate, timers, retries, aborts).
