@@ -3,6 +3,11 @@ its leaves with the polarity the `not`s above them give, and, as SQL on Device, 
 fails them ("reported.battery was 4, bound: gt 10") — so failing devices are named in one
 UPDATE, never one query per device.
 
+`condition(bounds)` compiles the document as group_filters does, except that `reported.*` reads
+the classic shadow through one LEFT JOIN (`with_reported`) instead of an EXISTS per leaf and
+row: counting four bounds over 100,000 devices is then one hash join, not 400,000 index probes.
+Absent shadows read as {} so every leaf stays two-valued (`not` is exact), as in group_filters.
+
 Presence lives here too (`seen_since`), behind one function, so per-connection presence (issue
 14) can replace last_seen without touching the health check.
 """
@@ -15,10 +20,10 @@ from django.conf import settings
 from django.db.models import (
     Case,
     F,
+    FilteredRelation,
     Func,
-    OuterRef,
+    JSONField,
     Q,
-    Subquery,
     TextField,
     Value,
     When,
@@ -27,10 +32,51 @@ from django.db.models.expressions import Combinable
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast, Coalesce, Concat
 
-from devices.group_filters import compile_filters
-from shadows.models import Shadow
+from devices.group_filters import compile_filters, json_condition
 
 MISSING = "missing"
+REPORTED = "reported_values"  # the alias with_reported adds
+
+
+def with_reported(devices):
+    """Devices with their classic shadow's reported state as REPORTED ({} without a shadow)."""
+    # annotate, not alias: aggregates (health.compare) may only read annotations.
+    return devices.annotate(
+        classic_shadow=FilteredRelation("shadows", condition=Q(shadows__name="")),
+        **{
+            REPORTED: Coalesce(
+                F("classic_shadow__reported_state"),
+                Value({}, output_field=JSONField()),
+                output_field=JSONField(),
+            )
+        },
+    )
+
+
+def condition(node: dict) -> Q:
+    """The bounds as a condition on a `with_reported` Device queryset."""
+    for key, connector in (("all", Q.AND), ("any", Q.OR)):
+        if key in node:
+            combined = Q(_connector=connector)
+            for child in node[key]:
+                combined.add(condition(child), connector)
+            return combined
+    if "not" in node:
+        return ~condition(node["not"])
+    family, _, rest = node["field"].partition(".")
+    if family != "reported" or not rest:
+        return compile_filters(node)
+    compile_filters(node)  # validates the leaf
+    return _reported(rest.split("."), node["op"], node.get("value", True))
+
+
+def _reported(keys: list[str], op: str, value) -> Q:
+    # group_filters._leaf's rules for ne and exists-false, on the joined state.
+    if op == "ne":
+        return ~_reported(keys, "eq", value)
+    if op == "exists" and not value:
+        return ~_reported(keys, "exists", True)
+    return json_condition(REPORTED, keys, op, value)
 
 
 @dataclass(frozen=True)
@@ -59,9 +105,9 @@ def _collect(node: dict, positive: bool, found: list[Leaf]) -> None:
     if "not" in node:
         _collect(node["not"], not positive, found)
         return
-    condition = compile_filters(node)
+    holds = condition(node)
     label = f"{'' if positive else 'not '}{describe(node)}"
-    found.append(Leaf(label, node["field"], condition if positive else ~condition))
+    found.append(Leaf(label, node["field"], holds if positive else ~holds))
 
 
 def describe(leaf: dict) -> str:
@@ -80,9 +126,10 @@ def _json_text(value: Any) -> str:
 
 
 def failure_reason(bounds: dict) -> Combinable:
-    """An expression on Device: for a device failing the bounds, the failing leaves with the
-    value seen ("reported.battery was 4, bound: gt 10"), joined by "; ". Only the leaves that
-    make the document fail are named (a passing `any` branch is not)."""
+    """An expression on a `with_reported` Device queryset: for a device failing the bounds, the
+    failing leaves with the value seen ("reported.battery was 4, bound: gt 10"), joined by
+    "; ". Only the leaves that make the document fail are named (a passing `any` branch is
+    not)."""
     return Coalesce(_reason(bounds, True), Value("bounds not met"), output_field=TextField())
 
 
@@ -96,15 +143,13 @@ def _reason(node: dict, positive: bool) -> Combinable:
         # negated all) fails only when every child fails: name them all, but only then.
         if ("all" in node) == positive:
             return NullIfEmpty(ConcatWords("; ", *reasons))
-        condition = compile_filters(node)
-        holds = condition if positive else ~condition
+        holds = condition(node) if positive else ~condition(node)
         return Case(
             When(holds, then=Value(None)),
             default=ConcatWords(" and ", *reasons),
             output_field=TextField(),
         )
-    condition = compile_filters(node)
-    holds = condition if positive else ~condition
+    holds = condition(node) if positive else ~condition(node)
     bound = f"{'' if positive else 'not '}{describe(node).split(' ', 1)[1]}"
     seen = Coalesce(value_seen(node["field"]), Value(MISSING), output_field=TextField())
     text = Concat(
@@ -116,11 +161,8 @@ def _reason(node: dict, positive: bool) -> Combinable:
 def value_seen(field: str) -> Combinable:
     """The device's value of a filter field as text (NULL when it has none)."""
     family, _, rest = field.partition(".")
-    if family == "reported" and rest:
-        reported = _path(F("reported_state"), rest.split("."))
-        shadow = Shadow.objects.filter(device=OuterRef("pk"), name="")
-        return Subquery(shadow.values(text=Cast(reported, TextField()))[:1])
-    if family in ("metadata", "location") and rest:
+    if family in ("reported", "metadata", "location") and rest:
+        family = REPORTED if family == "reported" else family
         return Cast(_path(F(family), rest.split(".")), TextField())
     column = {"online": "last_seen", "group": "group__name"}.get(field, field)
     return Cast(F(column), TextField())

@@ -34,7 +34,6 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, Concat, Greatest, Left
 
-from devices.group_filters import compile_filters
 from devices.models import Device
 from firmware.rollouts import bounds as health_bounds
 from firmware.rollouts.choices import DeviceOutcome, Failure
@@ -52,10 +51,15 @@ def verify(wave: Wave, now: datetime) -> None:
     rollout = wave.rollout
     reported = RolloutDevice.objects.filter(wave=wave, outcome=DeviceOutcome.REPORTED)
     if rollout.health_bounds:
-        condition = compile_filters(rollout.health_bounds)
-        broken = Device.objects.filter(pk=OuterRef("device_id")).exclude(condition)
-        reported.filter(device__in=Device.objects.exclude(condition)).update(
-            **_failed(now, _first(broken, health_bounds.failure_reason(rollout.health_bounds)))
+        bounds = health_bounds.condition(rollout.health_bounds)
+        devices = health_bounds.with_reported(Device.objects.all())
+        # Only the wave's reported devices are read (a hash semi-join), not the fleet.
+        failing = devices.filter(
+            rollout_entries__wave=wave, rollout_entries__outcome=DeviceOutcome.REPORTED
+        ).exclude(bounds)
+        reason = health_bounds.failure_reason(rollout.health_bounds)
+        reported.filter(device__in=failing.values("pk")).update(
+            **_failed(now, _first(devices.filter(pk=OuterRef("device_id")), reason))
         )
     limit = rollout.health_online_minutes
     reported.filter(
@@ -137,7 +141,8 @@ def compare(rollout: Rollout, now: datetime) -> Comparison:
     metrics = _metrics(rollout, now)
     # Aliases by position: metric names hold spaces and dots, which SQL aliases may not.
     conditions = [Q(), *metrics.values()]
-    found = Device.objects.filter(rollout_entries__rollout=rollout).aggregate(
+    devices = health_bounds.with_reported(Device.objects.filter(rollout_entries__rollout=rollout))
+    found = devices.aggregate(
         **{f"u{i}": Count("pk", filter=UPDATED_SIDE & c) for i, c in enumerate(conditions)},
         **{f"o{i}": Count("pk", filter=OTHERS_SIDE & c) for i, c in enumerate(conditions)},
     )
@@ -152,7 +157,7 @@ def _metrics(rollout: Rollout, now: datetime) -> dict[str, Q]:
     if document:
         leaves = health_bounds.leaves(document)
         if len(leaves) > 1 or "not" in document:
-            metrics["all bounds"] = compile_filters(document)
+            metrics["all bounds"] = health_bounds.condition(document)
         metrics.update({leaf.label: leaf.holds for leaf in leaves})
     return metrics
 
