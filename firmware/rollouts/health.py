@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db.models import (
+    Case,
     Count,
     DateTimeField,
     ExpressionWrapper,
@@ -31,6 +32,7 @@ from django.db.models import (
     Subquery,
     TextField,
     Value,
+    When,
 )
 from django.db.models.functions import Coalesce, Concat, Greatest, Left
 
@@ -139,15 +141,23 @@ def compare(rollout: Rollout, now: datetime) -> Comparison:
     promotion_margin_percent points. With fewer than MIN_COMPARED devices on either side no
     comparison is made: not worse, and the reason says so."""
     metrics = _metrics(rollout, now)
-    # Aliases by position: metric names hold spaces and dots, which SQL aliases may not.
-    conditions = [Q(), *metrics.values()]
-    devices = health_bounds.with_reported(Device.objects.filter(rollout_entries__rollout=rollout))
-    found = devices.aggregate(
-        **{f"u{i}": Count("pk", filter=UPDATED_SIDE & c) for i, c in enumerate(conditions)},
-        **{f"o{i}": Count("pk", filter=OTHERS_SIDE & c) for i, c in enumerate(conditions)},
+    side = Case(When(UPDATED_SIDE, then=Value("u")), When(OTHERS_SIDE, then=Value("o")))
+    devices = health_bounds.with_reported(
+        Device.objects.filter(rollout_entries__rollout=rollout).annotate(side=side)
     )
-    updated = _side([found[f"u{i}"] for i in range(len(conditions))], metrics)
-    others = _side([found[f"o{i}"] for i in range(len(conditions))], metrics)
+    # Grouped by side, so each condition is evaluated once per device. Aliases by position:
+    # metric names hold spaces and dots, which SQL aliases may not.
+    rows = (
+        devices.exclude(side=None)
+        .values("side")
+        .annotate(
+            devices=Count("pk"),
+            **{f"m{i}": Count("pk", filter=c) for i, c in enumerate(metrics.values())},
+        )
+    )
+    counts = {row["side"]: row for row in rows}
+    updated = _side(counts.get("u"), metrics)
+    others = _side(counts.get("o"), metrics)
     return _judge(updated, others, float(rollout.promotion_margin_percent))
 
 
@@ -162,11 +172,11 @@ def _metrics(rollout: Rollout, now: datetime) -> dict[str, Q]:
     return metrics
 
 
-def _side(counts: list[int], metrics: dict) -> dict:
-    devices, passed = counts[0], counts[1:]
+def _side(row: dict | None, metrics: dict) -> dict:
+    devices = row["devices"] if row else 0
     percents = {
-        name: round(100 * count / devices, 1) if devices else None
-        for name, count in zip(metrics, passed, strict=True)
+        name: round(100 * row[f"m{i}"] / devices, 1) if row else None
+        for i, name in enumerate(metrics)
     }
     return {"devices": devices, "percent": percents}
 
