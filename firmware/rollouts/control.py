@@ -13,6 +13,8 @@ def pause(rollout: Rollout, *, actor: str, reason: str, now: datetime | None = N
 
 
 def resume(rollout: Rollout, *, actor: str, reason: str, now: datetime | None = None) -> Rollout:
+    if rollout.status != RolloutStatus.PAUSED:
+        raise states.IllegalTransition(rollout, RolloutStatus.RUNNING)
     return states.move(rollout, RolloutStatus.RUNNING, actor=actor, reason=reason, now=now)
 
 
