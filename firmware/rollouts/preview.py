@@ -107,7 +107,11 @@ def timeline(
                 "soak_minutes": wave.soak_minutes,
                 "gate": wave.gate,
                 "zones": [
-                    {"time_zone": zone, "devices": count, "window_opens": _opening(rollout, zone, start)}
+                    {
+                        "time_zone": zone,
+                        "devices": count,
+                        "window_opens": _opening(rollout, zone, start),
+                    }
                     for zone, count in zones.get(wave.number, {}).items()
                 ],
             }

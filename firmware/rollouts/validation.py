@@ -2,10 +2,10 @@
 its Waves. Every problem is collected under its top-level field ({"waves": ["2.percent: …"]}),
 and nothing is written here: services.create_rollout saves only what passed.
 
-Ranges (docs/rollouts.md): deadlines 1–10080 minutes (a week); threshold percent 0.01–100,
-threshold count ≥ 1; min_finished 1–100000; soak 0–10080 minutes; max_in_flight ≥ 1;
-health online minutes 1–1440; promotion margin 0–100; download concurrency 1–100000; a window's
-duration 1–1440 minutes.
+Ranges (docs/rollouts.md): deadlines 1-10080 minutes (a week); threshold percent 0.01-100,
+threshold count ≥ 1; min_finished 1-100000; soak 0-10080 minutes; max_in_flight ≥ 1;
+health online minutes 1-1440; promotion margin 0-100; download concurrency 1-100000; a window's
+duration 1-1440 minutes.
 """
 
 from dataclasses import dataclass, field
@@ -139,7 +139,7 @@ def _failure_policy(rollout: Rollout, fields: dict, problems: Problems) -> None:
     if percent is not None:
         rollout.failure_threshold_percent = _decimal(percent, "0.01", "100")
         if rollout.failure_threshold_percent is None:
-            problems.add("failure_policy", "threshold_percent: must be 0.01–100 (2 decimals).")
+            problems.add("failure_policy", "threshold_percent: must be 0.01-100 (2 decimals).")
     minimum = policy.get("min_finished", 1)
     rollout.failure_min_finished = _int(minimum, 1, 100_000) or 1
     if _int(minimum, 1, 100_000) is None:
@@ -188,7 +188,7 @@ def _health(rollout: Rollout, fields: dict, problems: Problems) -> None:
     if "promotion_margin_percent" in health:
         margin = _decimal(health["promotion_margin_percent"], "0", "100")
         if margin is None:
-            problems.add("health", "promotion_margin_percent: must be 0–100 (2 decimals).")
+            problems.add("health", "promotion_margin_percent: must be 0-100 (2 decimals).")
         else:
             rollout.promotion_margin_percent = margin
 
@@ -273,7 +273,7 @@ def _wave(number: int, spec: Any, problems: Problems) -> Wave:
     elif wave.selector == WaveSelector.PERCENT:
         wave.percent = _decimal(spec.get("percent"), "0.01", "100")
         if wave.percent is None:
-            problems.add("waves", f"{number}.percent: must be 0.01–100 (2 decimals).")
+            problems.add("waves", f"{number}.percent: must be 0.01-100 (2 decimals).")
     elif wave.selector == WaveSelector.FILTER:
         _wave_filter(wave, spec.get("filter"), problems)
     else:
@@ -286,7 +286,7 @@ def _wave(number: int, spec: Any, problems: Problems) -> Wave:
             problems.add("waves", f"{number}.max_in_flight: a whole number ≥ 1.")
     soak = spec.get("soak_minutes", 0)
     if _int(soak, 0, WEEK_MINUTES) is None:
-        problems.add("waves", f"{number}.soak_minutes: a whole number 0–{WEEK_MINUTES}.")
+        problems.add("waves", f"{number}.soak_minutes: a whole number 0-{WEEK_MINUTES}.")
     else:
         wave.soak_minutes = soak
     return wave

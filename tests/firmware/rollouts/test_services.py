@@ -59,7 +59,9 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("field", "extra", "words"), BAD, ids=[b[0] + str(i) for i, b in enumerate(BAD)])
+@pytest.mark.parametrize(
+    ("field", "extra", "words"), BAD, ids=[b[0] + str(i) for i, b in enumerate(BAD)]
+)
 def test_refuses_bad_input_naming_the_field_and_creates_nothing(
     firmware, sensors, field, extra, words
 ):
@@ -111,7 +113,9 @@ def test_a_device_in_another_active_rollout_is_left_out(firmware, sensors):
     services.request_start(first, actor="otto")
     second = services.create_rollout(fields(firmware, rollout_id="second"), actor="otto")
     services.request_start(second, actor="otto")
-    devices = set(RolloutDevice.objects.filter(rollout=second).values_list("device__device_id", flat=True))
+    devices = set(
+        RolloutDevice.objects.filter(rollout=second).values_list("device__device_id", flat=True)
+    )
     assert "dev-000003" not in devices and len(devices) == 9
 
 
@@ -146,7 +150,9 @@ def test_cancel_frees_the_devices_of_a_scheduled_rollout(firmware, sensors):
 
 
 def test_a_running_rollout_cannot_be_canceled_or_started_again(firmware, sensors):
-    rollout = services.request_start(services.create_rollout(fields(firmware), actor="o"), actor="o")
+    rollout = services.request_start(
+        services.create_rollout(fields(firmware), actor="o"), actor="o"
+    )
     with pytest.raises(services.WrongState):
         services.cancel(rollout, actor="o", reason="x")
     with pytest.raises(services.WrongState):
