@@ -2,7 +2,10 @@
 
 from django.contrib import admin
 
-from firmware import admin_jobs  # noqa: F401  (jobs, templates, executions register themselves)
+from firmware import (
+    admin_jobs,  # noqa: F401  (jobs, templates, executions register themselves)
+    admin_rollouts,  # noqa: F401  (rollouts register themselves)
+)
 from firmware.admin_catalog import FirmwareVersionAdmin
 from firmware.models import FirmwareVersion
 

@@ -111,6 +111,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # which beat runs every JOB_SWEEP_SECONDS (and each worker when it starts).
 JOB_STALL_SECONDS = env_int("FLEETPORTAL_JOB_STALL_SECONDS", 15)
 JOB_SWEEP_SECONDS = env_int("FLEETPORTAL_JOB_SWEEP_SECONDS", 5)
+# Rollouts: a target not seen for this many hours (or never) is left out of a rollout's waves;
+# a rollout created by a member of one of these roles (group names) needs a second person's
+# approval to start, whatever its own approval_required says.
+ROLLOUT_OFFLINE_HOURS = env_int("FLEETPORTAL_ROLLOUT_OFFLINE_HOURS", 168)
+ROLLOUT_APPROVAL_ROLES = env_list("FLEETPORTAL_ROLLOUT_APPROVAL_ROLES", [])
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -259,6 +264,9 @@ SPECTACULAR_SETTINGS = {
         "BulkJobStatus": "devices.choices.BulkJobStatus",
         "JobStatus": "firmware.choices.JobStatus",
         "ExecutionStatus": "firmware.choices.ExecutionStatus",
+        "RolloutStatus": "firmware.rollouts.choices.RolloutStatus",
+        "WaveStatus": "firmware.rollouts.choices.WaveStatus",
+        "RolloutFailure": "firmware.rollouts.choices.Failure",
     },
 }
 

@@ -137,7 +137,7 @@ def _reason(node: dict, positive: bool) -> Combinable:
     if "not" in node:
         return _reason(node["not"], not positive)
     if "all" in node or "any" in node:
-        children = node.get("all") or node.get("any")
+        children = node.get("all") or node.get("any") or []
         reasons = [_reason(child, positive) for child in children]
         # all (or a negated any) fails when one child fails: name the failing ones. any (or a
         # negated all) fails only when every child fails: name them all, but only then.

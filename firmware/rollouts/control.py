@@ -31,7 +31,14 @@ def pause(rollout: Rollout, *, actor: str, reason: str, now: datetime | None = N
 def resume(rollout: Rollout, *, actor: str, reason: str, now: datetime | None = None) -> Rollout:
     """Release again. A threshold already crossed in the current wave does not halt it again:
     the operator who resumes has seen those failures (the next wave is judged afresh)."""
-    return states.move(rollout, RolloutStatus.RUNNING, actor=actor, reason=reason, now=now)
+    return states.move(
+        rollout,
+        RolloutStatus.RUNNING,
+        actor=actor,
+        reason=reason,
+        now=now,
+        only_from=frozenset({RolloutStatus.PAUSED}),
+    )
 
 
 def abort(

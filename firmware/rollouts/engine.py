@@ -79,7 +79,10 @@ def step(rollout_pk: Any, now: datetime, report: dict[str, Any]) -> None:
             jobs_engine.step_job(job, now, jobs_report)
         elif wave.job_id is not None and rollout.status == RolloutStatus.ABORTED:
             jobs_engine.time_out(Job.objects.get(pk=wave.job_id), now, jobs_report)
-        settled = not Job.objects.filter(pk=wave.job_id, status=JobStatus.IN_PROGRESS).exists()
+        settled = (
+            wave.job_id is None
+            or not Job.objects.filter(pk=wave.job_id, status=JobStatus.IN_PROGRESS).exists()
+        )
         outcomes.follow(wave, now, settled=settled)
         health.verify(wave, now)
         tally = outcomes.counts(wave)
@@ -142,9 +145,10 @@ def launch(rollout: Rollout, wave: Wave, now: datetime) -> Job:
     )
     if rollout.firmware is not None:
         job.document = jobs.firmware_document(rollout.firmware)
-    else:
-        # r-svc refuses a rollout without a firmware or a template.
+    elif rollout.template is not None:
         job.document = jobs.render_template(rollout.template, rollout.document_parameters)
+    else:  # firmware.rollouts.validation refuses such a rollout before it is saved
+        raise ValueError(f"Rollout {rollout.rollout_id} has neither firmware nor a template.")
     job.save(force_insert=True)
     local = rollout.window_timezone == DEVICE_LOCAL
     devices = RolloutDevice.objects.filter(wave=wave).values_list(

@@ -11,6 +11,7 @@ in_progress, unless `settled` (the wave's job is over: no retry will come)."""
 
 from collections import Counter
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 from django.db.models import Count
@@ -65,7 +66,7 @@ def follow(wave: Wave, now: datetime, *, settled: bool = False) -> int:
     """Bring the wave's devices up to date with their executions; returns how many changed."""
     if wave.job_id is None:
         return 0
-    parameters = {
+    parameters: dict[str, Any] = {
         "job": wave.job_id,
         "wave": wave.pk,
         "now": now,

@@ -45,13 +45,17 @@ def move(
     actor: str,
     reason: str = "",
     now: datetime | None = None,
+    only_from: frozenset[str] | None = None,
     **details: Any,
 ) -> Rollout:
-    """Move `rollout` to `target` (row locked for the check), recording who, why and when."""
+    """Move `rollout` to `target` (row locked for the check), recording who, why and when.
+    `only_from`: the action's own narrower rule (resume only a paused rollout, although a draft
+    may also become running — by starting it)."""
     now = now or timezone.now()
     with transaction.atomic():
         locked = Rollout.objects.select_for_update().get(pk=rollout.pk)
-        if not may_move(locked.status, target):
+        allowed = only_from is None or locked.status in only_from
+        if not allowed or not may_move(locked.status, target):
             raise IllegalTransition(locked, target)
         previous = locked.status
         locked.status, locked.status_reason = target, reason

@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("shadows.api.urls")),
     path("", include("firmware.api.urls")),
     path("", include("firmware.api.jobs_urls")),
+    path("", include("firmware.api.rollouts_urls")),
 ]

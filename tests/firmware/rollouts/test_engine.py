@@ -1,8 +1,11 @@
 """The rollout tick (firmware/rollouts/engine.py) with a controllable clock: waves run as jobs,
 soaks and gates, the failure policy and its actions, silent devices, max in flight, order."""
 
+from datetime import timedelta
+
 import pytest
 
+from devices.models import Device
 from firmware.models import JobExecution
 from firmware.rollouts import control
 from firmware.rollouts import engine as rollouts
@@ -45,14 +48,22 @@ def wave_executions(rollout, number):
     return list(JobExecution.objects.filter(job__wave__rollout=rollout, job__wave__number=number))
 
 
+def reports_new_version(execution, now):
+    """The device reports the new version, then is heard from again (back online after its
+    reboot, as firmware.rollouts.health checks)."""
+    from firmware import engine
+
+    engine.note_reported_versions({execution.device_id: "2.0.0"}, now)
+    Device.objects.filter(pk=execution.device_id).update(last_seen=now + timedelta(seconds=1))
+
+
 def succeed(rollout, number, now):
     """Every pending execution of the wave succeeds, and its device reports the new version."""
-    from firmware import engine
 
     for execution in wave_executions(rollout, number):
         if execution.status in ("QUEUED", "IN_PROGRESS"):
             finish(execution, "SUCCEEDED", now)
-            engine.note_reported_versions({execution.device_id: "2.0.0"}, now)
+            reports_new_version(execution, now)
 
 
 def outcomes(rollout, number):
@@ -119,9 +130,7 @@ def _thirty_percent_fail(action):
     for execution in executions[3:5]:
         start(execution, at(5))
         finish(execution, "SUCCEEDED", at(5))
-        from firmware import engine
-
-        engine.note_reported_versions({execution.device_id: "2.0.0"}, at(5))
+        reports_new_version(execution, at(5))
     report = rollouts.tick(at(6))
     assert report["halted"] == ["r1"]
     rollout.refresh_from_db()

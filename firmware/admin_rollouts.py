@@ -1,0 +1,52 @@
+"""Rollouts in the admin: a read-only list with status badges and a link to the REST detail;
+waves and the timeline inline. Rollouts are created and run through the API (the service's
+rules); nothing here edits a rollout."""
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from firmware.rollouts.models import Rollout, RolloutEvent, Wave
+from fleetportal.admin_base import ReadOnlyAdmin
+
+BADGES = {"running": "#2e7d32", "paused": "#f9a825", "aborted": "#c62828", "completed": "#1565c0"}
+
+
+class WaveInline(admin.TabularInline):
+    model = Wave
+    fields = ["number", "selector", "count", "percent", "gate", "status", "device_count"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class EventInline(WaveInline):
+    model = RolloutEvent
+    fields = ["at", "actor", "kind", "from_status", "to_status", "wave_number", "reason"]
+    readonly_fields = fields
+
+
+@admin.register(Rollout)
+class RolloutAdmin(ReadOnlyAdmin):
+    list_display = ["rollout_id", "badge", "kind", "firmware", "created_by", "created_at", "api"]
+    list_filter = ["status", "kind"]
+    search_fields = ["rollout_id"]
+    list_select_related = ["firmware"]
+    inlines = [WaveInline, EventInline]
+
+    @admin.display(description="status", ordering="status")
+    def badge(self, rollout: Rollout) -> str:
+        colour = BADGES.get(rollout.status, "#616161")
+        return format_html(
+            '<span style="color:#fff;background:{};padding:1px 6px;border-radius:3px">{}</span>',
+            colour,
+            rollout.get_status_display(),
+        )
+
+    @admin.display(description="REST")
+    def api(self, rollout: Rollout) -> str:
+        url = reverse("rollout-detail", args=[rollout.rollout_id])
+        return format_html('<a href="{}">detail</a>', url)
