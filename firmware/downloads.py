@@ -74,17 +74,20 @@ def signed_url(
     *,
     request: HttpRequest | None = None,
     now: float | None = None,
-    rollout: Rollout | None = None,
+    rollout: Rollout | int | None = None,
 ) -> str:
     """An absolute URL the device (any holder, when device is None) may fetch the artifact at
     until FIRMWARE_URL_SECONDS from now. A version hosted elsewhere answers its own file_url.
-    With a rollout, the download takes one of its slots and counts toward its bytes served."""
+    With a rollout (or its pk), the download takes one of its slots and counts toward its bytes
+    served."""
     if not firmware.artifact.name:
         return firmware.file_url
     path = reverse("firmware-signed-download", args=[firmware.pk])
     expires = int(now if now is not None else time.time()) + settings.FIRMWARE_URL_SECONDS
     device_id = device.device_id if device is not None else ""
-    rollout_pk = str(rollout.pk) if rollout is not None else ""
+    if isinstance(rollout, Rollout):
+        rollout = rollout.pk
+    rollout_pk = str(rollout) if rollout is not None else ""
     query = f"expires={expires}"
     if device_id:
         query += f"&device={device_id}"

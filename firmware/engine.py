@@ -245,9 +245,17 @@ def cancel_not_started(job: Job, now: datetime, report: Report) -> None:
     )
 
 
-def follow_up(job: Job, now: datetime, report: Report) -> None:
+def settle_canceled(job: Job, now: datetime, report: Report) -> None:
+    """A cancelled wave job whose in-flight devices were let finish (a rollout's abort keeping
+    them): their deadlines still apply — in progress too long → TIMED_OUT, SUCCEEDED without
+    the version → FAILED at the confirmation deadline — but nothing is retried."""
+    time_out(job, now, report)
+    follow_up(job, now, report, retry=False)
+
+
+def follow_up(job: Job, now: datetime, report: Report, *, retry: bool = True) -> None:
     """Finished executions the engine has not looked at: confirm or fail a firmware SUCCEEDED,
-    then retry what failed (FAILED, TIMED_OUT) while the retry config allows."""
+    then retry what failed (FAILED, TIMED_OUT) while the retry config allows (and `retry`)."""
     todo = list(
         JobExecution.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(job=job, followed_up_at__isnull=True, status__in=FINAL)
@@ -269,8 +277,10 @@ def follow_up(job: Job, now: datetime, report: Report) -> None:
             failed.append(execution)
     if done:
         JobExecution.objects.filter(pk__in=[e.pk for e in done]).update(followed_up_at=now)
-    if failed:
+    if failed and retry:
         _retry(job, failed, now, report)
+    elif failed:
+        JobExecution.objects.filter(pk__in=[e.pk for e in failed]).update(followed_up_at=now)
 
 
 def _confirmation(job: Job, execution: JobExecution, now: datetime) -> str:
@@ -323,11 +333,13 @@ def retries_allowed(retry_config: dict[str, Any], status: str) -> int:
 
 
 def _retry(job: Job, failed: list[JobExecution], now: datetime, report: Report) -> None:
+    forgiven = retry_offsets(job, [execution.device_id for execution in failed])
     again = [
         execution
         for execution in failed
         if execution.status in executions.RETRYABLE
-        and execution.execution_number <= retries_allowed(job.retry_config, execution.status)
+        and execution.execution_number - forgiven.get(execution.device_id, 0)
+        <= retries_allowed(job.retry_config, execution.status)
         and not execution.device.is_decommissioned
     ]
     JobExecution.objects.filter(pk__in=[e.pk for e in failed]).update(followed_up_at=now)
@@ -348,6 +360,18 @@ def _retry(job: Job, failed: list[JobExecution], now: datetime, report: Report) 
     )
     notifications.send_changes(devices, before)
     report.retried += len(again)
+
+
+def retry_offsets(job: Job, device_pks: list[Any]) -> dict[Any, int]:
+    """Attempts forgiven per device (JobTarget.retry_offset, set by a rollout's reset-retries);
+    only wave jobs have any, so plain jobs skip the query."""
+    if job.rollout_id is None:
+        return {}
+    return dict(
+        JobTarget.objects.filter(job=job, device_id__in=device_pks, retry_offset__gt=0)
+        .values_list("device_id", "retry_offset")
+        .order_by()
+    )
 
 
 # --- Abort, completion -----------------------------------------------------------------------

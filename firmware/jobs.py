@@ -121,7 +121,8 @@ def delivered_document(execution: JobExecution) -> dict[str, Any]:
     firmware = execution.job.firmware
     if firmware is None or not signs_per_device(execution.job):
         return document
-    url = downloads.signed_url(firmware, execution.device)
+    # A wave's device takes one of its rollout's download slots and counts toward its bytes.
+    url = downloads.signed_url(firmware, execution.device, rollout=execution.job.rollout_id)
     delivered = {**document, "firmware": {**document["firmware"], "url": url}}
     ota = document.get("afr_ota")
     if isinstance(ota, dict) and isinstance(ota.get("files"), list):

@@ -140,6 +140,16 @@ class Job(models.Model):
     # A maintenance window evaluated in each target's own zone (JobTarget.time_zone).
     window_cron = models.CharField(max_length=256, blank=True, editable=False)
     window_duration_minutes = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    # The rollout whose wave this job is: read with the job (no join) when a device's document
+    # is delivered, so its download URL names the rollout (download cap, bytes served).
+    rollout = models.ForeignKey(
+        "firmware.Rollout",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        editable=False,
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -245,6 +255,10 @@ class JobTarget(models.Model):
     # plain jobs, which release in creation order.
     position = models.BigIntegerField(null=True, blank=True)
     time_zone = models.CharField(max_length=64, blank=True)
+    # Attempts an operator forgave (a rollout's reset-retries): the engine grants retries to
+    # execution_number - retry_offset, so the device has its whole retry budget again.
+    # db_default: the engine inserts targets with raw INSERT … SELECT that leave it out.
+    retry_offset = models.PositiveIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         constraints = [

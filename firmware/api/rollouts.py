@@ -260,6 +260,29 @@ class WaveApproveView(generics.GenericAPIView):
         return _detail(wave.rollout)
 
 
+class ResetRetriesView(generics.GenericAPIView):
+    """A device's retry budget, whole again (a device that failed for good is retried)."""
+
+    permission_classes = [CanRun]
+    serializer_class = ReasonSerializer
+    pagination_class = None
+    filter_backends = []
+
+    @extend_schema(request=ReasonSerializer, responses=RolloutDeviceSerializer)
+    def post(self, request, rollout_id: str, device_id: str):
+        entry = get_object_or_404(
+            RolloutDevice.objects.select_related("device", "wave"),
+            rollout__rollout_id=rollout_id,
+            device__device_id=device_id,
+        )
+        body = ReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        entry = control.reset_retries(
+            entry, actor=actor_for_request(request), reason=body.validated_data["reason"]
+        )
+        return Response(RolloutDeviceSerializer(entry).data)
+
+
 class DevicePosition(FleetCursorPagination):
     ordering = ("position", "id")
 

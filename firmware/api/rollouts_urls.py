@@ -17,4 +17,9 @@ urlpatterns = [
         name="rollout-wave-approve",
     ),
     path(f"{ROLLOUT}/devices/", views.RolloutDevicesView.as_view(), name="rollout-devices"),
+    path(
+        f"{ROLLOUT}/devices/<str:device_id>/reset-retries/",
+        views.ResetRetriesView.as_view(),
+        name="rollout-device-reset-retries",
+    ),
 ]

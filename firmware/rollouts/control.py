@@ -7,9 +7,11 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from firmware import jobs
+from firmware import executions, jobs
+from firmware.choices import JobStatus
+from firmware.models import JobExecution, JobTarget
 from firmware.rollouts import outcomes, states
-from firmware.rollouts.choices import DeviceOutcome, RolloutStatus, WaveStatus
+from firmware.rollouts.choices import DeviceOutcome, Failure, RolloutStatus, WaveStatus
 from firmware.rollouts.models import Rollout, RolloutDevice, Wave
 from fleetportal.errors import DomainError
 
@@ -20,7 +22,28 @@ LIVE_WAVES = (WaveStatus.RUNNING, WaveStatus.SOAKING, WaveStatus.AWAITING_APPROV
 
 
 class GateError(DomainError):
-    """A manual gate that cannot be approved (not waiting, or the creator approving)."""
+    """A manual gate that cannot be approved now (not waiting, or the rollout not running)."""
+
+    field = "status"
+    code = "gate_not_waiting"
+    http_status = 409
+
+
+class SelfApproval(DomainError):
+    """The creator approving their own rollout where it requires approval (the start's rule:
+    services.SelfApproval is this class)."""
+
+    field = "approved_by"
+    code = "self_approval"
+    http_status = 403
+
+
+class RetryResetError(DomainError):
+    """Retries that cannot be reset (the rollout over, or the device's wave not begun)."""
+
+    field = "status"
+    code = "retries_not_resettable"
+    http_status = 409
 
 
 def pause(rollout: Rollout, *, actor: str, reason: str, now: datetime | None = None) -> Rollout:
@@ -94,8 +117,11 @@ def approve_gate(wave: Wave, *, actor: str, now: datetime | None = None) -> Wave
             )
         if rollout.status not in (RolloutStatus.RUNNING, RolloutStatus.PAUSED):
             raise GateError(f"The rollout is {RolloutStatus(rollout.status).label.lower()}.")
-        if rollout.approval_required and actor == rollout.created_by:
-            raise GateError("The creator of a rollout that requires approval cannot approve it.")
+        if not rollout.may_be_approved_by(actor):
+            raise SelfApproval(
+                f"{actor} created rollout {rollout.rollout_id}, which requires approval; "
+                "someone else approves its gates."
+            )
         wave.approved_by = actor
         wave.save(update_fields=["approved_by"])
         states.record(
@@ -130,3 +156,77 @@ def promote(rollout: Rollout, wave: Wave, *, actor: str, now: datetime) -> None:
             rollout, RolloutStatus.COMPLETED, actor=actor, reason="Every wave passed.", now=now
         )
         RolloutDevice.objects.filter(rollout=rollout, active=True).update(active=False)
+
+
+# Failures a fresh budget can retry (the jobs engine retries FAILED and TIMED_OUT attempts; a
+# SUCCEEDED that never confirmed ended FAILED).
+RETRYABLE_FAILURES = (Failure.FAILED, Failure.TIMED_OUT, Failure.NOT_CONFIRMED)
+
+
+def reset_retries(
+    entry: RolloutDevice, *, actor: str, reason: str = "", now: datetime | None = None
+) -> RolloutDevice:
+    """Give one device its whole retry budget again (issue 13: "a budget an operator can reset
+    per device"): its attempts so far are forgiven (JobTarget.retry_offset, which the jobs
+    engine subtracts). A device that failed for good with a retryable failure, while its wave's
+    job still runs, is retried at the next tick. Recorded on the timeline with the actor."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        rollout = Rollout.objects.select_for_update().get(pk=entry.rollout_id)
+        entry = (
+            RolloutDevice.objects.select_for_update(of=("self",))
+            .select_related("wave__job", "device")
+            .get(pk=entry.pk)
+        )
+        job = entry.wave.job
+        if rollout.status not in (RolloutStatus.RUNNING, RolloutStatus.PAUSED):
+            raise RetryResetError(
+                f"Rollout {rollout.rollout_id} is {RolloutStatus(rollout.status).label.lower()}; "
+                "only a running or paused rollout retries devices."
+            )
+        latest = (
+            JobExecution.objects.select_for_update()
+            .filter(job=job, device_id=entry.device_id)
+            .order_by("-execution_number")
+            .first()
+            if job is not None
+            else None
+        )
+        if latest is None:
+            raise RetryResetError(
+                f"Wave {entry.wave.number} has not reached this device yet; it used no retries."
+            )
+        JobTarget.objects.filter(job=job, device_id=entry.device_id).update(
+            retry_offset=latest.execution_number - 1
+        )
+        used, retried = entry.retries_used, _reopen(entry, latest, job.status)
+        entry.retries_used = 0
+        entry.save(update_fields=["retries_used", "outcome", "failure", "reason", "finished_at"])
+        states.record(
+            rollout,
+            "retries_reset",
+            actor=actor,
+            reason=reason or f"Retries of {entry.device.device_id} reset.",
+            now=now,
+            wave_number=entry.wave.number,
+            device_id=entry.device.device_id,
+            retries_used=used,
+            retried=retried,
+        )
+    return entry
+
+
+def _reopen(entry: RolloutDevice, latest: JobExecution, job_status: str) -> bool:
+    """A final retryable failure becomes in progress again: the engine's next follow-up of its
+    last attempt retries it under the fresh budget."""
+    if not (
+        entry.outcome == DeviceOutcome.FAILED
+        and entry.failure in RETRYABLE_FAILURES
+        and latest.status in executions.RETRYABLE
+        and job_status == JobStatus.IN_PROGRESS
+    ):
+        return False
+    JobExecution.objects.filter(pk=latest.pk).update(followed_up_at=None)
+    entry.outcome, entry.failure, entry.reason = DeviceOutcome.IN_PROGRESS, "", ""
+    entry.finished_at = None
+    return True

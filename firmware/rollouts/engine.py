@@ -13,6 +13,8 @@ A step, for the rollout's current wave:
   4. the failure policy: crossed → its action at once, in this same step, before any release;
   5. a running rollout releases the next targets (max in flight, position order, windows);
   6. every device final → soak; after the soak, the gate (automatic or manual).
+After the rollouts, the bytes their downloads served (counted in Redis) are added to each
+Rollout.bytes_served (spread.flush_bytes_served).
 """
 
 from datetime import datetime, timedelta
@@ -27,7 +29,7 @@ from firmware import engine as jobs_engine
 from firmware import jobs
 from firmware.choices import JobStatus, TargetSelection
 from firmware.models import Job
-from firmware.rollouts import control, health, outcomes, states
+from firmware.rollouts import control, health, outcomes, spread, states
 from firmware.rollouts.choices import (
     DeviceOutcome,
     FailureAction,
@@ -50,12 +52,14 @@ def tick(now: datetime | None = None) -> dict[str, Any]:
     ):
         states.move(rollout, RolloutStatus.RUNNING, actor=SYSTEM, reason="Start time.", now=now)
         report["started"].append(rollout.rollout_id)
-    # Aborted rollouts are followed while their last wave's in-flight devices finish.
+    # Aborted rollouts are followed while their last wave's devices finish and are verified.
     due = Rollout.objects.filter(
-        Q(status__in=STEPPED) | Q(status=RolloutStatus.ABORTED, waves__status=WaveStatus.RUNNING)
+        Q(status__in=STEPPED)
+        | Q(status=RolloutStatus.ABORTED, waves__status__in=control.LIVE_WAVES)
     )
     for pk in list(due.values_list("pk", flat=True).distinct()):
         step(pk, now, report)
+    spread.flush_bytes_served()
     return report
 
 
@@ -78,7 +82,8 @@ def step(rollout_pk: Any, now: datetime, report: dict[str, Any]) -> None:
         if job is not None:
             jobs_engine.step_job(job, now, jobs_report)
         elif wave.job_id is not None and rollout.status == RolloutStatus.ABORTED:
-            jobs_engine.time_out(Job.objects.get(pk=wave.job_id), now, jobs_report)
+            # The job was cancelled; its in-flight devices still end by their deadlines.
+            jobs_engine.settle_canceled(Job.objects.get(pk=wave.job_id), now, jobs_report)
         settled = (
             wave.job_id is None
             or not Job.objects.filter(pk=wave.job_id, status=JobStatus.IN_PROGRESS).exists()
@@ -140,6 +145,7 @@ def launch(rollout: Rollout, wave: Wave, now: datetime) -> Job:
         start_deadline_minutes=rollout.start_deadline_minutes,
         window_cron=rollout.window_cron,
         window_duration_minutes=rollout.window_duration_minutes,
+        rollout=rollout,
         created_by=SYSTEM,
         created_at=now,
     )

@@ -88,7 +88,8 @@ class Rollout(models.Model):
     approved_by = models.CharField(max_length=200, blank=True, editable=False)
     approved_at = models.DateTimeField(null=True, blank=True, editable=False)
     rollback_reason = models.CharField(max_length=500, blank=True)
-    # A rollback may lower the security version only to these versions.
+    # A rollback may lower the security version of devices running one of these versions: the
+    # versions devices may be rolled back FROM (validation and assignment read it so), not to.
     rollback_allowed_versions = ArrayField(
         models.CharField(max_length=64), default=list, blank=True
     )
@@ -121,6 +122,17 @@ class Rollout(models.Model):
 
     def __str__(self):
         return self.rollout_id
+
+    def may_be_approved_by(self, actor: str) -> bool:
+        """The one approval rule, for its start and its manual gates: when the rollout requires
+        approval, never by its creator — by login or by their API token (actors "alice" and
+        "token:alice" are one person). Who holds firmware.approve_rollout is checked by the
+        caller (REST, the page)."""
+        return not (self.approval_required and _person(actor) == _person(self.created_by))
+
+
+def _person(actor: str) -> str:
+    return actor.removeprefix("token:")
 
 
 class Wave(models.Model):

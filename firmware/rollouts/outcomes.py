@@ -6,6 +6,8 @@ new version) → reported (health.verify then makes it updated or failed UNHEALT
 not yet confirmed → still in_progress, FAILED → failed FAILED (NOT_CONFIRMED when the engine
 failed it for keeping the old version), REJECTED / TIMED_OUT → failed with that failure,
 CANCELED with reason not_started → failed NOT_STARTED, other CANCELED / REMOVED → canceled.
+Retries used are the attempts after the first, less those an operator forgave
+(JobTarget.retry_offset, control.reset_retries).
 A FAILED or TIMED_OUT attempt whose retry the jobs engine has not decided yet stays
 in_progress, unless `settled` (the wave's job is over: no retry will come)."""
 
@@ -18,7 +20,7 @@ from django.db.models import Count
 
 from firmware.choices import ExecutionStatus as E
 from firmware.engine import NOT_STARTED
-from firmware.models import JobExecution
+from firmware.models import JobExecution, JobTarget
 from firmware.rollouts.choices import FINAL_OUTCOMES, DeviceOutcome, Failure
 from firmware.rollouts.models import RolloutDevice, Wave
 
@@ -41,7 +43,8 @@ FROM (
              THEN left(COALESCE(status_details->>'reason', ''), 500) ELSE '' END AS reason
     FROM (
         SELECT DISTINCT ON (e.device_id) e.device_id, e.status, e.status_details,
-            e.confirmation_deadline, e.confirmed_at, e.execution_number - 1 AS retries,
+            e.confirmation_deadline, e.confirmed_at,
+            greatest(e.execution_number - 1 - t.retry_offset, 0) AS retries,
             CASE WHEN e.status = %(e_queued)s THEN %(notified)s
                  WHEN e.status = %(e_succeeded)s AND e.confirmed_at IS NOT NULL THEN %(reported)s
                  WHEN e.status IN (%(e_failed)s, %(e_timed_out)s)
@@ -52,6 +55,7 @@ FROM (
                  WHEN e.status IN (%(e_canceled)s, %(e_removed)s) THEN %(canceled)s
                  ELSE %(in_progress)s END AS outcome
         FROM {JobExecution._meta.db_table} e
+        JOIN {JobTarget._meta.db_table} t ON t.job_id = e.job_id AND t.device_id = e.device_id
         WHERE e.job_id = %(job)s
         ORDER BY e.device_id, e.execution_number DESC
     ) latest

@@ -17,7 +17,7 @@ from django.utils import timezone
 from devices.models import Device, DeviceGroup
 from firmware import jobs
 from firmware.models import FirmwareVersion, JobTemplate
-from firmware.rollouts import assignment, states, validation
+from firmware.rollouts import assignment, control, states, validation
 from firmware.rollouts import preview as dry_run
 from firmware.rollouts.choices import DeviceOutcome, RolloutKind, RolloutStatus, WaveSelector
 from firmware.rollouts.models import Rollout, RolloutDevice, Wave
@@ -35,10 +35,7 @@ class RolloutIdTaken(RolloutError):
     http_status = 409
 
 
-class SelfApproval(RolloutError):
-    field = "approved_by"
-    code = "self_approval"
-    http_status = 403
+SelfApproval = control.SelfApproval  # one rule, one error: the start and the gates
 
 
 class WrongState(RolloutError):
@@ -196,10 +193,11 @@ def request_start(rollout: Rollout, *, actor: str, now: datetime | None = None) 
 def approve(rollout: Rollout, *, actor: str, now: datetime | None = None) -> Rollout:
     """A second person approves: the creator never can. The rollout then starts."""
     now = now or timezone.now()
-    if actor == rollout.created_by:
-        raise SelfApproval(f"{actor} created rollout {rollout.rollout_id}; someone else approves.")
     if rollout.status != RolloutStatus.AWAITING_APPROVAL:
         raise WrongState(f"Rollout {rollout.rollout_id} is not awaiting approval.")
+    # Awaiting approval implies approval_required, so the creator is always refused here.
+    if not rollout.may_be_approved_by(actor):
+        raise SelfApproval(f"{actor} created rollout {rollout.rollout_id}; someone else approves.")
     with transaction.atomic():
         Rollout.objects.filter(pk=rollout.pk).update(approved_by=actor, approved_at=now)
         rollout.approved_by, rollout.approved_at = actor, now
