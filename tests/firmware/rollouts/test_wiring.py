@@ -18,7 +18,6 @@ from tests.firmware.rollouts.test_engine import (
     make_rollout,
     outcomes,
     succeed,
-    wave_executions,
 )
 
 pytestmark = pytest.mark.django_db
@@ -57,7 +56,7 @@ def attempts(entry):
 
 
 def test_reset_retries_gives_a_failed_device_its_whole_budget_again():
-    rollout, entry = failed_for_good(failure_threshold_count=5)
+    _rollout, entry = failed_for_good(failure_threshold_count=5)
     entry = control.reset_retries(entry, actor="carol", reason="cable fixed", now=at(5))
     assert (entry.outcome, entry.retries_used) == ("in_progress", 0)
     rollouts.tick(at(6))
@@ -73,7 +72,7 @@ def test_reset_retries_gives_a_failed_device_its_whole_budget_again():
 
 
 def test_reset_retries_of_an_in_progress_device_only_resets_its_budget():
-    rollout = make_rollout(fleet(1), [(1, {})], retry_config=ONE_RETRY)
+    make_rollout(fleet(1), [(1, {})], retry_config=ONE_RETRY)
     rollouts.tick(at(0))
     entry = RolloutDevice.objects.get()
     fail(latest_of(entry.device_id), at(1))
@@ -165,7 +164,7 @@ def awaiting_gate(**fields):
 
 
 def test_the_creator_cannot_approve_a_gate_by_login_or_by_token():
-    rollout, wave = awaiting_gate(created_by="token:otto", approval_required=True)
+    _rollout, wave = awaiting_gate(created_by="token:otto", approval_required=True)
     for actor in ("otto", "token:otto"):
         with pytest.raises(services.SelfApproval, match="someone else"):
             control.approve_gate(wave, actor=actor, now=at(5))
@@ -175,7 +174,7 @@ def test_the_creator_cannot_approve_a_gate_by_login_or_by_token():
 
 
 def test_the_creator_approves_a_gate_when_no_approval_is_required():
-    rollout, wave = awaiting_gate(created_by="otto")
+    _rollout, wave = awaiting_gate(created_by="otto")
     control.approve_gate(wave, actor="otto", now=at(5))
     assert Wave.objects.get(pk=wave.pk).status == "passed"
 
