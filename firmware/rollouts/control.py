@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from firmware import executions, jobs
 from firmware.choices import JobStatus
-from firmware.models import JobExecution, JobTarget
+from firmware.models import Job, JobExecution, JobTarget
 from firmware.rollouts import outcomes, states
 from firmware.rollouts.choices import DeviceOutcome, Failure, RolloutStatus, WaveStatus
 from firmware.rollouts.models import Rollout, RolloutDevice, Wave
@@ -178,24 +178,12 @@ def reset_retries(
             .select_related("wave__job", "device")
             .get(pk=entry.pk)
         )
-        job = entry.wave.job
         if rollout.status not in (RolloutStatus.RUNNING, RolloutStatus.PAUSED):
             raise RetryResetError(
                 f"Rollout {rollout.rollout_id} is {RolloutStatus(rollout.status).label.lower()}; "
                 "only a running or paused rollout retries devices."
             )
-        latest = (
-            JobExecution.objects.select_for_update()
-            .filter(job=job, device_id=entry.device_id)
-            .order_by("-execution_number")
-            .first()
-            if job is not None
-            else None
-        )
-        if latest is None:
-            raise RetryResetError(
-                f"Wave {entry.wave.number} has not reached this device yet; it used no retries."
-            )
+        job, latest = _latest_attempt(entry)
         JobTarget.objects.filter(job=job, device_id=entry.device_id).update(
             retry_offset=latest.execution_number - 1
         )
@@ -214,6 +202,24 @@ def reset_retries(
             retried=retried,
         )
     return entry
+
+
+def _latest_attempt(entry: RolloutDevice) -> tuple[Job, JobExecution]:
+    """The device's wave job and its latest attempt there, locked."""
+    job = entry.wave.job
+    latest = (
+        JobExecution.objects.select_for_update()
+        .filter(job=job, device_id=entry.device_id)
+        .order_by("-execution_number")
+        .first()
+        if job is not None
+        else None
+    )
+    if job is None or latest is None:
+        raise RetryResetError(
+            f"Wave {entry.wave.number} has not reached this device yet; it used no retries."
+        )
+    return job, latest
 
 
 def _reopen(entry: RolloutDevice, latest: JobExecution, job_status: str) -> bool:
