@@ -15,7 +15,7 @@ class FirmwareConfig(AppConfig):
         from shadows import writes
 
         routing.add_websocket_routes(
-            path("ws/rollouts/<str:rollout_id>/", RolloutConsumer.as_asgi(), name="ws-rollout")
+            route("ws/rollouts/<str:rollout_id>/", RolloutConsumer.as_asgi(), name="ws-rollout")
         )
         handlers.register()
         hooks.subscribe(hooks.DevicesTransitioned, engine.on_devices_transitioned)

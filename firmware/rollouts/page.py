@@ -129,9 +129,10 @@ def actions(rollout: Rollout, row: WaveRow | None, user, actor: str) -> set[str]
     if may_approve and status == RolloutStatus.AWAITING_APPROVAL and not creator:
         shown.add("approve")
     gate_open = row is not None and row.wave.status == WaveStatus.AWAITING_APPROVAL
-    if may_approve and gate_open and status in (RolloutStatus.RUNNING, RolloutStatus.PAUSED):
-        if not (rollout.approval_required and creator):
-            shown.add("approve_gate")
+    live = status in (RolloutStatus.RUNNING, RolloutStatus.PAUSED)
+    # The same rule as control.approve_gate: not the creator of a rollout needing approval.
+    if may_approve and gate_open and live and not (rollout.approval_required and creator):
+        shown.add("approve_gate")
     return shown
 
 

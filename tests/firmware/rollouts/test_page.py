@@ -47,7 +47,7 @@ def running(devices=6, fleet_of=fleet, **fields):
         **fields,
     )
     rollouts.tick(at(0))
-    first, second = sorted(wave_executions(rollout, 1), key=lambda e: e.pk)
+    first, _ = sorted(wave_executions(rollout, 1), key=lambda e: e.pk)
     finish(first, "FAILED", at(1), reason="flash write failed")
     rollouts.tick(at(2))
     return rollout
