@@ -5,7 +5,7 @@ class FirmwareConfig(AppConfig):
     name = "firmware"
 
     def ready(self):
-        from django.urls import path
+        from django.urls import path as route
 
         from devices import hooks
         from firmware import documents, engine, handlers, jobs
