@@ -98,7 +98,10 @@ def failing(rollout: Rollout) -> list[dict[str, Any]]:
         job_id__in={row.wave.job_id for row in rows if row.wave.job_id},
         device_id__in=[row.device_id for row in rows],
     ).order_by("execution_number")
-    details = {(e.job_id, e.device_id): e.status_details for e in executions}  # last attempt wins
+    # Keyed by (job, device); the last attempt wins.
+    details: dict[tuple[int | None, Any], dict] = {
+        (e.job_id, e.device_id): e.status_details for e in executions
+    }
     return [
         {"entry": row, "status_details": details.get((row.wave.job_id, row.device_id)) or {}}
         for row in rows
