@@ -3,9 +3,10 @@ waves and the timeline inline. Rollouts are created and run through the API (the
 rules); nothing here edits a rollout."""
 
 from django.contrib import admin
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
+from firmware import rollout_pages
 from firmware.rollouts.models import Rollout, RolloutEvent, Wave
 from fleetportal.admin_base import ReadOnlyAdmin
 
@@ -31,7 +32,9 @@ class EventInline(WaveInline):
 
 @admin.register(Rollout)
 class RolloutAdmin(ReadOnlyAdmin):
-    list_display = ["rollout_id", "badge", "kind", "firmware", "created_by", "created_at", "api"]
+    list_display = [
+        "rollout_id", "badge", "kind", "firmware", "created_by", "created_at", "page", "api",
+    ]  # fmt: skip
     list_filter = ["status", "kind"]
     search_fields = ["rollout_id"]
     list_select_related = ["firmware"]
@@ -45,6 +48,30 @@ class RolloutAdmin(ReadOnlyAdmin):
             colour,
             rollout.get_status_display(),
         )
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        page = "<str:rollout_id>/page/"
+        return [
+            path(page, wrap(rollout_pages.rollout_page), name="firmware_rollout_page"),
+            path(f"{page}parts/", wrap(rollout_pages.rollout_parts), name="firmware_rollout_parts"),
+            path(
+                f"{page}waves/<int:number>/approve/",
+                wrap(rollout_pages.approve_gate),
+                name="firmware_rollout_approve_gate",
+            ),
+            path(
+                f"{page}<str:action>/",
+                wrap(rollout_pages.rollout_action),
+                name="firmware_rollout_action",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="page")
+    def page(self, rollout: Rollout) -> str:
+        url = reverse("admin:firmware_rollout_page", args=[rollout.rollout_id])
+        return format_html('<a href="{}">watch</a>', url)
 
     @admin.display(description="REST")
     def api(self, rollout: Rollout) -> str:

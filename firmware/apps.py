@@ -5,12 +5,18 @@ class FirmwareConfig(AppConfig):
     name = "firmware"
 
     def ready(self):
+        from django.urls import path as route
+
         from devices import hooks
         from firmware import documents, engine, handlers, jobs
+        from firmware.consumers import RolloutConsumer
         from firmware.protocol import firmware_runs
-        from fleetportal import request_limits
+        from fleetportal import request_limits, routing
         from shadows import writes
 
+        routing.add_websocket_routes(
+            route("ws/rollouts/<str:rollout_id>/", RolloutConsumer.as_asgi(), name="ws-rollout")
+        )
         handlers.register()
         hooks.subscribe(hooks.DevicesTransitioned, engine.on_devices_transitioned)
         hooks.subscribe(hooks.GroupMembershipChanged, engine.on_membership_changed)

@@ -8,6 +8,7 @@ approve, cancel) and firmware.rollouts.control (pause, resume, abort, a gate's a
 
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, mixins, serializers, status, viewsets
@@ -99,10 +100,14 @@ class RolloutDetailSerializer(RolloutSerializer):
     waves = serializers.SerializerMethodField()
     failure_rate = serializers.SerializerMethodField()
     events = EventSerializer(many=True, read_only=True)
+    page = serializers.SerializerMethodField(help_text="The rollout's live page in the admin.")
 
     class Meta(RolloutSerializer.Meta):
-        fields = [*RolloutSerializer.Meta.fields, "waves", "failure_rate", "events"]
+        fields = [*RolloutSerializer.Meta.fields, "waves", "failure_rate", "events", "page"]
         read_only_fields = fields
+
+    def get_page(self, rollout: Rollout) -> str:
+        return reverse("admin:firmware_rollout_page", args=[rollout.rollout_id])
 
     @extend_schema(responses=WaveSerializer(many=True))
     def get_waves(self, rollout: Rollout) -> list[dict]:

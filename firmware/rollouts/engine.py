@@ -29,7 +29,7 @@ from firmware import engine as jobs_engine
 from firmware import jobs
 from firmware.choices import JobStatus, TargetSelection
 from firmware.models import Job
-from firmware.rollouts import control, health, outcomes, spread, states
+from firmware.rollouts import control, health, live_events, outcomes, spread, states
 from firmware.rollouts.choices import (
     DeviceOutcome,
     FailureAction,
@@ -38,6 +38,7 @@ from firmware.rollouts.choices import (
     WaveStatus,
 )
 from firmware.rollouts.models import DEVICE_LOCAL, Rollout, RolloutDevice, Wave
+from fleetportal import live
 
 SYSTEM = control.SYSTEM
 STEPPED = (RolloutStatus.RUNNING, RolloutStatus.PAUSED)
@@ -58,7 +59,10 @@ def tick(now: datetime | None = None) -> dict[str, Any]:
         | Q(status=RolloutStatus.ABORTED, waves__status__in=control.LIVE_WAVES)
     )
     for pk in list(due.values_list("pk", flat=True).distinct()):
-        step(pk, now, report)
+        # One "rollout changed" per stepped rollout, sent after its step commits, however many
+        # devices and timeline entries the step changed.
+        with live.coalesced():
+            step(pk, now, report)
     spread.flush_bytes_served()
     return report
 
@@ -71,6 +75,7 @@ def step(rollout_pk: Any, now: datetime, report: dict[str, Any]) -> None:
         wave = current_wave(rollout)
         if wave is None:
             return
+        live_events.changed(rollout.pk)  # counts may move in any step: the page re-reads them
         if wave.status == WaveStatus.PENDING:
             if rollout.status == RolloutStatus.RUNNING:
                 launch(rollout, wave, now)

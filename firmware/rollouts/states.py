@@ -7,6 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from firmware.rollouts import live_events
 from firmware.rollouts.choices import RolloutStatus as S
 from firmware.rollouts.models import Rollout, RolloutEvent
 
@@ -79,7 +80,9 @@ def record(
     wave_number: int | None = None,
     **details: Any,
 ) -> RolloutEvent:
-    """One entry of the rollout's timeline (a gate reached, an approval, a threshold crossed…)."""
+    """One entry of the rollout's timeline (a gate reached, an approval, a threshold crossed…).
+    Whoever made it, a page watching the rollout is told (after the commit)."""
+    live_events.changed(rollout.pk)
     return RolloutEvent.objects.create(
         rollout=rollout,
         at=now or timezone.now(),

@@ -53,3 +53,31 @@ def submit(browser, button, timeout: float = 10) -> None:
 def set_viewport(browser, width: int, height: int) -> None:
     """The page's own size (the window's outer size includes no chrome in headless mode)."""
     browser.set_window_size(width, height)
+
+
+def _asgi_application():
+    # Module level so the server process can build it (pickled by reference).
+    from channels.routing import get_default_application
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+    return ASGIStaticFilesHandler(get_default_application())
+
+
+@pytest.fixture
+def asgi_live_server(transactional_db):
+    """Daphne serving the ASGI application (HTTP and the live pages' WebSockets) in a process
+    of its own on the test database, as channels' ChannelsLiveServerTestCase does; pytest-django's
+    live_server speaks WSGI only. Yields its base URL."""
+    from daphne.testing import DaphneProcess
+
+    # Forked: the process inherits the settings pytest-django already pointed at the test
+    # database (channels' set_database_connection would prefix the name a second time).
+    server = DaphneProcess("localhost", _asgi_application)
+    server.start()
+    try:
+        if not server.ready.wait(timeout=30):
+            raise RuntimeError("Daphne did not start")
+        yield f"http://localhost:{server.port.value}"
+    finally:
+        server.terminate()
+        server.join()

@@ -1,0 +1,59 @@
+// The rollout page, live: the server says "changed" over the WebSocket (coalesced there to a
+// few a second); the page fetches its parts again and swaps each [data-part] in place. One
+// fetch at a time; a change announced during a fetch is fetched right after it.
+"use strict";
+(function () {
+  const root = document.getElementById("rollout-live");
+  if (!root) return;
+  const state = document.getElementById("rollout-live-state");
+  let fetching = false, again = false, retry = 1000;
+
+  function show(text, name) {
+    if (state) { state.textContent = text; state.dataset.state = name; }
+  }
+
+  // The actions part is kept while the operator is typing a reason into it.
+  function busy(part) {
+    return part.dataset.part === "actions" &&
+      Array.from(part.querySelectorAll("input[type=text]")).some(
+        (input) => input.value || input === document.activeElement);
+  }
+
+  async function refresh() {
+    if (fetching) { again = true; return; }
+    fetching = true;
+    try {
+      const answer = await fetch(root.dataset.partsUrl, {credentials: "same-origin"});
+      if (!answer.ok) throw new Error(answer.status);
+      const fresh = document.createElement("div");
+      fresh.innerHTML = await answer.text();
+      const parts = new Map(Array.from(fresh.querySelectorAll("[data-part]"), (p) => [p.dataset.part, p]));
+      for (const old of root.querySelectorAll("[data-part]")) {
+        const next = parts.get(old.dataset.part);
+        if (!next) old.remove();
+        else if (!busy(old)) old.replaceWith(next);
+        parts.delete(old.dataset.part);
+      }
+      for (const added of parts.values()) root.appendChild(added);
+      root.dataset.refreshed = String(Date.now());
+    } catch (error) {
+      show("not updated: " + error.message, "error");
+    } finally {
+      fetching = false;
+      if (again) { again = false; refresh(); }
+    }
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    const socket = new WebSocket(scheme + location.host + root.dataset.socketPath);
+    socket.onopen = () => { retry = 1000; show("live", "live"); };
+    socket.onmessage = refresh;
+    socket.onclose = () => {
+      show("reconnecting…", "connecting");
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 30000);
+    };
+  }
+  connect();
+})();
