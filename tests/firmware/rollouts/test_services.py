@@ -1,9 +1,11 @@
 """Creating, starting, approving and canceling rollouts through the service layer."""
 
+import json
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.utils import timezone
 
 from devices.choices import DeviceStatus
@@ -95,6 +97,23 @@ def test_start_assigns_every_included_device_to_its_wave(firmware, sensors):
     assert set(rows.values_list("time_zone", flat=True)) == {"UTC"}
     ordered = list(rows.order_by("position", "device_id").values_list("wave__number", flat=True))
     assert ordered == sorted(ordered)  # waves take devices in position order
+
+
+def test_start_leaves_the_planner_knowing_each_wave_size(firmware, sensors):
+    """Without fresh statistics a new wave looks like a few rows and the tick's follow UPDATE
+    joins it by a nested loop: minutes per tick at 100,000 devices (bench/rollouts.py)."""
+    rollout = services.request_start(
+        services.create_rollout(fields(firmware), actor="otto"), actor="otto"
+    )
+    wave = Wave.objects.get(rollout=rollout, number=2)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN (FORMAT JSON) SELECT * FROM firmware_rolloutdevice WHERE wave_id = %s",
+            [wave.pk],
+        )
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    assert plan[0]["Plan"]["Plan Rows"] == wave.device_count == 4
 
 
 def test_start_at_ahead_schedules(firmware, sensors):
