@@ -176,7 +176,8 @@ def zones(rollout: Rollout, rel: Relation, cursor) -> tuple[str, list[Any]]:
         rel.params,
     )
     rows = cursor.fetchall()
-    resolved = [windows.device_zone(*_sources(row), "UTC") for row in rows]
+    fallback = rollout.window_fallback_timezone
+    resolved = [windows.device_zone(*_sources(row), fallback) for row in rows]
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in keys]
     unnest = ", ".join("%s::text[]" for _ in [*keys, "zone"])
     match = " AND ".join(f"z.k{i} IS NOT DISTINCT FROM d.{key}" for i, key in enumerate(keys))

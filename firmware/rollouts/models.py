@@ -79,6 +79,8 @@ class Rollout(models.Model):
     window_cron = models.CharField(max_length=256, blank=True)
     window_duration_minutes = models.PositiveIntegerField(null=True, blank=True)
     window_timezone = models.CharField(max_length=64, default="UTC")
+    # With DEVICE_LOCAL: the zone of a device whose own is missing or unknown.
+    window_fallback_timezone = models.CharField(max_length=64, default="UTC")
 
     # Load spreading: concurrent downloads of the rollout's artifact (503 + Retry-After beyond).
     download_concurrency = models.PositiveIntegerField(null=True, blank=True)

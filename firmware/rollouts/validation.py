@@ -194,11 +194,20 @@ def _health(rollout: Rollout, fields: dict, problems: Problems) -> None:
 
 
 def _window(rollout: Rollout, fields: dict, problems: Problems) -> None:
-    window = _object(fields, "window", {"cron", "duration_in_minutes", "timezone"}, problems)
+    window = _object(
+        fields, "window", {"cron", "duration_in_minutes", "timezone", "fallback_timezone"}, problems
+    )
     cron, duration = window.get("cron") or "", window.get("duration_in_minutes")
     zone = window.get("timezone") or "UTC"
-    if not isinstance(cron, str) or not isinstance(zone, str):
-        problems.add("window", "cron and timezone must be strings.")
+    fallback = window.get("fallback_timezone") or "UTC"
+    if not all(isinstance(value, str) for value in (cron, zone, fallback)):
+        problems.add("window", "cron, timezone and fallback_timezone must be strings.")
+        return
+    if zone != DEVICE_LOCAL and "fallback_timezone" in window:
+        problems.add("window", 'fallback_timezone: only with timezone "device_local".')
+        return
+    if not windows.is_zone(fallback):
+        problems.add("window", 'fallback_timezone: must be an IANA time zone such as "UTC".')
         return
     if duration is not None and _int(duration, 1, 1440) is None:
         problems.add("window", "duration_in_minutes: must be a whole number from 1 to 1440.")
@@ -206,11 +215,11 @@ def _window(rollout: Rollout, fields: dict, problems: Problems) -> None:
     # The window module checks the cron in the zone; device_local is checked in UTC (each
     # device's zone falls back to a valid one).
     for key, message in windows.check_window(
-        cron, duration, "UTC" if zone == DEVICE_LOCAL else zone
+        cron, duration, fallback if zone == DEVICE_LOCAL else zone
     ).items():
         problems.add("window", f"{key}: {message}")
     rollout.window_cron, rollout.window_duration_minutes = cron, duration
-    rollout.window_timezone = zone
+    rollout.window_timezone, rollout.window_fallback_timezone = zone, fallback
 
 
 def _rollback(rollout: Rollout, fields: dict, problems: Problems) -> None:

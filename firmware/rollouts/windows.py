@@ -59,9 +59,8 @@ def check_window(cron: str, duration: int | None, zone: str) -> dict[str, str]:
     """{} for a valid window, else {model field: message}; never raises on hostile input."""
     errors: dict[str, str] = {}
     if not (zone == DEVICE_LOCAL or is_zone(zone)):
-        shown = (
-            zone[:64].encode("ascii", "backslashreplace").decode() if isinstance(zone, str) else "?"
-        )
+        # Shown escaped: a NUL or control character must not reach the reply as such.
+        shown = zone[:64].encode("unicode_escape").decode() if isinstance(zone, str) else "?"
         errors["window_timezone"] = (
             f'Unknown time zone "{shown}": must be an IANA time zone such as "Europe/Berlin", '
             f'or "{DEVICE_LOCAL}" for each device\'s own zone.'

@@ -55,6 +55,12 @@ BAD = [
     ("deadlines", {"deadlines": {"start_minutes": 0}}, "start_minutes"),
     ("deadlines", {"deadlines": {"finish_minutes": 10081}}, "finish_minutes"),
     ("window", {"window": {"timezone": "Mars/Olympus", "cron": ""}}, "Mars/Olympus"),
+    ("window", {"window": {"timezone": "UTC", "fallback_timezone": "UTC"}}, "device_local"),
+    (
+        "window",
+        {"window": {"timezone": "device_local", "fallback_timezone": "Mars/Base"}},
+        "fallback_timezone",
+    ),
     ("health", {"health": {"bounds": {"field": "nope", "op": "eq", "value": 1}}}, "bounds"),
     ("start_at", {"start_at": "2001-01-01T00:00:00Z"}, "future"),
     ("rollback", {"kind": "rollback"}, "needs a reason"),
@@ -201,3 +207,31 @@ def test_decommissioned_and_offline_targets_are_left_out(firmware, sensors):
     )
     services.request_start(rollout, actor="o")
     assert RolloutDevice.objects.filter(rollout=rollout).count() == 8
+
+
+def test_device_local_windows_give_each_device_its_zone_or_the_rollouts_fallback(firmware):
+    devices = fleet(3)
+    devices[0].metadata = {"timezone": "Asia/Tokyo"}
+    devices[1].metadata = {"timezone": "Not/AZone"}
+    for device in devices[:2]:
+        device.save(update_fields=["metadata"])
+    group_of(devices)
+    window = {
+        "cron": "cron(0 2 * * ? *)",
+        "duration_in_minutes": 60,
+        "timezone": "device_local",
+        "fallback_timezone": "Europe/Berlin",
+    }
+    rollout = services.create_rollout(
+        fields(firmware, waves=[{"selector": "percent", "percent": 100}], window=window),
+        actor="otto",
+    )
+    services.request_start(rollout, actor="otto")
+    zones = dict(
+        RolloutDevice.objects.filter(rollout=rollout).values_list("device__device_id", "time_zone")
+    )
+    assert zones == {
+        "dev-000000": "Asia/Tokyo",
+        "dev-000001": "Europe/Berlin",  # an unknown zone: the fallback
+        "dev-000002": "Europe/Berlin",  # none given: the fallback
+    }
