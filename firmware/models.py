@@ -191,6 +191,15 @@ class JobExecution(models.Model):
                 condition=Q(status__in=["QUEUED", "IN_PROGRESS"]),
                 name="execution_pending_idx",
             ),
+            # A device's executions started in the last minutes: the bridge's jobs batch looks
+            # there for the clientToken of a start-next that may repeat one
+            # (firmware/protocol/batch_sql.py). started_at is set once, so progress reports that
+            # change no indexed field stay HOT updates.
+            models.Index(
+                fields=["device", "started_at"],
+                condition=Q(started_at__isnull=False),
+                name="execution_started_idx",
+            ),
             # A job's executions by status (jobProcessDetails, abort criteria, the admin).
             models.Index(fields=["job", "status"], name="execution_job_status_idx"),
             # The engine's timers.

@@ -29,7 +29,7 @@ import orjson
 from django.utils import timezone
 
 from devices.choices import DeviceStatus
-from firmware import documents, notifications
+from firmware import documents, executions, notifications
 from firmware.choices import ExecutionStatus as S
 from firmware.errors import JobsError
 from firmware.models import JobExecution
@@ -56,6 +56,7 @@ class Pending:
     """What a batch knows and has queued."""
 
     remaining: Counter[str]  # start-next and update requests not handled yet, per device
+    ending: Counter[str]  # updates that may end an execution, per device
     named: set[tuple[str, str]]  # (device_id, job_id) of the batch's updates
     tokens: set[str]  # the clientTokens of the batch's start-nexts
     since: datetime  # older token entries cannot make a repeat (not redelivered)
@@ -64,15 +65,17 @@ class Pending:
     changed: dict[int, JobExecution] = field(default_factory=dict)
     messages: list[Message] = field(default_factory=list)
 
-    def load(self, things: set[str], extra: int) -> None:
-        """Lock and load `things`, each with `extra` pending executions past its `notify` list."""
+    def load(self, things: set[str]) -> None:
+        """Lock and load `things`: their head, and the rows their `notify` lists need when
+        the batch may end executions of theirs (one row past the list for each)."""
+        windows = {
+            thing: notifications.LIST_LIMIT + min(self.ending[thing], MAX_EXTRA)
+            if self.ending[thing]
+            else 1
+            for thing in things
+        }
         loaded = batch_sql.load(
-            things,
-            window=notifications.LIST_LIMIT + min(extra, MAX_EXTRA),
-            named=self.named,
-            tokens=self.tokens,
-            starting=things,
-            since=self.since,
+            windows, named=self.named, tokens=self.tokens, starting=things, since=self.since
         )
         self.stale -= things
         self.devices.update({thing: loaded.get(thing) for thing in things})
@@ -82,8 +85,7 @@ class Pending:
         if thing in self.stale:
             # One query for every stale device the batch has more requests of (this one's
             # request is no longer counted in `remaining`).
-            things = {t for t in self.stale if self.remaining[t] > 0} | {thing}
-            self.load(things, 1 + max(self.remaining[t] for t in things))
+            self.load({t for t in self.stale if self.remaining[t] > 0} | {thing})
         if thing not in self.devices:
             raise Fallback
         jobs = self.devices[thing]
@@ -102,26 +104,35 @@ def begin(messages: list[router.InboundMessage]) -> None:
     if not batched:
         _state.pending = None
         return
-    starts = [m for m in batched if m.route.kind == topics.JOBS_START_NEXT]
+    bodies = [(m, _body(m.payload)) for m in batched]
+    starts = [(m, body) for m, body in bodies if m.route.kind == topics.JOBS_START_NEXT]
+    updates = [(m, body) for m, body in bodies if m.route.kind == topics.JOBS_UPDATE]
     pending = Pending(
         remaining=Counter(m.device_id for m in batched),
-        named={
-            (m.device_id, m.route.job_id) for m in batched if m.route.kind == topics.JOBS_UPDATE
+        ending=Counter(m.device_id for m, body in updates if _may_end(body)),
+        named={(m.device_id, m.route.job_id) for m, _ in updates},
+        tokens={
+            body["clientToken"] for _, body in starts if isinstance(body.get("clientToken"), str)
         },
-        tokens={token for m in starts if (token := _token(m.payload)) is not None},
         since=min(m.received_at for m in batched) - repeats.REPEAT_WINDOW,
     )
-    pending.load(set(pending.remaining), max(pending.remaining.values()))
+    pending.load(set(pending.remaining))
     _state.pending = pending
 
 
-def _token(payload: bytes) -> str | None:
+def _body(payload: bytes) -> dict:
+    """The request's fields as far as it has any (what sizes the load; the requests are read
+    and checked properly when they are applied)."""
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return None
-    token = body.get("clientToken") if isinstance(body, dict) else None
-    return token if isinstance(token, str) else None
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _may_end(body: dict) -> bool:
+    status = body.get("status")
+    return not isinstance(status, str) or executions.is_terminal(status)
 
 
 def flush() -> None:

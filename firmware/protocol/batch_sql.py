@@ -3,12 +3,14 @@ need with one query, and write its changed executions back with one.
 
 Lock and load, for the batch's devices (by device_id):
 - the device row (unlocked, as the service reads it);
-- its first pending executions in queue order — IN_PROGRESS ones, then QUEUED ones, each part
-  at most `window` rows, read in the order of execution_pending_idx — enough for the heads
-  and the `notify` lists of the batch's moves;
+- its first pending executions in queue order (IN_PROGRESS ones, then QUEUED ones), at most
+  the device's window of them — enough for its head, and for its `notify` lists when the batch
+  ends executions of it;
 - every attempt of the (device, job) pairs the batch's updates name;
 - the executions whose recent clientTokens hold one of the batch's start-next tokens and that
-  changed since `since` (older entries cannot make a repeat of a message not redelivered);
+  started since `since`: a start-next can repeat only the start-next that started an execution,
+  whose remembered entry is as old as its started_at, and an entry older than `since` cannot
+  make a repeat of a message that was not redelivered (execution_started_idx);
 all locked FOR UPDATE in pk order, the order every writer of executions locks them in; and the
 job fields the documents read (plus a firmware job's version fields, for its signed URL), sent
 once per job rather than once per row.
@@ -18,11 +20,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import psycopg
 from django.db import connection
+from django.db.models import Model
+from django.db.models.base import ModelState
+from psycopg.types.datetime import TimestamptzLoader
 from psycopg.types.json import set_json_loads
 
 from devices.models import Device
@@ -31,17 +36,29 @@ from firmware.executions import PENDING
 from firmware.models import FirmwareVersion, Job, JobExecution
 from firmware.protocol import moves
 
+M = TypeVar("M", bound=Model)
+
 
 def _attnames(model, wanted: Iterable[str]) -> list[str]:
     # Model.from_db takes the loaded fields in the model's field order.
     return [f.attname for f in model._meta.concrete_fields if f.attname in set(wanted)]
 
 
-EXECUTION_ATTNAMES = [f.attname for f in JobExecution._meta.concrete_fields]
-EXECUTION_COLUMNS = [f.column for f in JobExecution._meta.concrete_fields]
+# What moves, repeats and firmware.documents read of an execution (the engine's own fields are
+# left deferred), of a device, of a job, and of a firmware job's version
+# (firmware.jobs.delivered_document).
+EXECUTION_ATTNAMES = _attnames(
+    JobExecution,
+    (
+        "id",
+        "job_id",
+        "device_id",
+        "execution_number",
+        "queued_at",
+        *moves.CHANGED_FIELDS,
+    ),
+)
 DEVICE_ATTNAMES = _attnames(Device, ("id", "device_id", "status"))
-# What firmware.documents, moves.report and firmware.jobs.delivered_document read of a job and
-# of its firmware version.
 JOB_ATTNAMES = _attnames(Job, ("id", "job_id", "document", "firmware_id", "timeout_config"))
 FIRMWARE_ATTNAMES = _attnames(FirmwareVersion, ("id", "artifact", "file_url"))
 
@@ -53,20 +70,18 @@ def _columns(alias: str, names: list[str]) -> str:
     return ", ".join(f"{alias}.{name}" for name in names)
 
 
-def _window_part(status: S) -> str:
-    return (
-        f"(SELECT e.id, {status == S.IN_PROGRESS} AS in_progress FROM {_E} AS e "  # noqa: S608
-        f"WHERE e.device_id = d.id AND e.status = '{status.value}' "
-        "ORDER BY e.queued_at, e.id LIMIT %(window)s)"
-    )
-
-
 LOAD_SQL = f"""
 WITH device AS (
-    SELECT {", ".join(DEVICE_ATTNAMES)} FROM {_D} WHERE device_id = ANY(%(things)s::text[])
+    SELECT {_columns("d", DEVICE_ATTNAMES)}, w.size FROM {_D} AS d
+    JOIN unnest(%(things)s::text[], %(windows)s::int[]) AS w(thing, size) ON d.device_id = w.thing
 ), window_rows AS (
-    SELECT x.id, x.in_progress FROM device AS d, LATERAL (
-        {_window_part(S.IN_PROGRESS)} UNION ALL {_window_part(S.QUEUED)}
+    -- 'IN_PROGRESS' < 'QUEUED': (status, queued_at, id) is the queue order, and the order of
+    -- execution_pending_idx, the one index whose predicate `status IN (…)` implies (the
+    -- deadline indexes' `status = 'IN_PROGRESS'` does not), so each device costs one probe.
+    SELECT x.id FROM device AS d, LATERAL (
+        SELECT e.id FROM {_E} AS e
+        WHERE e.device_id = d.id AND e.status IN ('{S.IN_PROGRESS.value}', '{S.QUEUED.value}')
+        ORDER BY e.status, e.queued_at, e.id LIMIT d.size
     ) AS x
 ), wanted AS (
     SELECT id FROM window_rows
@@ -76,14 +91,22 @@ WITH device AS (
     WHERE (d.device_id, j.job_id) IN (
         SELECT * FROM unnest(%(named_things)s::text[], %(named_jobs)s::text[]))
     UNION
-    SELECT e.id FROM {_E} AS e JOIN device AS d ON d.id = e.device_id
-    WHERE d.device_id = ANY(%(starting)s::text[]) AND e.last_updated_at >= %(since)s
-    AND EXISTS (SELECT FROM jsonb_array_elements(e.recent_client_tokens) AS t
-                WHERE t ->> 'token' = ANY(%(tokens)s::text[]))
+    -- Per device by execution_started_idx, never one scan of every device's recent starts
+    -- (OFFSET 0 keeps the planner from flattening the LATERAL into a join it may reorder).
+    SELECT x.id FROM device AS d, LATERAL (
+        SELECT e.id FROM {_E} AS e
+        WHERE e.device_id = d.id AND e.started_at >= %(since)s
+        AND EXISTS (SELECT FROM jsonb_array_elements(e.recent_client_tokens) AS t
+                    WHERE t ->> 'token' = ANY(%(tokens)s::text[]))
+        OFFSET 0
+    ) AS x
+    WHERE d.device_id = ANY(%(starting)s::text[])
 ), locked AS (
-    SELECT * FROM {_E} WHERE id IN (SELECT id FROM wanted) ORDER BY id FOR UPDATE
+    SELECT {", ".join(EXECUTION_ATTNAMES)} FROM {_E}
+    WHERE id = ANY(ARRAY(SELECT id FROM wanted)) ORDER BY id FOR UPDATE  -- by the pk index
 )
-SELECT {_columns("d", DEVICE_ATTNAMES)}, w.in_progress, {_columns("l", EXECUTION_COLUMNS)},
+SELECT {_columns("d", DEVICE_ATTNAMES)}, d.size, w.id IS NOT NULL,
+       {_columns("l", EXECUTION_ATTNAMES)},
        {_columns("j", JOB_ATTNAMES)}, {_columns("f", FIRMWARE_ATTNAMES)}
 FROM device AS d
 LEFT JOIN (SELECT *, row_number() OVER (PARTITION BY job_id ORDER BY id) = 1 AS first_of_job
@@ -149,19 +172,19 @@ class DeviceJobs:
 
 
 def load(
-    things: Iterable[str],
+    windows: dict[str, int],
     *,
-    window: int,
     named: Iterable[tuple[str, str]],
     tokens: Iterable[str],
     starting: Iterable[str],
     since: datetime,
 ) -> dict[str, DeviceJobs]:
-    """Lock and load (LOAD_SQL); the known devices by device_id."""
+    """Lock and load (LOAD_SQL) the devices of `windows` (device_id: how many of each part of
+    its pending executions to load); the known ones by device_id."""
     named = sorted(named)
     params = {
-        "things": sorted(things),
-        "window": window,
+        "things": list(windows),
+        "windows": list(windows.values()),
         "named_things": [thing for thing, _ in named],
         "named_jobs": [job_id for _, job_id in named],
         "starting": sorted(starting),
@@ -170,63 +193,71 @@ def load(
     }
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
-        # Django reads jsonb as text and parses it in the field; here orjson parses it at once.
+        # psycopg's own loaders, in C, in binary: Django's timestamptz loader is a Python
+        # subclass, and this query returns thousands of timestamps. Same values (UTC).
+        cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
         set_json_loads(orjson.loads, cursor)
-        cursor.execute(LOAD_SQL, params)
-        return _build(cursor.fetchall(), window)
+        cursor.execute(LOAD_SQL, params, binary=True, prepare=True)  # planned once
+        return _build(cursor.fetchall())
 
 
-def _build(rows: list[tuple], window: int) -> dict[str, DeviceJobs]:
+def _build(rows: list[tuple]) -> dict[str, DeviceJobs]:
+    alias = connection.alias
     devices: dict[str, DeviceJobs] = {}
     jobs: dict[Any, Job] = {}
-    parts: dict[str, tuple[list, list]] = {}  # window rows per device: IN_PROGRESS, QUEUED
-    sizes = [len(DEVICE_ATTNAMES), 1, len(EXECUTION_ATTNAMES), len(JOB_ATTNAMES)]
+    window_rows: dict[str, list[JobExecution]] = {}  # its first pending, per device
+    windows: dict[str, int] = {}
+    device_end = len(DEVICE_ATTNAMES)
+    execution_end = device_end + 2 + len(EXECUTION_ATTNAMES)
+    job_end = execution_end + len(JOB_ATTNAMES)
+    thing_at = DEVICE_ATTNAMES.index("device_id")
     for row in rows:
-        values = _split(row, sizes)
-        device_values, (in_progress,), execution_values, job_values, firmware_values = values
-        thing = device_values[DEVICE_ATTNAMES.index("device_id")]
+        thing = row[thing_at]
         if thing not in devices:
-            device = Device.from_db(connection.alias, DEVICE_ATTNAMES, device_values)
+            device = _instance(Device, DEVICE_ATTNAMES, row[:device_end], alias)
             devices[thing] = DeviceJobs(device, [], None)
-            parts[thing] = ([], [])
-        if execution_values[0] is None:
+            window_rows[thing], windows[thing] = [], row[device_end]
+        if row[device_end + 2] is None:
             continue  # a device with nothing loaded
-        execution = JobExecution.from_db(connection.alias, EXECUTION_ATTNAMES, execution_values)
-        execution.device = devices[thing].device
+        values = row[device_end + 2 : execution_end]
+        execution = _instance(JobExecution, EXECUTION_ATTNAMES, values, alias)
+        _DEVICE.set_cached_value(execution, devices[thing].device)
         devices[thing].executions.append(execution)
-        if in_progress is not None:
-            parts[thing][0 if in_progress else 1].append(execution)
-        if job_values[0] is not None:
-            jobs[execution.job_id] = _job(job_values, firmware_values)
+        if row[device_end + 1]:
+            window_rows[thing].append(execution)
+        if row[execution_end] is not None:
+            jobs[execution.job_id] = _job(row[execution_end:job_end], row[job_end:], alias)
     for thing, loaded in devices.items():
         for execution in loaded.executions:
-            execution.job = jobs[execution.job_id]
-        loaded.frontier = _frontier(*parts[thing], window)
+            _JOB.set_cached_value(execution, jobs[execution.job_id])
+        if len(window_rows[thing]) >= windows[thing]:  # there may be more after them
+            loaded.frontier = max(moves.queue_order(e) for e in window_rows[thing])
     return devices
 
 
-def _split(row: tuple, sizes: list[int]) -> list[tuple]:
-    values, start = [], 0
-    for size in sizes:
-        values.append(row[start : start + size])
-        start += size
-    values.append(row[start:])
-    return values
+_JOB = JobExecution._meta.get_field("job")
+_DEVICE = JobExecution._meta.get_field("device")
+_FIRMWARE = Job._meta.get_field("firmware")
 
 
-def _job(job_values: tuple, firmware_values: tuple) -> Job:
-    job = Job.from_db(connection.alias, JOB_ATTNAMES, job_values)
+def _instance(model: type[M], attnames: list[str], values: tuple, alias: str) -> M:
+    """What Model.from_db makes of a row, without Model.__init__'s per-field work (a batch
+    builds hundreds of rows, and __init__ was most of its time); fields not loaded are deferred
+    as from_db leaves them. The models involved have no init signals' receivers."""
+    instance = model.__new__(model)
+    instance.__dict__.update(zip(attnames, values, strict=True))
+    instance._state = ModelState()
+    instance._state.adding = False
+    instance._state.db = alias
+    return instance
+
+
+def _job(job_values: tuple, firmware_values: tuple, alias: str) -> Job:
+    job = _instance(Job, JOB_ATTNAMES, job_values, alias)
     if job.firmware_id is not None:
-        job.firmware = FirmwareVersion.from_db(connection.alias, FIRMWARE_ATTNAMES, firmware_values)
+        version = _instance(FirmwareVersion, FIRMWARE_ATTNAMES, firmware_values, alias)
+        _FIRMWARE.set_cached_value(job, version)
     return job
-
-
-def _frontier(in_progress: list, queued: list, window: int) -> tuple | None:
-    # A part that filled its window may have more rows after it; IN_PROGRESS ones come first.
-    for part in (in_progress, queued):
-        if len(part) >= window:
-            return max(moves.queue_order(e) for e in part)
-    return None
 
 
 def write(executions: Iterable[JobExecution]) -> None:
