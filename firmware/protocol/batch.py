@@ -58,6 +58,7 @@ class Pending:
     remaining: Counter[str]  # start-next and update requests not handled yet, per device
     ending: Counter[str]  # updates that may end an execution, per device
     named: set[tuple[str, str]]  # (device_id, job_id) of the batch's updates
+    starting: set[str]  # the devices with a start-next in the batch
     tokens: set[str]  # the clientTokens of the batch's start-nexts
     since: datetime  # older token entries cannot make a repeat (not redelivered)
     devices: dict[str, DeviceJobs | None] = field(default_factory=dict)  # None: no such thing
@@ -75,7 +76,11 @@ class Pending:
             for thing in things
         }
         loaded = batch_sql.load(
-            windows, named=self.named, tokens=self.tokens, starting=things, since=self.since
+            windows,
+            named=self.named,
+            tokens=self.tokens,
+            starting=self.starting,
+            since=self.since,
         )
         self.stale -= things
         self.devices.update({thing: loaded.get(thing) for thing in things})
@@ -111,6 +116,7 @@ def begin(messages: list[router.InboundMessage]) -> None:
         remaining=Counter(m.device_id for m in batched),
         ending=Counter(m.device_id for m, body in updates if _may_end(body)),
         named={(m.device_id, m.route.job_id) for m, _ in updates},
+        starting={m.device_id for m, _ in starts},
         tokens={
             body["clientToken"] for _, body in starts if isinstance(body.get("clientToken"), str)
         },
@@ -214,8 +220,8 @@ def _start_next(
         raise Fallback
     head = first[0] if first else None
     if head is not None and head.status == S.QUEUED:
-        if head.job.firmware_id is not None:
-            raise Fallback  # firmware_runs.started
+        if head.job.firmware_id is not None or head.pk not in jobs.locked:
+            raise Fallback  # firmware_runs.started; or a row the batch may not change
         moves.start(head, request, now)
         pending.changed[head.pk] = head
     answer = moves.start_next_answer(head, request.token, now)
@@ -231,6 +237,8 @@ def _update(
     execution = jobs.find(job_id, request.number)
     if execution is None:
         raise moves.execution_not_found(job_id, thing)
+    if execution.pk not in jobs.locked:
+        raise Fallback  # not locked by the batch (the service locks it)
     if request.token is not None and repeats.mentions(execution, request.token):
         raise Fallback  # maybe a repeat: the service compares it with what it remembers
     moves.check_update(execution, request.target, request.expected)

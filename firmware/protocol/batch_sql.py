@@ -11,13 +11,15 @@ Lock and load, for the batch's devices (by device_id):
   started since `since`: a start-next can repeat only the start-next that started an execution,
   whose remembered entry is as old as its started_at, and an entry older than `since` cannot
   make a repeat of a message that was not redelivered (execution_started_idx);
-all locked FOR UPDATE in pk order, the order every writer of executions locks them in; and the
-job fields the documents read (plus a firmware job's version fields, for its signed URL), sent
-once per job rather than once per row.
+and the job fields the documents read (plus a firmware job's version fields, for its signed
+URL), sent once per job rather than once per row. The rows the batch may change are locked FOR
+UPDATE in pk order, the order every writer of executions locks them in, as the service locks
+them: the pending executions of a device with a start-next, the executions updates name. The
+rest only tells heads and `notify` lists, which the service reads unlocked too.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
 from typing import Any, TypeVar
@@ -72,24 +74,29 @@ def _columns(alias: str, names: list[str]) -> str:
 
 LOAD_SQL = f"""
 WITH device AS (
-    SELECT {_columns("d", DEVICE_ATTNAMES)}, w.size FROM {_D} AS d
-    JOIN unnest(%(things)s::text[], %(windows)s::int[]) AS w(thing, size) ON d.device_id = w.thing
+    SELECT {_columns("d", DEVICE_ATTNAMES)}, w.size, w.starts FROM {_D} AS d
+    JOIN json_to_recordset(%(devices)s::json) AS w(thing text, size int, starts bool)
+        ON d.device_id = w.thing
 ), window_rows AS (
     -- 'IN_PROGRESS' < 'QUEUED': (status, queued_at, id) is the queue order, and the order of
     -- execution_pending_idx, the one index whose predicate `status IN (…)` implies (the
     -- deadline indexes' `status = 'IN_PROGRESS'` does not), so each device costs one probe.
-    SELECT x.id FROM device AS d, LATERAL (
+    SELECT x.id, d.starts FROM device AS d, LATERAL (
         SELECT e.id FROM {_E} AS e
         WHERE e.device_id = d.id AND e.status IN ('{S.IN_PROGRESS.value}', '{S.QUEUED.value}')
         ORDER BY e.status, e.queued_at, e.id LIMIT d.size
     ) AS x
-), wanted AS (
-    SELECT id FROM window_rows
+), to_lock AS (
+    -- What the batch may change, as the service locks it: a start-next's pending rows, an
+    -- update's execution. The rest (notify lists, tokens) is read as the service reads it.
+    SELECT id FROM window_rows WHERE starts
     UNION
     SELECT e.id FROM {_E} AS e
     JOIN device AS d ON d.id = e.device_id JOIN {_J} AS j ON j.id = e.job_id
     WHERE (d.device_id, j.job_id) IN (
-        SELECT * FROM unnest(%(named_things)s::text[], %(named_jobs)s::text[]))
+        SELECT thing, job FROM json_to_recordset(%(named)s::json) AS n(thing text, job text))
+), to_read AS (
+    SELECT id FROM window_rows
     UNION
     -- Per device by execution_started_idx, never one scan of every device's recent starts
     -- (OFFSET 0 keeps the planner from flattening the LATERAL into a join it may reorder).
@@ -97,20 +104,28 @@ WITH device AS (
         SELECT e.id FROM {_E} AS e
         WHERE e.device_id = d.id AND e.started_at >= %(since)s
         AND EXISTS (SELECT FROM jsonb_array_elements(e.recent_client_tokens) AS t
-                    WHERE t ->> 'token' = ANY(%(tokens)s::text[]))
+                    WHERE t ->> 'token' = ANY(ARRAY(  -- read once, not per row
+                        SELECT json_array_elements_text(%(tokens)s::json))))
         OFFSET 0
     ) AS x
-    WHERE d.device_id = ANY(%(starting)s::text[])
+    WHERE d.starts
+    EXCEPT
+    SELECT id FROM to_lock
 ), locked AS (
-    SELECT {", ".join(EXECUTION_ATTNAMES)} FROM {_E}
-    WHERE id = ANY(ARRAY(SELECT id FROM wanted)) ORDER BY id FOR UPDATE  -- by the pk index
+    SELECT {", ".join(EXECUTION_ATTNAMES)}, true AS locked FROM {_E}
+    WHERE id = ANY(ARRAY(SELECT id FROM to_lock)) ORDER BY id FOR UPDATE  -- by the pk index
+), loaded AS (
+    SELECT * FROM locked
+    UNION ALL
+    SELECT {", ".join(EXECUTION_ATTNAMES)}, false FROM {_E}
+    WHERE id = ANY(ARRAY(SELECT id FROM to_read))
 )
-SELECT {_columns("d", DEVICE_ATTNAMES)}, d.size, w.id IS NOT NULL,
+SELECT {_columns("d", DEVICE_ATTNAMES)}, d.size, w.id IS NOT NULL, l.locked,
        {_columns("l", EXECUTION_ATTNAMES)},
        {_columns("j", JOB_ATTNAMES)}, {_columns("f", FIRMWARE_ATTNAMES)}
 FROM device AS d
 LEFT JOIN (SELECT *, row_number() OVER (PARTITION BY job_id ORDER BY id) = 1 AS first_of_job
-           FROM locked) AS l ON l.device_id = d.id
+           FROM loaded) AS l ON l.device_id = d.id
 LEFT JOIN window_rows AS w ON w.id = l.id
 LEFT JOIN {_J} AS j ON j.id = l.job_id AND l.first_of_job
 LEFT JOIN {_F} AS f ON f.id = j.firmware_id
@@ -146,6 +161,8 @@ class DeviceJobs:
     # The queue order of the last pending execution loaded when the device may have more
     # pending than were loaded (all of those come after it); None when every one was loaded.
     frontier: tuple | None
+    # The executions locked FOR UPDATE: the only ones the batch may change.
+    locked: set[Any] = field(default_factory=set)
 
     def first(self, count: int) -> list[JobExecution] | None:
         """The device's first `count` pending executions in queue order (fewer when it has
@@ -176,20 +193,20 @@ def load(
     *,
     named: Iterable[tuple[str, str]],
     tokens: Iterable[str],
-    starting: Iterable[str],
+    starting: set[str],
     since: datetime,
 ) -> dict[str, DeviceJobs]:
     """Lock and load (LOAD_SQL) the devices of `windows` (device_id: how many of each part of
     its pending executions to load); the known ones by device_id."""
-    named = sorted(named)
+    # One JSON document per list: psycopg's array dumpers are Python, orjson is C.
     params = {
-        "things": list(windows),
-        "windows": list(windows.values()),
-        "named_things": [thing for thing, _ in named],
-        "named_jobs": [job_id for _, job_id in named],
-        "starting": sorted(starting),
+        "devices": _json(
+            {"thing": thing, "size": size, "starts": thing in starting}
+            for thing, size in windows.items()
+        ),
+        "named": _json({"thing": thing, "job": job_id} for thing, job_id in named),
         "since": since,
-        "tokens": sorted(tokens),
+        "tokens": _json(tokens),
     }
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
@@ -201,6 +218,10 @@ def load(
         return _build(cursor.fetchall())
 
 
+def _json(values: Iterable) -> str:
+    return orjson.dumps(list(values)).decode()
+
+
 def _build(rows: list[tuple]) -> dict[str, DeviceJobs]:
     alias = connection.alias
     devices: dict[str, DeviceJobs] = {}
@@ -208,7 +229,8 @@ def _build(rows: list[tuple]) -> dict[str, DeviceJobs]:
     window_rows: dict[str, list[JobExecution]] = {}  # its first pending, per device
     windows: dict[str, int] = {}
     device_end = len(DEVICE_ATTNAMES)
-    execution_end = device_end + 2 + len(EXECUTION_ATTNAMES)
+    execution_start = device_end + 3
+    execution_end = execution_start + len(EXECUTION_ATTNAMES)
     job_end = execution_end + len(JOB_ATTNAMES)
     thing_at = DEVICE_ATTNAMES.index("device_id")
     for row in rows:
@@ -217,14 +239,16 @@ def _build(rows: list[tuple]) -> dict[str, DeviceJobs]:
             device = _instance(Device, DEVICE_ATTNAMES, row[:device_end], alias)
             devices[thing] = DeviceJobs(device, [], None)
             window_rows[thing], windows[thing] = [], row[device_end]
-        if row[device_end + 2] is None:
+        if row[execution_start] is None:
             continue  # a device with nothing loaded
-        values = row[device_end + 2 : execution_end]
+        values = row[execution_start:execution_end]
         execution = _instance(JobExecution, EXECUTION_ATTNAMES, values, alias)
         _DEVICE.set_cached_value(execution, devices[thing].device)
         devices[thing].executions.append(execution)
         if row[device_end + 1]:
             window_rows[thing].append(execution)
+        if row[device_end + 2]:
+            devices[thing].locked.add(execution.pk)
         if row[execution_end] is not None:
             jobs[execution.job_id] = _job(row[execution_end:job_end], row[job_end:], alias)
     for thing, loaded in devices.items():
