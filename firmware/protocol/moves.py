@@ -72,7 +72,8 @@ def check_update(execution: JobExecution, target: str, expected: int | None) -> 
 def start(head: JobExecution, request: requests.StartNext, now: datetime) -> None:
     """start-next on a QUEUED head: it moves to IN_PROGRESS, and the request is remembered."""
     check_update(head, S.IN_PROGRESS, None)
-    report(head, S.IN_PROGRESS, request.details, request.step, now)
+    # The plain value, as a row read back holds it (notify documents key their lists by it).
+    report(head, S.IN_PROGRESS.value, request.details, request.step, now)
     repeats.remember(head, request.token, request.asked, now)
 
 

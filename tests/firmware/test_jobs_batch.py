@@ -3,6 +3,7 @@ the same rows, replies, notifications and events as one by one, with a number of
 that does not grow with the batch."""
 
 import itertools
+import random
 import types
 from datetime import UTC, datetime, timedelta
 
@@ -17,9 +18,11 @@ from devices.models import Device, DeviceEvent
 from firmware import downloads
 from firmware.models import Job, JobExecution
 from firmware.protocol import service
+from fleetportal import topics
 from fleetportal.bridge.runner import Runner
 from fleetportal.bridge.transport import Received
 from fleetportal.models import OutboxMessage
+from shadows.models import Shadow
 from tests.conftest import make_device
 from tests.firmware.helpers import make_version
 from tests.sql import statements
@@ -50,9 +53,13 @@ def fixed_clock(monkeypatch):
 
 def request(thing: str, path: str, body=None, *, at: float = 1.0, dup: bool = False) -> Received:
     """A message as the bridge receives it on $aws/things/<thing>/jobs/<path>."""
+    return message(f"$aws/things/{thing}/jobs/{path}", body, at=at, dup=dup)
+
+
+def message(topic: str, body=None, *, at: float = 1.0, dup: bool = False) -> Received:
     payload = body if isinstance(body, bytes) else orjson.dumps(body or {})
     return Received(
-        topic=f"$aws/things/{thing}/jobs/{path}",
+        topic=topic,
         payload=payload,
         qos=1,
         mid=next(_mids),
@@ -76,6 +83,7 @@ def observed() -> dict:
             )
         ),
         "devices": list(Device.objects.order_by("device_id").values_list("device_id", "status")),
+        "shadows": list(Shadow.objects.order_by("pk").values_list("reported_state", "version")),
     }
 
 
@@ -126,6 +134,7 @@ def assert_same(messages: list[Received]) -> tuple[int, int]:
     assert batch["executions"] == one_by_one["executions"]
     assert batch["events"] == one_by_one["events"]
     assert batch["devices"] == one_by_one["devices"]
+    assert batch["shadows"] == one_by_one["shadows"]
     return batch_statements, one_by_one_statements
 
 
@@ -171,6 +180,9 @@ def test_a_mixed_batch_gives_what_one_by_one_gives():
         ),
         request("batch-a", "j1/update", {"status": "IN_PROGRESS", "expectedVersion": 2}),
         request("batch-a", "get", {"clientToken": "a4"}),
+        # Not isolated: the batch writes what it holds and reads its rows again after it.
+        message(topics.device_topic("batch-a", "presence"), {"online": True}),
+        message(topics.shadow_topic("batch-b", "", "update"), {"state": {"reported": {"x": 1}}}),
         request(
             "batch-a",
             "j1/update",
@@ -222,6 +234,48 @@ def test_a_long_queue_is_notified_as_one_by_one():
     messages.insert(3, request("batch-long", "long-30/update", {"status": "IN_PROGRESS"}))
     messages.insert(5, request("batch-long", "long-35/update", {"status": "REJECTED"}))
     assert_same(messages)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_requests_give_what_one_by_one_gives(seed):
+    """Devices sharing jobs, their requests in a random order with clientTokens drawn from a
+    few (so repeats, and the same token with another request, happen), refusals, describes,
+    redeliveries and step timers."""
+    rng = random.Random(seed)  # noqa: S311 (a repeatable order, not a secret)
+    devices = [make_device(f"rnd-{seed}-{k}", status=DeviceStatus.ACTIVE) for k in range(3)]
+    job_ids = [f"rnd-{seed}-{n}" for n in range(5)]
+    job_list = jobs(*job_ids[:3]) + jobs(*job_ids[3:], timeout_config=TIMEOUT)
+    for device in devices:
+        queue(device, *rng.sample(job_list, rng.randint(1, len(job_list))))
+    messages = [random_request(rng, rng.choice(devices).device_id, job_ids, n) for n in range(40)]
+    assert_same(messages)
+
+
+TIMEOUT = {"in_progress_timeout_in_minutes": 20}
+
+
+def random_request(rng: random.Random, thing: str, job_ids: list[str], n: int) -> Received:
+    body: dict = {}
+    if rng.random() < 0.8:
+        body["clientToken"] = rng.choice(["t1", "t2", "t3", "t4", f"fresh-{n}"])
+    kind = rng.choices(["start-next", "update", "get", "describe"], weights=[3, 6, 1, 1])[0]
+    if kind == "update":
+        statuses = ["IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED", "QUEUED"]
+        body["status"] = rng.choice(statuses)
+        if rng.random() < 0.2:
+            body["expectedVersion"] = rng.randint(1, 4)
+        if rng.random() < 0.2:
+            body["includeJobExecutionState"] = True
+        if rng.random() < 0.2:
+            body["stepTimeoutInMinutes"] = rng.choice([-1, 5, 60])
+        path = f"{rng.choice(job_ids)}/update"
+    elif kind == "describe":
+        path = f"{rng.choice([*job_ids, '$next'])}/get"
+    else:
+        path = kind
+    if kind in ("update", "start-next") and rng.random() < 0.3:
+        body["statusDetails"] = {rng.choice(["zz", "a", "mm"]): str(n), "b": "x"}
+    return request(thing, path, body, at=n / 100, dup=rng.random() < 0.05)
 
 
 def statements_for(devices: int) -> int:
