@@ -167,6 +167,9 @@ class JobExecution(models.Model):
     step_deadline = models.DateTimeField(null=True, blank=True)
     # The last client tokens answered, so a repeated device message changes nothing twice.
     recent_client_tokens = models.JSONField(default=list, blank=True)
+    # The clientToken of the start-next that started it: the one execution a repeat of that
+    # start-next can be a repeat of (firmware/protocol/repeats.py), found without reading tokens.
+    start_token = models.CharField(max_length=64, blank=True, editable=False)
     # The engine's follow-up of a terminal execution (retry decided, success confirmed or not);
     # null while it still has to look at it.
     followed_up_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -191,14 +194,13 @@ class JobExecution(models.Model):
                 condition=Q(status__in=["QUEUED", "IN_PROGRESS"]),
                 name="execution_pending_idx",
             ),
-            # A device's executions started in the last minutes: the bridge's jobs batch looks
-            # there for the clientToken of a start-next that may repeat one
-            # (firmware/protocol/batch_sql.py). started_at is set once, so progress reports that
-            # change no indexed field stay HOT updates.
+            # A device's execution started by a start-next with this clientToken: the bridge's
+            # jobs batch looks a start-next's token up here (firmware/protocol/batch_sql.py).
+            # Set once, when the execution starts, so progress reports stay HOT updates.
             models.Index(
-                fields=["device", "started_at"],
-                condition=Q(started_at__isnull=False),
-                name="execution_started_idx",
+                fields=["device", "start_token"],
+                condition=~Q(start_token=""),
+                name="execution_start_token_idx",
             ),
             # A job's executions by status (jobProcessDetails, abort criteria, the admin).
             models.Index(fields=["job", "status"], name="execution_job_status_idx"),

@@ -7,10 +7,9 @@ Lock and load, for the batch's devices (by device_id):
   the device's window of them — enough for its head, and for its `notify` lists when the batch
   ends executions of it;
 - every attempt of the (device, job) pairs the batch's updates name;
-- the executions whose recent clientTokens hold one of the batch's start-next tokens and that
-  started since `since`: a start-next can repeat only the start-next that started an execution,
-  whose remembered entry is as old as its started_at, and an entry older than `since` cannot
-  make a repeat of a message that was not redelivered (execution_started_idx);
+- the executions a start-next of the batch started with the token one of the batch's
+  start-nexts carries, since `since` (a start-next can repeat only the start-next that started
+  an execution, and an older one cannot make a repeat of a message not redelivered);
 and the job fields the documents read (plus a firmware job's version fields, for its signed
 URL), sent once per job rather than once per row. The rows the batch may change are locked FOR
 UPDATE in pk order, the order every writer of executions locks them in, as the service locks
@@ -98,17 +97,12 @@ WITH device AS (
 ), to_read AS (
     SELECT id FROM window_rows
     UNION
-    -- Per device by execution_started_idx, never one scan of every device's recent starts
-    -- (OFFSET 0 keeps the planner from flattening the LATERAL into a join it may reorder).
-    SELECT x.id FROM device AS d, LATERAL (
-        SELECT e.id FROM {_E} AS e
-        WHERE e.device_id = d.id AND e.started_at >= %(since)s
-        AND EXISTS (SELECT FROM jsonb_array_elements(e.recent_client_tokens) AS t
-                    WHERE t ->> 'token' = ANY(ARRAY(  -- read once, not per row
-                        SELECT json_array_elements_text(%(tokens)s::json))))
-        OFFSET 0
-    ) AS x
-    WHERE d.starts
+    -- A start-next can repeat only the start-next that started an execution: by its token
+    -- (execution_start_token_idx), and only one started since `since` can be a repeat of a
+    -- message that was not redelivered.
+    SELECT e.id FROM device AS d JOIN {_E} AS e ON e.device_id = d.id
+    WHERE e.start_token = ANY(ARRAY(SELECT json_array_elements_text(%(tokens)s::json)))
+    AND e.start_token <> '' AND e.started_at >= %(since)s AND d.starts
     EXCEPT
     SELECT id FROM to_lock
 ), locked AS (
@@ -142,6 +136,7 @@ _TYPES = {
     "in_progress_deadline": "timestamptz",
     "step_deadline": "timestamptz",
     "recent_client_tokens": "jsonb",
+    "start_token": "text",
 }
 UPDATE_SQL = (
     f"UPDATE {_E} AS e SET "  # noqa: S608

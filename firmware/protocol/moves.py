@@ -28,6 +28,7 @@ CHANGED_FIELDS = (
     "in_progress_deadline",
     "step_deadline",
     "recent_client_tokens",
+    "start_token",
 )
 
 # What a move tells the device (§2.5): `notify` with its list and `notify-next` if its head
@@ -75,6 +76,7 @@ def start(head: JobExecution, request: requests.StartNext, now: datetime) -> Non
     # The plain value, as a row read back holds it (notify documents key their lists by it).
     report(head, S.IN_PROGRESS.value, request.details, request.step, now)
     repeats.remember(head, request.token, request.asked, now)
+    head.start_token = request.token or ""
 
 
 def update(execution: JobExecution, request: requests.Update, now: datetime) -> None:

@@ -2,6 +2,7 @@
 the same rows, replies, notifications and events as one by one, with a number of statements
 that does not grow with the batch."""
 
+import importlib
 import itertools
 import random
 import types
@@ -9,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from devices import credentials
@@ -302,3 +303,20 @@ def statements_for(devices: int) -> int:
 
 def test_a_batch_costs_the_same_statements_for_3_devices_as_for_40():
     assert statements_for(3) == statements_for(40)
+
+
+def test_executions_started_before_start_tokens_get_theirs_from_what_they_remember():
+    """The migration that adds start_token fills it for executions a start-next started
+    before, so a repeat of that start-next still reaches the service from a batch."""
+    device = make_device("batch-legacy", status=DeviceStatus.ACTIVE)
+    started, other = queue(device, *jobs("legacy-1", "legacy-2"))
+    service.start_next("batch-legacy", orjson.dumps({"clientToken": "old-1"}), now=T0)
+    service.update("batch-legacy", "legacy-2", orjson.dumps({"status": "REJECTED"}), now=T0)
+    JobExecution.objects.update(start_token="")  # as the rows were before the migration
+    migration = importlib.import_module("firmware.migrations.0004_execution_start_token")
+
+    with connection.cursor() as cursor:
+        cursor.execute(migration.BACKFILL_START_TOKENS)
+
+    assert JobExecution.objects.get(pk=started.pk).start_token == "old-1"
+    assert JobExecution.objects.get(pk=other.pk).start_token == ""  # never started
