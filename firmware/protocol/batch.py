@@ -67,14 +67,11 @@ class Pending:
     messages: list[Message] = field(default_factory=list)
 
     def load(self, things: set[str]) -> None:
-        """Lock and load `things`: their head, and the rows their `notify` lists need when
-        the batch may end executions of theirs (one row past the list for each)."""
-        windows = {
-            thing: notifications.LIST_LIMIT + min(self.ending[thing], MAX_EXTRA)
-            if self.ending[thing]
-            else 1
-            for thing in things
-        }
+        """Lock and load `things`: the rows their `notify` lists need when the batch may end
+        executions of theirs (one row past the list for each), else their head for a
+        start-next, else none (a progress report needs no queue; one that starts a QUEUED
+        execution, which is rare, then goes to the service)."""
+        windows = {thing: self._window(thing) for thing in things}
         loaded = batch_sql.load(
             windows,
             named=self.named,
@@ -84,6 +81,11 @@ class Pending:
         )
         self.stale -= things
         self.devices.update({thing: loaded.get(thing) for thing in things})
+
+    def _window(self, thing: str) -> int:
+        if self.ending[thing]:
+            return notifications.LIST_LIMIT + min(self.ending[thing], MAX_EXTRA)
+        return 1 if thing in self.starting else 0
 
     def device(self, thing: str) -> DeviceJobs:
         """The thing's device as loaded (read again once stale), or ResourceNotFound."""

@@ -80,8 +80,8 @@ WITH device AS (
     -- 'IN_PROGRESS' < 'QUEUED': (status, queued_at, id) is the queue order, and the order of
     -- execution_pending_idx, the one index whose predicate `status IN (…)` implies (the
     -- deadline indexes' `status = 'IN_PROGRESS'` does not), so each device costs one probe.
-    SELECT x.id, d.starts FROM device AS d, LATERAL (
-        SELECT e.id FROM {_E} AS e
+    SELECT x.*, d.starts FROM device AS d, LATERAL (
+        SELECT {_columns("e", EXECUTION_ATTNAMES)} FROM {_E} AS e
         WHERE e.device_id = d.id AND e.status IN ('{S.IN_PROGRESS.value}', '{S.QUEUED.value}')
         ORDER BY e.status, e.queued_at, e.id LIMIT d.size
     ) AS x
@@ -94,25 +94,23 @@ WITH device AS (
     JOIN device AS d ON d.id = e.device_id JOIN {_J} AS j ON j.id = e.job_id
     WHERE (d.device_id, j.job_id) IN (
         SELECT thing, job FROM json_to_recordset(%(named)s::json) AS n(thing text, job text))
-), to_read AS (
-    SELECT id FROM window_rows
-    UNION
+), locked AS (
+    SELECT {", ".join(EXECUTION_ATTNAMES)} FROM {_E}
+    WHERE id = ANY(ARRAY(SELECT id FROM to_lock)) ORDER BY id FOR UPDATE  -- by the pk index
+), loaded AS (
+    SELECT *, true AS locked FROM locked
+    UNION ALL
+    SELECT {", ".join(EXECUTION_ATTNAMES)}, false FROM window_rows
+    WHERE id <> ALL(ARRAY(SELECT id FROM to_lock))
+    UNION ALL
     -- A start-next can repeat only the start-next that started an execution: by its token
     -- (execution_start_token_idx), and only one started since `since` can be a repeat of a
     -- message that was not redelivered.
-    SELECT e.id FROM device AS d JOIN {_E} AS e ON e.device_id = d.id
+    SELECT {_columns("e", EXECUTION_ATTNAMES)}, false FROM device AS d
+    JOIN {_E} AS e ON e.device_id = d.id
     WHERE e.start_token = ANY(ARRAY(SELECT json_array_elements_text(%(tokens)s::json)))
     AND e.start_token <> '' AND e.started_at >= %(since)s AND d.starts
-    EXCEPT
-    SELECT id FROM to_lock
-), locked AS (
-    SELECT {", ".join(EXECUTION_ATTNAMES)}, true AS locked FROM {_E}
-    WHERE id = ANY(ARRAY(SELECT id FROM to_lock)) ORDER BY id FOR UPDATE  -- by the pk index
-), loaded AS (
-    SELECT * FROM locked
-    UNION ALL
-    SELECT {", ".join(EXECUTION_ATTNAMES)}, false FROM {_E}
-    WHERE id = ANY(ARRAY(SELECT id FROM to_read))
+    AND e.id NOT IN (SELECT id FROM to_lock UNION ALL SELECT id FROM window_rows)
 )
 SELECT {_columns("d", DEVICE_ATTNAMES)}, d.size, w.id IS NOT NULL, l.locked,
        {_columns("l", EXECUTION_ATTNAMES)},
@@ -250,7 +248,8 @@ def _build(rows: list[tuple]) -> dict[str, DeviceJobs]:
         for execution in loaded.executions:
             _JOB.set_cached_value(execution, jobs[execution.job_id])
         if len(window_rows[thing]) >= windows[thing]:  # there may be more after them
-            loaded.frontier = max(moves.queue_order(e) for e in window_rows[thing])
+            # (With no window, nothing is known: every queue order is past the empty tuple.)
+            loaded.frontier = max((moves.queue_order(e) for e in window_rows[thing]), default=())
     return devices
 
 
