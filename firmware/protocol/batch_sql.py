@@ -202,7 +202,9 @@ def load(
         "tokens": _json(tokens),
     }
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    # Django's error classes, as for its own cursors: the bridge retries a batch on a
+    # database error (django.db.OperationalError), not on psycopg's own.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         # psycopg's own loaders, in C, in binary: Django's timestamptz loader is a Python
         # subclass, and this query returns thousands of timestamps. Same values (UTC).
         cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
