@@ -253,19 +253,27 @@ def _update(
     moves.update(execution, request, now)
     answer = moves.update_answer(execution, request, documents.state(execution), now.timestamp())
     _as_stored(execution)
-    messages: list[Message] = []
-    if notify is not None:
-        listed = jobs.first(notifications.LIST_LIMIT if notify == moves.NOTIFY_ALL else 1)
-        if before is None or listed is None:
-            for name, value in saved.items():
-                setattr(execution, name, value)
-            raise Fallback  # its notifications need more of the queue than was loaded
-        head_before = before[0].pk if before else None
-        epoch = documents.epoch(timezone.now())
-        all_ = notify == moves.NOTIFY_ALL
-        messages = notifications.device_messages(thing, listed, head_before, notify=all_, now=epoch)
+    messages = _notifications(jobs, thing, notify, before) if notify else []
+    if messages is None:
+        for name, value in saved.items():
+            setattr(execution, name, value)
+        raise Fallback  # its notifications need more of the queue than was loaded
     pending.changed[execution.pk] = execution
     return [*messages, replies.accepted(topics.JOBS_UPDATE, thing, job_id, answer)]
+
+
+def _notifications(
+    jobs: DeviceJobs, thing: str, notify: str, before: list[JobExecution] | None
+) -> list[Message] | None:
+    """What a move tells the device (§2.5), given its head before the move; None when the
+    loaded rows cannot tell its head or its list."""
+    listed = jobs.first(notifications.LIST_LIMIT if notify == moves.NOTIFY_ALL else 1)
+    if before is None or listed is None:
+        return None
+    head_before = before[0].pk if before else None
+    now = documents.epoch(timezone.now())
+    everything = notify == moves.NOTIFY_ALL
+    return notifications.device_messages(thing, listed, head_before, notify=everything, now=now)
 
 
 def _as_stored(execution: JobExecution) -> None:

@@ -28,6 +28,7 @@ import psycopg
 from django.db import connection
 from django.db.models import Model
 from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 from psycopg.types.datetime import TimestamptzLoader
 from psycopg.types.json import set_json_loads
 
@@ -189,8 +190,8 @@ def load(
     starting: set[str],
     since: datetime,
 ) -> dict[str, DeviceJobs]:
-    """Lock and load (LOAD_SQL) the devices of `windows` (device_id: how many of each part of
-    its pending executions to load); the known ones by device_id."""
+    """Lock and load (LOAD_SQL) the devices of `windows` (device_id: how many of its first
+    pending executions to load); the known ones by device_id."""
     # One JSON document per list: psycopg's array dumpers are Python, orjson is C.
     params = {
         "devices": _json(
@@ -263,7 +264,9 @@ _FIRMWARE = Job._meta.get_field("firmware")
 def _instance(model: type[M], attnames: list[str], values: tuple, alias: str) -> M:
     """What Model.from_db makes of a row, without Model.__init__'s per-field work (a batch
     builds hundreds of rows, and __init__ was most of its time); fields not loaded are deferred
-    as from_db leaves them. The models involved have no init signals' receivers."""
+    as from_db leaves them. A model with init signals' receivers gets them, through from_db."""
+    if pre_init.has_listeners(model) or post_init.has_listeners(model):
+        return model.from_db(alias, attnames, values)
     instance = model.__new__(model)
     instance.__dict__.update(zip(attnames, values, strict=True))
     instance._state = ModelState()
