@@ -169,7 +169,8 @@ class JobExecution(models.Model):
     recent_client_tokens = models.JSONField(default=list, blank=True)
     # The clientToken of the start-next that started it: the one execution a repeat of that
     # start-next can be a repeat of (firmware/protocol/repeats.py), found without reading tokens.
-    start_token = models.CharField(max_length=64, blank=True, editable=False)
+    # A database default too: the engine's release inserts executions with its own SQL.
+    start_token = models.CharField(max_length=64, blank=True, editable=False, db_default="")
     # The engine's follow-up of a terminal execution (retry decided, success confirmed or not);
     # null while it still has to look at it.
     followed_up_at = models.DateTimeField(null=True, blank=True, editable=False)
