@@ -195,11 +195,12 @@ class JobExecution(models.Model):
                 condition=Q(status__in=["QUEUED", "IN_PROGRESS"]),
                 name="execution_pending_idx",
             ),
-            # A device's execution started by a start-next with this clientToken: the bridge's
-            # jobs batch looks a start-next's token up here (firmware/protocol/batch_sql.py).
-            # Set once, when the execution starts, so progress reports stay HOT updates.
+            # The executions started by a start-next with this clientToken (then filtered by
+            # device): the bridge's jobs batch looks its start-nexts' tokens up here, one probe
+            # each (firmware/protocol/batch_sql.py). Set once, when the execution starts, so
+            # progress reports stay HOT updates.
             models.Index(
-                fields=["device", "start_token"],
+                fields=["start_token", "device"],
                 condition=~Q(start_token=""),
                 name="execution_start_token_idx",
             ),

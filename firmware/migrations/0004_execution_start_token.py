@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='jobexecution',
-            index=models.Index(condition=models.Q(('start_token', ''), _negated=True), fields=['device', 'start_token'], name='execution_start_token_idx'),
+            index=models.Index(condition=models.Q(('start_token', ''), _negated=True), fields=['start_token', 'device'], name='execution_start_token_idx'),
         ),
         migrations.RunSQL(BACKFILL_START_TOKENS, migrations.RunSQL.noop),
     ]
