@@ -20,11 +20,12 @@ def process_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime: fields 14, 15
 
 
-def machine_seconds() -> float:
-    """CPU seconds every core of the machine has been busy so far."""
+def machine_seconds() -> tuple[float, float]:
+    """CPU seconds every core of the machine has been busy so far, and those the hypervisor
+    gave to other machines while this one wanted them (steal)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]  # idle, iowait
-    return (sum(values[:8]) - idle) / TICKS
+    idle, steal = values[3] + values[4], values[7]  # idle + iowait; steal
+    return (sum(values[:8]) - idle - steal) / TICKS, steal / TICKS
 
 
 class Usage:
@@ -36,7 +37,7 @@ class Usage:
 
     def _now(self) -> dict[str, float]:
         used = {name: sum(process_seconds(p) for p in pids) for name, pids in self.groups.items()}
-        used["(whole machine)"] = machine_seconds()
+        used["(whole machine)"], used["stolen by the hypervisor"] = machine_seconds()
         return used
 
     def start(self) -> None:
@@ -45,6 +46,8 @@ class Usage:
     def stop(self, seconds: float) -> dict[str, float]:
         after = self._now()
         cores = {name: (after[name] - self.before[name]) / seconds for name in after}
-        ours = sum(v for name, v in cores.items() if name != "(whole machine)")
+        stolen = cores.pop("stolen by the hypervisor")
+        ours = sum(cores.values()) - cores["(whole machine)"]
         cores["everything else on the machine"] = max(0.0, cores.pop("(whole machine)") - ours)
+        cores["stolen by the hypervisor"] = stolen
         return cores

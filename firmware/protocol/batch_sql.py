@@ -20,7 +20,7 @@ rest only tells heads and `notify` lists, which the service reads unlocked too.
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
 import orjson
@@ -161,18 +161,13 @@ class DeviceJobs:
     def first(self, count: int) -> list[JobExecution] | None:
         """The device's first `count` pending executions in queue order (fewer when it has
         fewer), or None when the batch cannot tell them from what it loaded."""
-        known = sorted(
-            (
-                e
-                for e in self.executions
-                if e.status in PENDING
-                and (self.frontier is None or moves.queue_order(e) <= self.frontier)
-            ),
-            key=moves.queue_order,
-        )
-        if self.frontier is None or len(known) >= count:
-            return known[:count]
-        return None
+        keyed = [(moves.queue_order(e), e) for e in self.executions if e.status in PENDING]
+        if self.frontier is not None:
+            keyed = [(key, e) for key, e in keyed if key <= self.frontier]
+        if self.frontier is not None and len(keyed) < count:
+            return None
+        keyed.sort(key=itemgetter(0))
+        return [e for _, e in keyed[:count]]
 
     def find(self, job_id: str, number: int | None) -> JobExecution | None:
         """Its execution of `job_id`: attempt `number`, or the latest (the service's _find)."""
@@ -220,6 +215,7 @@ def _json(values: Iterable) -> str:
 
 def _build(rows: list[tuple]) -> dict[str, DeviceJobs]:
     alias = connection.alias
+    instance = _instances(alias)
     devices: dict[str, DeviceJobs] = {}
     jobs: dict[Any, Job] = {}
     window_rows: dict[str, list[JobExecution]] = {}  # its first pending, per device
@@ -232,13 +228,13 @@ def _build(rows: list[tuple]) -> dict[str, DeviceJobs]:
     for row in rows:
         thing = row[thing_at]
         if thing not in devices:
-            device = _instance(Device, DEVICE_ATTNAMES, row[:device_end], alias)
+            device = instance(Device, DEVICE_ATTNAMES, row[:device_end])
             devices[thing] = DeviceJobs(device, [], None)
             window_rows[thing], windows[thing] = [], row[device_end]
         if row[execution_start] is None:
             continue  # a device with nothing loaded
         values = row[execution_start:execution_end]
-        execution = _instance(JobExecution, EXECUTION_ATTNAMES, values, alias)
+        execution = instance(JobExecution, EXECUTION_ATTNAMES, values)
         _DEVICE.set_cached_value(execution, devices[thing].device)
         devices[thing].executions.append(execution)
         if row[device_end + 1]:
@@ -246,7 +242,7 @@ def _build(rows: list[tuple]) -> dict[str, DeviceJobs]:
         if row[device_end + 2]:
             devices[thing].locked.add(execution.pk)
         if row[execution_end] is not None:
-            jobs[execution.job_id] = _job(row[execution_end:job_end], row[job_end:], alias)
+            jobs[execution.job_id] = _job(row[execution_end:job_end], row[job_end:], instance)
     for thing, loaded in devices.items():
         for execution in loaded.executions:
             _JOB.set_cached_value(execution, jobs[execution.job_id])
@@ -261,24 +257,31 @@ _DEVICE = JobExecution._meta.get_field("device")
 _FIRMWARE = Job._meta.get_field("firmware")
 
 
-def _instance(model: type[M], attnames: list[str], values: tuple, alias: str) -> M:
+def _instances(alias: str):
     """What Model.from_db makes of a row, without Model.__init__'s per-field work (a batch
     builds hundreds of rows, and __init__ was most of its time); fields not loaded are deferred
     as from_db leaves them. A model with init signals' receivers gets them, through from_db."""
-    if pre_init.has_listeners(model) or post_init.has_listeners(model):
-        return model.from_db(alias, attnames, values)
-    instance = model.__new__(model)
-    instance.__dict__.update(zip(attnames, values, strict=True))
-    instance._state = ModelState()
-    instance._state.adding = False
-    instance._state.db = alias
+    signalled: dict[type, bool] = {}
+
+    def instance(model: type[M], attnames: list[str], values: tuple) -> M:
+        if model not in signalled:
+            signalled[model] = pre_init.has_listeners(model) or post_init.has_listeners(model)
+        if signalled[model]:
+            return model.from_db(alias, attnames, values)
+        made = model.__new__(model)
+        made.__dict__.update(zip(attnames, values, strict=True))
+        made._state = ModelState()
+        made._state.adding = False
+        made._state.db = alias
+        return made
+
     return instance
 
 
-def _job(job_values: tuple, firmware_values: tuple, alias: str) -> Job:
-    job = _instance(Job, JOB_ATTNAMES, job_values, alias)
+def _job(job_values: tuple, firmware_values: tuple, instance) -> Job:
+    job = instance(Job, JOB_ATTNAMES, job_values)
     if job.firmware_id is not None:
-        version = _instance(FirmwareVersion, FIRMWARE_ATTNAMES, firmware_values, alias)
+        version = instance(FirmwareVersion, FIRMWARE_ATTNAMES, firmware_values)
         _FIRMWARE.set_cached_value(job, version)
     return job
 

@@ -22,6 +22,7 @@ STATUS_DETAIL_KEY = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 MAX_STATUS_DETAIL_VALUE = 1024
 STEP_TIMEOUT_RANGE = (1, 10080)  # minutes; -1 on update clears the step timer [OLD]
 CLEAR_STEP_TIMER = -1
+STATUSES = ExecutionStatus.values  # built once: Django makes the list anew on each access
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def update(job_id: str, payload: bytes | str | dict) -> Update:
     """Read an update request of execution `job_id`."""
     body = parse(payload)
     token = client_token(body)
-    target = status(body, ExecutionStatus.values)
+    target = status(body, STATUSES)
     details = status_details(body)
     step = step_timeout(body, may_clear=True)
     expected = expected_version(body)
