@@ -5,6 +5,7 @@ else runs on the machine; a figure means little without knowing who used the cor
 """
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -29,10 +30,13 @@ def machine_seconds() -> tuple[float, float]:
 
 
 class Usage:
-    """CPU used by named groups of processes between start() and stop(), in cores."""
+    """CPU used by named groups of processes between start() and stop(), in cores. A group may
+    be a function giving its pids, asked at start() (processes that appear late: a
+    connection's database backend)."""
 
-    def __init__(self, groups: dict[str, list[int]]):
-        self.groups = groups
+    def __init__(self, groups: dict[str, list[int] | Callable[[], list[int]]]):
+        self.pending = groups
+        self.groups: dict[str, list[int]] = {}
         self.before: dict[str, float] = {}
 
     def _now(self) -> dict[str, float]:
@@ -41,6 +45,9 @@ class Usage:
         return used
 
     def start(self) -> None:
+        self.groups = {
+            name: pids() if callable(pids) else pids for name, pids in self.pending.items()
+        }
         self.before = self._now()
 
     def stop(self, seconds: float) -> dict[str, float]:

@@ -331,8 +331,8 @@ def main() -> None:
             try:
                 time.sleep(2.0)
                 names = ["bridge"] if args.one_process else ["runner", "outbox publisher"]
-                groups = {name: [p.pid] for name, p in zip(names, bridges, strict=True)}
-                groups["PostgreSQL"] = database_backends()
+                groups: dict = {name: [p.pid] for name, p in zip(names, bridges, strict=True)}
+                groups["PostgreSQL"] = database_backends  # once the bridge is connected
                 usage = Usage({**groups, **common})
                 rows.append(("1 bridge", *load.run(args.seconds, usage)))
             finally:
