@@ -1,9 +1,10 @@
 """MQTT handlers of the firmware app: $aws/things/{thing}/jobs/{get,start-next,{jobId}/get,
-{jobId}/update}. Registered with the bridge's router from FirmwareConfig.ready; everything else
-is firmware.protocol."""
+{jobId}/update}. Registered with the bridge's router from FirmwareConfig.ready, with the jobs
+batch's hooks (firmware.protocol.batch); everything else is firmware.protocol."""
 
 from firmware.errors import InternalError
-from firmware.protocol.replies import handle_invalid_topic, handle_request
+from firmware.protocol import batch
+from firmware.protocol.replies import handle_invalid_topic
 from fleetportal import topics
 from fleetportal.bridge import replies, router
 
@@ -16,12 +17,13 @@ REQUESTS = (
 
 
 def register() -> None:
+    router.on_batch(batch.begin, batch.invalidate, batch.end)
     for kind in REQUESTS:
         router.register(
             kind,
             _handler(kind),
             topics.jobs_filter(kind),
-            isolated=True,  # handle_request: own atomic block, refusals are replies
+            isolated=True,  # batch.handle: in memory, or the service's own atomic block
             failure_reply=replies.internal_error(InternalError.code),
         )
     # Topics of the filters above that name no API (topics.parse gives them this kind).
@@ -35,7 +37,7 @@ def register() -> None:
 
 def _handler(kind: str) -> router.Handler:
     def handle(message: router.InboundMessage) -> None:
-        handle_request(
+        batch.handle(
             kind,
             message.device_id,
             message.route.job_id,
@@ -49,4 +51,5 @@ def _handler(kind: str) -> router.Handler:
 
 
 def invalid_topic(message: router.InboundMessage) -> None:
+    batch.flush()  # its answer goes out after those of the device's earlier requests
     handle_invalid_topic(message.topic, message.device_id, message.payload, now=message.received_at)

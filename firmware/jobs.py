@@ -458,7 +458,10 @@ def cancel_executions(
 ) -> int:
     """Cancel the (lockable) executions of the query and tell their devices; returns how many."""
     now = now or timezone.now()
-    rows = list(executions_.select_for_update().values_list("pk", "device_id", "status"))
+    # In pk order, as every writer of executions locks them (the protocol, the bridge's jobs
+    # batch): the model's default order (queued_at) could deadlock with them.
+    locked = executions_.select_for_update().order_by("pk")
+    rows = list(locked.values_list("pk", "device_id", "status"))
     if not rows:
         return 0
     devices = {device for _, device, _ in rows}

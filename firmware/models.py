@@ -187,6 +187,10 @@ class JobExecution(models.Model):
     step_deadline = models.DateTimeField(null=True, blank=True)
     # The last client tokens answered, so a repeated device message changes nothing twice.
     recent_client_tokens = models.JSONField(default=list, blank=True)
+    # The clientToken of the start-next that started it: the one execution a repeat of that
+    # start-next can be a repeat of (firmware/protocol/repeats.py), found without reading tokens.
+    # A database default too: the engine's release inserts executions with its own SQL.
+    start_token = models.CharField(max_length=64, blank=True, editable=False, db_default="")
     # The engine's follow-up of a terminal execution (retry decided, success confirmed or not);
     # null while it still has to look at it.
     followed_up_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -210,6 +214,15 @@ class JobExecution(models.Model):
                 fields=["device", "status", "queued_at"],
                 condition=Q(status__in=["QUEUED", "IN_PROGRESS"]),
                 name="execution_pending_idx",
+            ),
+            # The executions started by a start-next with this clientToken (then filtered by
+            # device): the bridge's jobs batch looks its start-nexts' tokens up here, one probe
+            # each (firmware/protocol/batch_sql.py). Set once, when the execution starts, so
+            # progress reports stay HOT updates.
+            models.Index(
+                fields=["start_token", "device"],
+                condition=~Q(start_token=""),
+                name="execution_start_token_idx",
             ),
             # A job's executions by status (jobProcessDetails, abort criteria, the admin).
             models.Index(fields=["job", "status"], name="execution_job_status_idx"),

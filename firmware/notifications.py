@@ -77,16 +77,18 @@ def heads(device_pks: Iterable[Any]) -> dict[Any, int | None]:
 
 def send_changes(device_pks: Iterable[Any], heads_before: dict[Any, int | None]) -> None:
     """Queue `notify` for every device and `notify-next` for those whose head changed."""
-    _send(list(device_pks), heads_before, notify=True)
+    send(device_pks, heads_before, notify=True)
 
 
 def send_next_changes(device_pks: Iterable[Any], heads_before: dict[Any, int | None]) -> None:
     """Queue only `notify-next`, for the devices whose head changed: a non-head execution the
     device moved to IN_PROGRESS, which so became the head (§2.5), changes no list `notify` tells."""
-    _send(list(device_pks), heads_before, notify=False)
+    send(device_pks, heads_before, notify=False)
 
 
-def _send(device_pks: list[Any], heads_before: dict[Any, int | None], *, notify: bool) -> None:
+def send(device_pks: Iterable[Any], heads_before: dict[Any, int | None], *, notify: bool) -> None:
+    """send_changes (`notify`) or send_next_changes (not), from the rows as they are now."""
+    device_pks = list(device_pks)
     if not device_pks:
         return
     lists: dict[Any, list[JobExecution]] = defaultdict(list)
@@ -103,19 +105,29 @@ def _send(device_pks: list[Any], heads_before: dict[Any, int | None], *, notify:
     messages: list[tuple[str, dict, str]] = []
     for pk in device_pks:
         thing = names.get(pk)
-        if thing is None:
-            continue
-        executions = lists.get(pk, [])
-        if notify:
-            document = notify_document(executions, now)
-            messages.append((topics.jobs_topic(thing, topics.JOBS_NOTIFY), document, thing))
-        head = executions[0] if executions else None
-        if (head.pk if head else None) != heads_before.get(pk):
-            body: dict[str, Any] = {"timestamp": now}
-            if head is not None:
-                body["execution"] = documents.execution_data(head)
-            messages.append((topics.jobs_topic(thing, topics.JOBS_NOTIFY_NEXT), body, thing))
+        if thing is not None:
+            listed = lists.get(pk, [])
+            messages += device_messages(thing, listed, heads_before.get(pk), notify=notify, now=now)
     outbox.send_many(messages)
+
+
+def device_messages(
+    thing: str, listed: list[JobExecution], head_before: Any, *, notify: bool, now: int
+) -> list[tuple[str, dict, str]]:
+    """One device's notifications, (topic, document, thing) in the order they are sent, from
+    its first pending executions in order (`listed`, at least LIST_LIMIT of them when it has
+    that many) and the pk of its head before the change."""
+    messages = []
+    if notify:
+        document = notify_document(listed, now)
+        messages.append((topics.jobs_topic(thing, topics.JOBS_NOTIFY), document, thing))
+    head = listed[0] if listed else None
+    if (head.pk if head else None) != head_before:
+        body: dict[str, Any] = {"timestamp": now}
+        if head is not None:
+            body["execution"] = documents.execution_data(head)
+        messages.append((topics.jobs_topic(thing, topics.JOBS_NOTIFY_NEXT), body, thing))
+    return messages
 
 
 def _listed(device_pks: list[Any]) -> list[JobExecution]:

@@ -33,6 +33,12 @@ def original(
     return None
 
 
+def mentions(execution: JobExecution, token: str) -> bool:
+    """Does `execution` remember a request with this clientToken (whatever it asked, however
+    long ago)? Only then can a request with it be a repeat of one that changed `execution`."""
+    return any(entry.get("token") == token for entry in execution.recent_client_tokens or [])
+
+
 def remember(execution: JobExecution, token: str | None, asked: str, now: datetime) -> None:
     """Note the request that just changed `execution` (call after the change, before save)."""
     if token is None:

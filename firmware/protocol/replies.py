@@ -14,6 +14,7 @@ from fleetportal import outbox, topics
 from fleetportal.bridge import replies
 
 Operation = Callable[..., dict[str, Any]]
+Message = tuple[str, dict[str, Any], str]  # (topic, document, device_id) for outbox.send_many
 
 
 def handle_request(
@@ -30,10 +31,22 @@ def handle_request(
         with transaction.atomic():  # a refusal rolls back whatever the request began
             body = _serve(kind, thing, job_id, payload, now, redelivered)
     except JobsError as error:
-        reply = topics.jobs_topic(thing, kind, job_id, "rejected")
-        outbox.send(reply, _rejected(error, payload, now), device_id=thing)
-        return
-    outbox.send(topics.jobs_topic(thing, kind, job_id, "accepted"), body, device_id=thing)
+        topic, document, _ = rejected(kind, thing, job_id, error, payload, now)
+    else:
+        topic, document, _ = accepted(kind, thing, job_id, body)
+    outbox.send(topic, document, device_id=thing)
+
+
+def accepted(kind: str, thing: str, job_id: str, body: dict[str, Any]) -> Message:
+    """The request's answer on J/…/accepted, as an outbox message."""
+    return topics.jobs_topic(thing, kind, job_id, "accepted"), body, thing
+
+
+def rejected(
+    kind: str, thing: str, job_id: str, error: JobsError, payload: bytes, now: datetime
+) -> Message:
+    """The request's refusal on J/…/rejected, as an outbox message."""
+    return topics.jobs_topic(thing, kind, job_id, "rejected"), _rejected(error, payload, now), thing
 
 
 def handle_invalid_topic(topic: str, thing: str, payload: bytes, *, now: datetime) -> None:

@@ -7,10 +7,12 @@ written to the database. Fields AWS does not define are ignored, as AWS does.
 import hashlib
 import re
 import unicodedata
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from firmware.choices import ExecutionStatus
 from firmware.errors import InvalidJson, InvalidRequest
 from fleetportal import json_safety
 
@@ -20,6 +22,58 @@ STATUS_DETAIL_KEY = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 MAX_STATUS_DETAIL_VALUE = 1024
 STEP_TIMEOUT_RANGE = (1, 10080)  # minutes; -1 on update clears the step timer [OLD]
 CLEAR_STEP_TIMER = -1
+STATUSES = ExecutionStatus.values  # built once: Django makes the list anew on each access
+
+
+@dataclass(frozen=True)
+class StartNext:
+    """A StartNextPendingJobExecution request, read and checked."""
+
+    token: str | None
+    details: dict[str, str] | None
+    step: int | None
+    asked: str  # digest: what a repeat of it asks too
+
+
+@dataclass(frozen=True)
+class Update:
+    """An UpdateJobExecution request, read and checked."""
+
+    token: str | None
+    target: str
+    details: dict[str, str] | None
+    step: int | None
+    expected: int | None
+    number: int | None
+    include_state: bool
+    include_document: bool
+    asked: str
+
+
+def start_next(payload: bytes | str | dict) -> StartNext:
+    """Read a start-next request; fields are checked in the order AWS reports them."""
+    body = parse(payload)
+    token = client_token(body)
+    details = status_details(body)
+    step = step_timeout(body, may_clear=False)
+    return StartNext(token, details, step, digest("start-next", "", body))
+
+
+def update(job_id: str, payload: bytes | str | dict) -> Update:
+    """Read an update request of execution `job_id`."""
+    body = parse(payload)
+    token = client_token(body)
+    target = status(body, STATUSES)
+    details = status_details(body)
+    step = step_timeout(body, may_clear=True)
+    expected = expected_version(body)
+    number = execution_number(body)
+    include_state = flag(body, "includeJobExecutionState", False)
+    include_document = flag(body, "includeJobDocument", False)
+    asked = digest("update", job_id, body)
+    return Update(
+        token, target, details, step, expected, number, include_state, include_document, asked
+    )
 
 
 def parse(payload: bytes | str | dict) -> dict[str, Any]:

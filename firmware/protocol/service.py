@@ -15,7 +15,7 @@ Executions are visible to their device only: a decommissioned or unknown thing i
 ResourceNotFound.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -24,14 +24,9 @@ from devices.choices import DeviceStatus
 from devices.models import Device
 from firmware import documents, executions, notifications
 from firmware.choices import ExecutionStatus as S
-from firmware.errors import (
-    InvalidStateTransition,
-    ResourceNotFound,
-    TerminalStateReached,
-    VersionMismatch,
-)
+from firmware.errors import TerminalStateReached
 from firmware.models import JobExecution
-from firmware.protocol import firmware_runs, repeats, requests
+from firmware.protocol import firmware_runs, moves, repeats, requests
 from fleetportal.actors import DEVICE
 from fleetportal.topics import NEXT_JOB
 
@@ -52,18 +47,14 @@ def get_pending(thing: str, payload: bytes | str | dict, *, now: datetime) -> di
     for execution in notifications.pending([device.pk]):
         listed = in_progress if execution.status == S.IN_PROGRESS else queued
         listed.append(documents.summary(execution))
-    return _reply({"inProgressJobs": in_progress, "queuedJobs": queued}, token, now)
+    return moves.reply({"inProgressJobs": in_progress, "queuedJobs": queued}, token, now)
 
 
 def start_next(
     thing: str, payload: bytes | str | dict, *, now: datetime, redelivered: bool = False
 ) -> dict[str, Any]:
     """StartNextPendingJobExecution."""
-    body = requests.parse(payload)
-    token = requests.client_token(body)
-    details = requests.status_details(body)
-    step = requests.step_timeout(body, may_clear=False)
-    asked = requests.digest("start-next", "", body)
+    request = requests.start_next(payload)
     with transaction.atomic():
         device = _device(thing)
         # All of the device's pending rows, locked in pk order (as everyone locks them): two
@@ -74,20 +65,16 @@ def start_next(
             .filter(status__in=PENDING)
             .order_by("pk")
         )
-        repeated = _repeated_start(device, token, asked, now, redelivered)
+        repeated = _repeated_start(device, request.token, request.asked, now, redelivered)
         if repeated is not None:
             return repeated
-        if not rows:
-            return _reply({}, token, now)
-        head = min(rows, key=_queue_order)
-        if head.status == S.QUEUED:
-            _check_update(head, S.IN_PROGRESS, None)
-            _report(head, S.IN_PROGRESS, details, step, now)
-            repeats.remember(head, token, asked, now)
+        head = moves.head(rows)
+        if head is not None and head.status == S.QUEUED:
+            moves.start(head, request, now)
             head.save()
             # A start-next tells the device nothing it did not ask for: no notify (§2.5).
             firmware_runs.started(head, actor=actor_of(thing))
-        return _reply({"execution": documents.execution_data(head)}, token, now)
+        return moves.start_next_answer(head, request.token, now)
 
 
 def describe(
@@ -102,7 +89,7 @@ def describe(
     if job_id == NEXT_JOB:
         head = notifications.pending([device.pk]).first()
         if head is None:
-            return _reply({}, token, now)
+            return moves.reply({}, token, now)
         execution = head
     else:
         execution = _find(device, job_id, number)
@@ -111,7 +98,7 @@ def describe(
                 f"Job execution {job_id} is in the terminal state {execution.status}."
             )
     data = documents.execution_data(execution, include_document=include_document)
-    return _reply({"execution": data}, token, now)
+    return moves.reply({"execution": data}, token, now)
 
 
 def update(
@@ -123,88 +110,31 @@ def update(
     redelivered: bool = False,
 ) -> dict[str, Any]:
     """UpdateJobExecution. With default flags the answer is just {timestamp, clientToken}."""
-    body = requests.parse(payload)
-    token = requests.client_token(body)
-    target = requests.status(body, S.values)
-    details = requests.status_details(body)
-    step = requests.step_timeout(body, may_clear=True)
-    expected = requests.expected_version(body)
-    number = requests.execution_number(body)
-    include_state = requests.flag(body, "includeJobExecutionState", False)
-    include_document = requests.flag(body, "includeJobDocument", False)
-    asked = requests.digest("update", job_id, body)
+    request = requests.update(job_id, payload)
     with transaction.atomic():
         device = _device(thing)
-        execution = _find(device, job_id, number, lock=True)
-        entry = repeats.original(execution, token, asked, now, redelivered=redelivered)
+        execution = _find(device, job_id, request.number, lock=True)
+        entry = repeats.original(
+            execution, request.token, request.asked, now, redelivered=redelivered
+        )
         if entry is not None:
-            state, moment = entry["state"], entry["at"]
-        else:
-            _check_update(execution, target, expected)
-            heads_before = notifications.heads([device.pk])
-            previous = execution.status
-            _report(execution, target, details, step, now)
-            repeats.remember(execution, token, asked, now)
-            execution.save()
-            _after_report(execution, previous, heads_before, actor_of(thing))
-            state, moment = documents.state(execution), now.timestamp()
-        answer: dict[str, Any] = {}
-        if include_state:
-            answer["executionState"] = state
-        if include_document:
-            answer["jobDocument"] = documents.job_document(execution)
-        return _reply(answer, token, moment)
-
-
-def _check_update(execution: JobExecution, target: str, expected: int | None) -> None:
-    if expected is not None and expected != execution.version_number:
-        raise VersionMismatch(
-            f"expectedVersion {expected} is not the execution's version "
-            f"{execution.version_number}.",
-            execution_state=documents.state(execution),
-        )
-    if not executions.device_may_move(execution.status, target):
-        raise InvalidStateTransition(
-            f"A job execution in {execution.status} cannot be moved to {target}.",
-            execution_state=documents.state(execution),
-        )
-
-
-def _report(
-    execution: JobExecution, target: str, details: dict | None, step: int | None, now: datetime
-) -> None:
-    """Apply a device's legal report (checked by the caller through firmware.executions); the
-    move into IN_PROGRESS sets startedAt and the deadline of the job's timeoutConfig."""
-    if execution.status == S.QUEUED and target == S.IN_PROGRESS:
-        execution.started_at = now
-        minutes = (execution.job.timeout_config or {}).get("in_progress_timeout_in_minutes")
-        # Fixed once running (§2.6): only the move into IN_PROGRESS sets it.
-        execution.in_progress_deadline = now + timedelta(minutes=minutes) if minutes else None
-    execution.status = target
-    if details is not None:
-        execution.status_details = details
-    execution.version_number += 1
-    execution.last_updated_at = now
-    if executions.is_terminal(target):
-        execution.in_progress_deadline = execution.step_deadline = None
-    elif step == requests.CLEAR_STEP_TIMER:
-        execution.step_deadline = None
-    elif step is not None:
-        # A step timer replaces the earlier one but never runs past the in-progress deadline.
-        deadline = now + timedelta(minutes=step)
-        if execution.in_progress_deadline is not None:
-            deadline = min(deadline, execution.in_progress_deadline)
-        execution.step_deadline = deadline
+            return moves.update_answer(execution, request, entry["state"], entry["at"])
+        heads_before = notifications.heads([device.pk])
+        previous = execution.status
+        moves.update(execution, request, now)
+        execution.save()
+        _after_report(execution, previous, heads_before, actor_of(thing))
+        return moves.update_answer(execution, request, documents.state(execution), now.timestamp())
 
 
 def _after_report(execution: JobExecution, previous: str, heads_before: dict, actor: str) -> None:
     """Notifications (§2.5) and the device's firmware run, after the row is saved."""
-    device_pks = [execution.device_id]
+    notify = moves.notification(previous, execution.status)
+    if notify is not None:
+        notifications.send([execution.device_id], heads_before, notify=notify == moves.NOTIFY_ALL)
     if executions.is_terminal(execution.status):
-        notifications.send_changes(device_pks, heads_before)
         firmware_runs.ended(execution, actor=actor)
     elif previous == S.QUEUED:
-        notifications.send_next_changes(device_pks, heads_before)
         firmware_runs.started(execution, actor=actor)
 
 
@@ -223,14 +153,14 @@ def _repeated_start(
             data.pop("statusDetails", None)
             data.update(entry["state"])
             data["lastUpdatedAt"] = int(entry["at"])
-            return _reply({"execution": data}, token, entry["at"])
+            return moves.reply({"execution": data}, token, entry["at"])
     return None
 
 
 def _device(thing: str) -> Device:
     device = Device.objects.filter(device_id=thing).first()
     if device is None or device.status == DeviceStatus.DECOMMISSIONED:
-        raise ResourceNotFound(f"Thing {thing} not found.")
+        raise moves.thing_not_found(thing)
     return device
 
 
@@ -247,18 +177,5 @@ def _find(device: Device, job_id: str, number: int | None, *, lock: bool = False
         found = found.filter(execution_number=number)
     execution = found.order_by("-execution_number").first()
     if execution is None:
-        raise ResourceNotFound(f"Job execution {job_id} of {device.device_id} not found.")
+        raise moves.execution_not_found(job_id, device.device_id)
     return execution
-
-
-def _queue_order(execution: JobExecution) -> tuple:
-    # As notifications.pending orders them: what `$next` and the device's lists name first.
-    return (execution.status != S.IN_PROGRESS, execution.queued_at, execution.pk)
-
-
-def _reply(body: dict[str, Any], token: str | None, moment: datetime | float) -> dict[str, Any]:
-    seconds = moment.timestamp() if isinstance(moment, datetime) else moment
-    body["timestamp"] = int(seconds)
-    if token is not None:
-        body["clientToken"] = token
-    return body

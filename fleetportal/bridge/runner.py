@@ -18,6 +18,7 @@ per-message cost is the handler's own queries.
 """
 
 import dataclasses
+import gc
 import logging
 import queue
 import sys
@@ -363,6 +364,11 @@ def run_forever(
     # The runner is CPU-bound; the publisher and paho's network threads mostly wait. With the
     # default 5 ms GIL switch interval each PUBACK or NOTIFY they wait for costs up to 5 ms.
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+    # What is alive now (Django, the apps, their modules) lives as long as the process: frozen,
+    # the collector's full collections stop walking it — under load they came every few
+    # seconds and took ~80 ms each (docs/benchmarks.md, the jobs protocol).
+    gc.collect()
+    gc.freeze()
     threads = []
     if publisher:
         out = Publisher(partition=partition)
