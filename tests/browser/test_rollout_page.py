@@ -6,6 +6,7 @@ and 390 px wide (docs/screenshots/rollout-*.png are copies)."""
 from types import SimpleNamespace
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -25,8 +26,14 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def count_of(browser, wave: int, outcome: str) -> str:
-    item = browser.find_element(By.CSS_SELECTOR, f'#wave-{wave} [data-outcome="{outcome}"] b')
-    return item.text
+    """The count the page shows; read again if the live update swapped the part meanwhile."""
+    selector = f'#wave-{wave} [data-outcome="{outcome}"] b'
+    for _ in range(20):
+        try:
+            return browser.find_element(By.CSS_SELECTOR, selector).text
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{selector} kept being replaced")
 
 
 def open_page(browser, url: str, username: str) -> None:

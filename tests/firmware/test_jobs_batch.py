@@ -313,7 +313,7 @@ def test_executions_started_before_start_tokens_get_theirs_from_what_they_rememb
     service.start_next("batch-legacy", orjson.dumps({"clientToken": "old-1"}), now=T0)
     service.update("batch-legacy", "legacy-2", orjson.dumps({"status": "REJECTED"}), now=T0)
     JobExecution.objects.update(start_token="")  # as the rows were before the migration
-    migration = importlib.import_module("firmware.migrations.0004_execution_start_token")
+    migration = importlib.import_module("firmware.migrations.0010_execution_start_token")
 
     with connection.cursor() as cursor:
         cursor.execute(migration.BACKFILL_START_TOKENS)
