@@ -44,8 +44,7 @@ from django.utils import timezone
 from bench import mqtt_client
 from bench.broker_support import start_broker
 from bench.cpu_usage import Usage
-from devices import pki, services
-from devices.choices import DeviceStatus
+from devices import pki
 from devices.models import Device
 from firmware.models import Job, JobExecution
 from fleetportal import broker, topics
@@ -305,12 +304,7 @@ def main() -> None:
         env["DATABASE_URL"] = os.environ["DATABASE_URL"]
         load = Load()
         try:
-            device_ids = [f"bench-{n:04d}" for n in range(args.devices)]
-            for device_id in device_ids:
-                services.register_device(
-                    {"device_id": device_id, "device_type": "bench"}, actor="bench"
-                )
-            Device.objects.update(status=DeviceStatus.ACTIVE)
+            device_ids = shadows.register_active_devices(args.devices)
             queue_work(list(Device.objects.all()), args.jobs)
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")  # the planner's statistics, as a live database has

@@ -210,6 +210,15 @@ class Load:
             device.sent.clear()
 
 
+def register_active_devices(count: int) -> list[str]:
+    """`count` active bench devices registered through the service, as the benches' devices."""
+    device_ids = [f"bench-{n:04d}" for n in range(count)]
+    for device_id in device_ids:
+        services.register_device({"device_id": device_id, "device_type": "bench"}, actor="bench")
+    Device.objects.update(status=DeviceStatus.ACTIVE)
+    return device_ids
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -415,12 +424,7 @@ def main() -> None:
         env["DATABASE_URL"] = os.environ["DATABASE_URL"]
         load = Load()
         try:
-            device_ids = [f"bench-{n:04d}" for n in range(args.devices)]
-            for device_id in device_ids:
-                services.register_device(
-                    {"device_id": device_id, "device_type": "bench"}, actor="bench"
-                )
-            Device.objects.update(status=DeviceStatus.ACTIVE)
+            device_ids = register_active_devices(args.devices)
             (directory / "clients").mkdir()
             load.devices = [SimDevice(d, directory / "clients", load) for d in device_ids]
 
