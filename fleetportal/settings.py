@@ -411,6 +411,27 @@ MOSQUITTO_BINARY = env_str("FLEETPORTAL_MOSQUITTO_BINARY", "/usr/sbin/mosquitto"
 # Where the brokers' plugins are (mosquitto/*.c; `make install` builds them into build/).
 BROKER_PLUGIN_DIR = env_str("FLEETPORTAL_BROKER_PLUGIN_DIR", str(BASE_DIR / "build"))
 
+# --- Monitoring: presence and health (monitoring/presence/) ---
+# (settings of this part go here)
+#
+#
+#
+# --- Monitoring: telemetry (monitoring/telemetry/) ---
+# (settings of this part go here)
+#
+#
+#
+# --- Monitoring: alerts (monitoring/alerts/) ---
+# (settings of this part go here)
+#
+#
+#
+# --- Monitoring: fleet summary, /metrics, /healthz (monitoring/summary/) ---
+# (settings of this part go here)
+#
+#
+#
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

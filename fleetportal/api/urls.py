@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("firmware.api.urls")),
     path("", include("firmware.api.jobs_urls")),
     path("", include("firmware.api.rollouts_urls")),
+    path("", include("monitoring.urls")),
 ]

@@ -1,0 +1,1 @@
+"""Models of monitoring's alerts part."""

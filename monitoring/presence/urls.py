@@ -1,0 +1,3 @@
+"""/api/v1/ routes of monitoring's presence part."""
+
+urlpatterns: list = []
