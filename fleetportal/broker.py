@@ -97,6 +97,7 @@ class DeviceLimit:
     messages_per_second: int
     burst: int
     disconnect_after: int = 0  # drops within one second that end the connection (0 = never)
+    ban_seconds: int = 0  # after such a disconnect, each connection ends at its first message
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ def render_config(
         f"plugin_opt_messages_per_second {device_limit.messages_per_second}\n"
         f"plugin_opt_burst {device_limit.burst}\n"
         f"plugin_opt_disconnect_after {device_limit.disconnect_after}\n"
+        f"plugin_opt_ban_seconds {device_limit.ban_seconds}\n"
         if device_limit
         else ""
     )
@@ -358,6 +360,7 @@ def _device_limit() -> DeviceLimit | None:
         rate,
         max(1, settings.DEVICE_MESSAGE_BURST),
         max(0, settings.DEVICE_FLOOD_DISCONNECT_AFTER),
+        max(0, settings.DEVICE_FLOOD_BAN_SECONDS),
     )
 
 

@@ -401,6 +401,10 @@ DEVICE_MESSAGE_BURST = env_int("FLEETPORTAL_DEVICE_MESSAGE_BURST", 100)
 # A device with this many messages over its rate within one second is disconnected by the
 # broker (it may reconnect); 0 = never.
 DEVICE_FLOOD_DISCONNECT_AFTER = env_int("FLEETPORTAL_DEVICE_FLOOD_DISCONNECT_AFTER", 1000)
+# After that disconnect the device is banned this long: it may reconnect, but each connection
+# ends at its first message (dropped and counted), so a flood resumed after every reconnect
+# costs the broker one message, not another thousand. 0 = no ban.
+DEVICE_FLOOD_BAN_SECONDS = env_int("FLEETPORTAL_DEVICE_FLOOD_BAN_SECONDS", 60)
 BROKER_DEVICE_PORT = env_int("FLEETPORTAL_BROKER_DEVICE_PORT", 8883)
 BROKER_CLAIM_PORT = env_int("FLEETPORTAL_BROKER_CLAIM_PORT", 8884)
 BROKER_BACKEND_PORT = env_int("FLEETPORTAL_BROKER_BACKEND_PORT", 18830)

@@ -10,11 +10,14 @@
  * bridge records as `throttled` events (device ids need no JSON escaping: [a-zA-Z0-9:_-]).
  *
  * A device that keeps flooding — `disconnect_after` messages over its rate within one second —
- * is disconnected, so the flood stops costing the
- * broker and the other devices CPU; it may reconnect, through a TLS handshake.
+ * is disconnected, so the flood stops costing the broker and the other devices CPU, and is then
+ * banned for `ban_seconds`: it may reconnect (the TLS handshake happens before any plugin can
+ * see it), but its first message on a banned connection is dropped and ends that connection too,
+ * so a device that floods again after each reconnect costs the broker one packet per
+ * connection instead of another `disconnect_after`. Its drops are reported as above.
  *
  * Options: plugin_opt_messages_per_second, plugin_opt_burst, plugin_opt_disconnect_after
- * (0 = never disconnect).
+ * (0 = never disconnect), plugin_opt_ban_seconds (0 = no ban).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -38,7 +41,8 @@ struct bucket {
 	unsigned long dropped;
 	double window_start; /* the second whose drops count towards disconnect_after */
 	unsigned long window_drops;
-	bool gone; /* disconnected with drops not yet reported: freed after the next report */
+	double banned_until; /* disconnected for flooding: each message before this ends the connection */
+	bool gone; /* disconnected with drops not yet reported or banned: freed after a later report */
 	struct bucket *next;
 };
 
@@ -47,6 +51,7 @@ static void report_drops(double now);
 static struct bucket *table[BUCKETS];
 static double rate = 100.0, burst = 100.0;
 static unsigned long disconnect_after = 0;
+static double ban_seconds = 0.0;
 static double last_report = 0.0;
 static unsigned long dropped_total = 0;
 
@@ -101,8 +106,8 @@ static void forget(const char *client_id)
 	while(*link){
 		struct bucket *entry = *link;
 		if(strcmp(entry->client_id, client_id) == 0){
-			if(entry->dropped){
-				entry->gone = true; /* reported, then freed, at the next report */
+			if(entry->dropped || entry->banned_until > now_seconds()){
+				entry->gone = true; /* reported, then freed, at a report after its ban */
 				return;
 			}
 			*link = entry->next;
@@ -121,6 +126,7 @@ static int on_message(int event, void *event_data, void *userdata)
 	struct bucket *entry;
 	double now;
 	char *topic;
+	bool banned;
 
 	(void)event;
 	(void)userdata;
@@ -134,12 +140,13 @@ static int on_message(int event, void *event_data, void *userdata)
 		entry->tokens = burst;
 	}
 	entry->last = now;
-	if(entry->tokens >= 1.0){
+	banned = entry->banned_until > now;
+	if(entry->tokens >= 1.0 && !banned){
 		entry->tokens -= 1.0;
 		report_drops(now);
 		return MOSQ_ERR_SUCCESS;
 	}
-	/* Over the rate: acknowledged, delivered to nobody. */
+	/* Over the rate or banned: acknowledged, delivered to nobody. */
 	topic = mosquitto_strdup(DROPPED_TOPIC);
 	if(topic == NULL){
 		return MOSQ_ERR_SUCCESS;
@@ -159,11 +166,15 @@ static int on_message(int event, void *event_data, void *userdata)
 		entry->window_start = now;
 		entry->window_drops = 0;
 	}
-	if(disconnect_after > 0 && ++entry->window_drops >= disconnect_after){
+	if(banned){
+		/* Still banned: this connection ends at its first message (logged at the ban). */
+		mosquitto_kick_client_by_clientid(client_id, true);
+	}else if(disconnect_after > 0 && ++entry->window_drops >= disconnect_after){
 		mosquitto_log_printf(MOSQ_LOG_NOTICE,
-				"fleetportal_limits: disconnecting %s: %lu messages over its rate within 1 s",
-				client_id, entry->window_drops);
+				"fleetportal_limits: disconnecting %s: %lu messages over its rate within 1 s; "
+				"banned for %.0f s", client_id, entry->window_drops, ban_seconds);
 		entry->window_drops = 0;
+		entry->banned_until = now + ban_seconds;
 		/* Mosquitto 2.0.11 ignores a message callback's error, so end the connection here; the
 		 * context is freed only after this packet, and its will is sent as for any lost client. */
 		mosquitto_kick_client_by_clientid(client_id, true);
@@ -216,7 +227,7 @@ static void report_drops(double now)
 				first = false;
 				entry->dropped = 0;
 			}
-			if(entry->gone && entry->dropped == 0){
+			if(entry->gone && entry->dropped == 0 && entry->banned_until <= now){
 				*link = entry->next;
 				mosquitto_free(entry->client_id);
 				mosquitto_free(entry);
@@ -256,10 +267,13 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 			burst = atof(options[i].value);
 		}else if(strcmp(options[i].key, "disconnect_after") == 0){
 			disconnect_after = strtoul(options[i].value, NULL, 10);
+		}else if(strcmp(options[i].key, "ban_seconds") == 0){
+			ban_seconds = atof(options[i].value);
 		}
 	}
-	if(rate <= 0.0 || burst < 1.0){
-		mosquitto_log_printf(MOSQ_LOG_ERR, "fleetportal_limits: needs a rate > 0 and a burst >= 1");
+	if(rate <= 0.0 || burst < 1.0 || ban_seconds < 0.0){
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+				"fleetportal_limits: needs a rate > 0, a burst >= 1 and a ban of 0 s or more");
 		return MOSQ_ERR_INVAL;
 	}
 	plugin_id = identifier;

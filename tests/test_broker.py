@@ -214,6 +214,24 @@ def test_the_broker_disconnects_a_device_that_keeps_flooding(broker, device_clie
     assert "disconnecting flood-b2: 1000 messages over its rate" in broker.log()
 
 
+def test_a_device_disconnected_for_flooding_is_banned_for_a_while(broker, device_client):
+    identity = make_identity(broker, "flood-b3")
+    flooder = device_client(identity)
+    for n in range(3_000):
+        flooder.client.publish("devices/flood-b3/telemetry", b"%d" % n, qos=0)
+    assert flooder.disconnected.wait(5)
+
+    # It may connect again (TLS comes before any plugin), but its first message is dropped and
+    # ends the connection: a flood resumed after each reconnect costs one message, not a burst.
+    again = device_client(identity)
+    observer = device_client(make_identity(broker, "calm-b3"))
+    again.publish("devices/flood-b3/telemetry", b"after")
+    assert again.disconnected.wait(5)
+    observer.publish("devices/calm-b3/telemetry", b"calm")  # the others are not banned
+    assert observer.connected.is_set()
+    assert "banned for 60 s" in broker.log()
+
+
 def test_a_revoked_claim_certificate_is_refused_by_the_claim_broker(broker, device_client):
     broker_config.write_claim_acl([("factory-a", False)])
     leaked = make_identity(broker, broker_config.claim_username("factory-a"))
