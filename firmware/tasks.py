@@ -75,6 +75,8 @@ def tick_time(at: str | None) -> datetime | None:
     if not isinstance(at, str) or len(at) > 64:
         raise ValueError(f"at: an ISO 8601 time with a zone is expected, not {str(at)[:64]!r}.")
     try:
+        if not (at.isascii() and at.isprintable()):  # fromisoformat lets some through (NUL)
+            raise ValueError
         moment = datetime.fromisoformat(at)
     except ValueError:
         raise ValueError(f"at: {at!r} is not an ISO 8601 time.") from None

@@ -103,16 +103,15 @@ def step(rollout_pk: Any, now: datetime, report: dict[str, Any]) -> None:
             if not outcomes.unfinished(tally):
                 _set(wave, status=WaveStatus.HALTED, finished_at=now)
             return
+        running = rollout.status == RolloutStatus.RUNNING
         # Judged while soaking too: a device found unhealthy during the soak (health.verify) is a
         # failure like any other, and the gate must not promote past it.
-        if rollout.status == RolloutStatus.RUNNING and wave.status in JUDGED_WAVES:
-            if halt_if_crossed(rollout, wave, tally, now):
-                report["halted"].append(rollout.rollout_id)
-                return
-        if rollout.status == RolloutStatus.RUNNING and wave.status == WaveStatus.RUNNING:
-            if job is not None:
-                while jobs_engine.release(job.pk, now, jobs_report) == jobs_engine.RELEASE_BATCH:
-                    pass
+        if running and wave.status in JUDGED_WAVES and halt_if_crossed(rollout, wave, tally, now):
+            report["halted"].append(rollout.rollout_id)
+            return
+        if running and wave.status == WaveStatus.RUNNING and job is not None:
+            while jobs_engine.release(job.pk, now, jobs_report) == jobs_engine.RELEASE_BATCH:
+                pass
         passed = gate(rollout, wave, tally, now)
         if passed and rollout.status == RolloutStatus.COMPLETED:
             report["completed"].append(rollout.rollout_id)
@@ -246,6 +245,8 @@ def halt_if_crossed(rollout: Rollout, wave: Wave, tally, now: datetime) -> bool:
     else:
         force = rollout.failure_action == FailureAction.ABORT_FORCE
         control.abort(rollout, actor=SYSTEM, reason=reason, force=force, now=now)
+    # The wall clock, not the tick's: halted_at - (when the threshold was really crossed) is
+    # the benchmark's "threshold to halt" delay (bench/rollouts.py).
     Rollout.objects.filter(pk=rollout.pk).update(halted_at=timezone.now())
     return True
 

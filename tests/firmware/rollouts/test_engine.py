@@ -150,7 +150,10 @@ def test_thirty_percent_failing_pauses_at_the_threshold():
 def test_thirty_percent_failing_with_abort_keep_cancels_queued_and_lets_in_flight_finish():
     rollout, executions = _thirty_percent_fail("abort_keep")
     assert rollout.status == "aborted"
-    assert JobExecution.objects.get(pk=executions[5].pk).status == "CANCELED"
+    canceled = JobExecution.objects.get(pk=executions[5].pk)
+    # on the tick's clock, as the rollout's own records of the halt
+    assert (canceled.status, canceled.last_updated_at) == ("CANCELED", at(6))
+    assert canceled.job.completed_at == at(6)
     assert JobExecution.objects.get(pk=executions[9].pk).status == "IN_PROGRESS"
     finish(executions[9], "FAILED", at(8))
     rollouts.tick(at(9))

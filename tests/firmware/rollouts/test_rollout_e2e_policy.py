@@ -9,7 +9,7 @@ assert what must *not* happen yet."""
 
 import pytest
 
-from firmware.models import JobExecution
+from firmware.models import FirmwareVersion, JobExecution
 from firmware.rollouts.models import RolloutDevice, RolloutEvent
 from tests.conftest import make_user, token_client
 from tests.firmware.helpers import make_version
@@ -45,8 +45,6 @@ def fleet(broker, device_client, celery_worker, bridge):
 
 
 def create_and_start(operator, rollout_id: str, devices, waves, **extra) -> None:
-    from firmware.models import FirmwareVersion
-
     body = {
         "rollout_id": rollout_id,
         "firmware": str(FirmwareVersion.objects.get(version="2.0.0").pk),
@@ -140,9 +138,10 @@ def test_three_waves_complete_each_next_wave_waiting_out_the_soak(fleet, operato
 
 @pytest.fixture
 def wave_two_failing(fleet, operator):
-    """A canary wave of one that passes, then a wave of 10: four update, one starts and holds
-    (in flight), two stay queued, three report FAILED — the third crosses the threshold (30 %
-    of the finished, judged once 7 have finished). Returns (action runner)."""
+    """run(action): a canary wave of one passes, then in a wave of 10 four update, one starts
+    and holds (in flight), two stay queued and three (30 % of the wave) report FAILED; the
+    third failure crosses the threshold (30 % of the finished, judged once 7 have finished).
+    Returns the in-flight device, its job id and the queued devices."""
 
     def run(action: str):
         devices = fleet(f"half-{action.replace('_', '')}", 11)
@@ -217,7 +216,7 @@ def test_threshold_with_abort_keep_cancels_queued_devices_and_lets_in_flight_fin
 def test_threshold_with_abort_force_cancels_the_in_flight_device(wave_two_failing, operator):
     holder, holding, queued = wave_two_failing("abort_force")
     assert status_of("thirty") == "aborted"
-    assert holder.told_nothing_pending(5.0)
+    assert all(device.told_nothing_pending(5.0) for device in [holder, *queued])
     with pytest.raises(Rejected) as refused:
         holder.report(holding, "SUCCEEDED")
     assert refused.value.body["code"] == "InvalidStateTransition"
@@ -315,7 +314,6 @@ def test_a_device_not_verified_is_not_updated_and_blocks_promotion(
     ticking(lambda: status_of("verify") == "paused")
     tick_for(1.0)
     shown = detail(operator, "verify")
-    assert [w["status"] for w in shown["waves"]] != ["passed", "running"]
     assert shown["waves"][0]["status"] != "passed" and shown["waves"][1]["status"] == "pending"
     assert shown["waves"][0]["outcomes"]["updated"] == 1
     ((device_id, (shown_failure, text)),) = failing(operator, "verify").items()
