@@ -44,6 +44,13 @@ def fleet(broker, device_client, celery_worker, bridge):
     return make
 
 
+REST = {"selector": "percent", "percent": 100}  # the last wave: every device left
+
+
+def count(n: int) -> dict:
+    return {"selector": "count", "count": n}
+
+
 def create_and_start(operator, rollout_id: str, devices, waves, **extra) -> None:
     body = {
         "rollout_id": rollout_id,
@@ -101,9 +108,9 @@ def failing(operator, rollout_id: str) -> dict[str, tuple[str, str]]:
 def test_three_waves_complete_each_next_wave_waiting_out_the_soak(fleet, operator):
     devices = fleet("soak", 4)
     waves = [
-        {"selector": "count", "count": 1, "soak_minutes": 30},
-        {"selector": "count", "count": 1, "soak_minutes": 60},
-        {"selector": "percent", "percent": 100, "soak_minutes": 10},
+        {**count(1), "soak_minutes": 30},
+        {**count(1), "soak_minutes": 60},
+        {**REST, "soak_minutes": 10},
     ]
     create_and_start(operator, "soaks", devices, waves)
     updated: set[str] = set()
@@ -145,13 +152,8 @@ def wave_two_failing(fleet, operator):
 
     def run(action: str):
         devices = fleet(f"half-{action.replace('_', '')}", 11)
-        create_and_start(
-            operator,
-            "thirty",
-            devices,
-            [{"selector": "count", "count": 1}, {"selector": "percent", "percent": 100}],
-            failure_policy={"threshold_percent": 30, "min_finished": 7, "action": action},
-        )
+        policy = {"threshold_percent": 30, "min_finished": 7, "action": action}
+        create_and_start(operator, "thirty", devices, [count(1), REST], failure_policy=policy)
         (canary,) = taken_by(in_wave(devices, "thirty", 1))
         canary.update("2.0.0")
         second = taken_by(in_wave(devices, "thirty", 2))
@@ -235,7 +237,7 @@ def test_silent_devices_end_canceled_and_timed_out_and_count_as_failures(fleet, 
         operator,
         "silence",
         devices,
-        [{"selector": "percent", "percent": 100}],
+        [REST],
         deadlines={"start_minutes": 10, "finish_minutes": 20},
         failure_policy={"threshold_count": 2, "action": "pause"},
     )
@@ -294,13 +296,9 @@ def test_a_device_not_verified_is_not_updated_and_blocks_promotion(
     fleet, operator, behaviour, jump, failure, reason
 ):
     devices = fleet(f"verify-{failure.lower()}", 3)
+    policy, health = {"threshold_count": 1, "action": "pause"}, {"online_minutes": 5}
     create_and_start(
-        operator,
-        "verify",
-        devices,
-        [{"selector": "count", "count": 2}, {"selector": "percent", "percent": 100}],
-        failure_policy={"threshold_count": 1, "action": "pause"},
-        health={"online_minutes": 5},
+        operator, "verify", devices, [count(2), REST], failure_policy=policy, health=health
     )
     good, bad = taken_by(in_wave(devices, "verify", 1))
     good.update("2.0.0")
