@@ -148,6 +148,7 @@ def end_if_due(job: Job, now: datetime, report: Report) -> bool:
         comment="The schedule's end time passed.",
         reason_code="END_TIME",
         actor=SYSTEM,
+        now=now,
     )
     report.canceled.append(job.job_id)
     return True

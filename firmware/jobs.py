@@ -434,10 +434,18 @@ def _downgrade(job: Job, fields: dict[str, Any], actor: str) -> bool:
 
 
 def cancel_job(
-    job: Job, *, force: bool = False, comment: str = "", reason_code: str = "", actor: str
+    job: Job,
+    *,
+    force: bool = False,
+    comment: str = "",
+    reason_code: str = "",
+    actor: str,
+    now: datetime | None = None,
 ) -> Job:
     """CancelJob: QUEUED executions are CANCELED, IN_PROGRESS ones too with `force`; nothing
-    more is released. A canceled job may be cancelled again with force (AWS)."""
+    more is released. A canceled job may be cancelled again with force (AWS). `now`: the
+    caller's clock (a tick's), so the cancellation carries the time the tick acted at."""
+    now = now or timezone.now()
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
         again = job.status == JobStatus.CANCELED and force and not job.force_canceled
@@ -446,10 +454,12 @@ def cancel_job(
         job.status, job.force_canceled = JobStatus.CANCELED, job.force_canceled or force
         job.comment = comment[:2028] or job.comment
         job.reason_code = reason_code[:128] or job.reason_code
-        job.canceled_by, job.completed_at = actor, job.completed_at or timezone.now()
+        job.canceled_by, job.completed_at = actor, job.completed_at or now
         job.save()
         statuses = [ExecutionStatus.QUEUED] + ([ExecutionStatus.IN_PROGRESS] if force else [])
-        cancel_executions(JobExecution.objects.filter(job=job, status__in=statuses), actor=actor)
+        cancel_executions(
+            JobExecution.objects.filter(job=job, status__in=statuses), now=now, actor=actor
+        )
     return job
 
 

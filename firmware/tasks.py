@@ -1,6 +1,7 @@
 """Celery tasks of the firmware app (beat schedule in settings.CELERY_BEAT_SCHEDULE)."""
 
 import logging
+from datetime import datetime
 
 from celery import shared_task
 
@@ -52,12 +53,33 @@ def tick() -> dict:
 
 
 @shared_task
-def rollouts_tick() -> dict:
+def rollouts_tick(at: str | None = None) -> dict:
     """One tick of the rollout engine (firmware/rollouts/engine.py): waves as jobs, the failure
-    policy, soaks and gates. Each rollout is taken with SKIP LOCKED, like the jobs tick."""
+    policy, soaks and gates. Each rollout is taken with SKIP LOCKED, like the jobs tick.
+
+    `at` (ISO 8601 with a zone) is the time the tick reads as now; beat sends none. It lets the
+    end-to-end tests move a real worker past soaks, deadlines and health windows in seconds."""
     from firmware.rollouts import engine as rollouts_engine
 
-    report = rollouts_engine.tick()
+    report = rollouts_engine.tick(tick_time(at))
     if any(report.values()):
         log.info("Rollouts: %s.", report)
     return report
+
+
+def tick_time(at: str | None) -> datetime | None:
+    """`at` as an aware datetime (None stays None: the engine reads the clock). A naive time is
+    refused rather than guessed: the worker's zone and the sender's may differ."""
+    if at is None:
+        return None
+    if not isinstance(at, str) or len(at) > 64:
+        raise ValueError(f"at: an ISO 8601 time with a zone is expected, not {str(at)[:64]!r}.")
+    try:
+        if not (at.isascii() and at.isprintable()):  # fromisoformat lets some through (NUL)
+            raise ValueError
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        raise ValueError(f"at: {at!r} is not an ISO 8601 time.") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"at: {at!r} has no zone (add +00:00 or Z).")
+    return moment

@@ -76,7 +76,7 @@ def abort(
             rollout, RolloutStatus.ABORTED, actor=actor, reason=reason, now=now, force=force
         )
         for wave in rollout.waves.filter(status__in=LIVE_WAVES).select_related("job"):
-            _cancel_wave_job(wave, force=force, actor=actor, reason=reason)
+            _cancel_wave_job(wave, force=force, actor=actor, reason=reason, now=now)
             outcomes.follow(wave, now, settled=True)
         RolloutDevice.objects.filter(rollout=rollout, outcome=DeviceOutcome.ASSIGNED).update(
             outcome=DeviceOutcome.CANCELED,
@@ -88,7 +88,7 @@ def abort(
     return rollout
 
 
-def _cancel_wave_job(wave: Wave, *, force: bool, actor: str, reason: str) -> None:
+def _cancel_wave_job(wave: Wave, *, force: bool, actor: str, reason: str, now: datetime) -> None:
     job = wave.job
     if job is None:
         return
@@ -99,6 +99,7 @@ def _cancel_wave_job(wave: Wave, *, force: bool, actor: str, reason: str) -> Non
             comment=f"Rollout aborted: {reason}",
             reason_code="ABORTED",
             actor=actor,
+            now=now,
         )
 
 

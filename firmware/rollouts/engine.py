@@ -10,7 +10,8 @@ A step, for the rollout's current wave:
      retries, completion) — timers run while paused too, so silent devices still end;
   3. device outcomes follow the executions (outcomes.follow), health.verify judges the
      reported ones;
-  4. the failure policy: crossed → its action at once, in this same step, before any release;
+  4. the failure policy (while the wave runs or soaks): crossed → its action at once, in this
+     same step, before any release or gate;
   5. a running rollout releases the next targets (max in flight, position order, windows);
   6. every device final → soak; after the soak, the gate (automatic or manual).
 After the rollouts, the bytes their downloads served (counted in Redis) are added to each
@@ -42,6 +43,8 @@ from fleetportal import live
 
 SYSTEM = control.SYSTEM
 STEPPED = (RolloutStatus.RUNNING, RolloutStatus.PAUSED)
+# Waves whose failures the failure policy judges: still releasing, or soaking (health verdicts).
+JUDGED_WAVES = (WaveStatus.RUNNING, WaveStatus.SOAKING)
 
 
 def tick(now: datetime | None = None) -> dict[str, Any]:
@@ -100,13 +103,15 @@ def step(rollout_pk: Any, now: datetime, report: dict[str, Any]) -> None:
             if not outcomes.unfinished(tally):
                 _set(wave, status=WaveStatus.HALTED, finished_at=now)
             return
-        if rollout.status == RolloutStatus.RUNNING and wave.status == WaveStatus.RUNNING:
-            if halt_if_crossed(rollout, wave, tally, now):
-                report["halted"].append(rollout.rollout_id)
-                return
-            if job is not None:
-                while jobs_engine.release(job.pk, now, jobs_report) == jobs_engine.RELEASE_BATCH:
-                    pass
+        running = rollout.status == RolloutStatus.RUNNING
+        # Judged while soaking too: a device found unhealthy during the soak (health.verify) is a
+        # failure like any other, and the gate must not promote past it.
+        if running and wave.status in JUDGED_WAVES and halt_if_crossed(rollout, wave, tally, now):
+            report["halted"].append(rollout.rollout_id)
+            return
+        if running and wave.status == WaveStatus.RUNNING and job is not None:
+            while jobs_engine.release(job.pk, now, jobs_report) == jobs_engine.RELEASE_BATCH:
+                pass
         passed = gate(rollout, wave, tally, now)
         if passed and rollout.status == RolloutStatus.COMPLETED:
             report["completed"].append(rollout.rollout_id)
@@ -240,6 +245,8 @@ def halt_if_crossed(rollout: Rollout, wave: Wave, tally, now: datetime) -> bool:
     else:
         force = rollout.failure_action == FailureAction.ABORT_FORCE
         control.abort(rollout, actor=SYSTEM, reason=reason, force=force, now=now)
+    # The wall clock, not the tick's: halted_at - (when the threshold was really crossed) is
+    # the benchmark's "threshold to halt" delay (bench/rollouts.py).
     Rollout.objects.filter(pk=rollout.pk).update(halted_at=timezone.now())
     return True
 

@@ -105,3 +105,19 @@ def test_a_user_without_approve_permission_cannot_approve(operator_api, body):
     operator_api.post(f"{URL}spring/start/", {}, format="json")
     viewer = token_client(make_user("val", "Fleet viewer"))
     assert viewer.post(f"{URL}spring/approve/", {}, format="json").status_code == 403
+
+
+def test_a_downgrade_without_the_rollback_kind_is_400_naming_the_field(operator_api, body):
+    from devices.models import Device
+
+    make_version("3.0.0")
+    Device.objects.update(firmware_version="3.0.0")  # 2.0.0 is older than what they run
+    refused = operator_api.post(URL, body, format="json")
+    assert refused.status_code == 400 and "rollback" in " ".join(refused.json()["kind"])
+    assert not Rollout.objects.exists()
+    body.update(kind="rollback")  # the kind without its reason
+    refused = operator_api.post(URL, body, format="json")
+    assert refused.status_code == 400 and "reason" in str(refused.json()["rollback"])
+    body.update(rollback={"reason": "3.0.0 drains batteries"})
+    created = operator_api.post(URL, body, format="json")
+    assert created.status_code == 201 and created.json()["kind"] == "rollback"

@@ -150,7 +150,10 @@ def test_thirty_percent_failing_pauses_at_the_threshold():
 def test_thirty_percent_failing_with_abort_keep_cancels_queued_and_lets_in_flight_finish():
     rollout, executions = _thirty_percent_fail("abort_keep")
     assert rollout.status == "aborted"
-    assert JobExecution.objects.get(pk=executions[5].pk).status == "CANCELED"
+    canceled = JobExecution.objects.get(pk=executions[5].pk)
+    # on the tick's clock, as the rollout's own records of the halt
+    assert (canceled.status, canceled.last_updated_at) == ("CANCELED", at(6))
+    assert canceled.job.completed_at == at(6)
     assert JobExecution.objects.get(pk=executions[9].pk).status == "IN_PROGRESS"
     finish(executions[9], "FAILED", at(8))
     rollouts.tick(at(9))
@@ -219,3 +222,37 @@ def test_a_success_with_the_old_version_is_not_updated(settings):
     rollouts.tick(at(minutes=7))
     device = RolloutDevice.objects.get()
     assert (device.outcome, device.failure) == ("failed", "NOT_CONFIRMED")
+
+
+def test_a_device_found_unhealthy_while_its_wave_soaks_crosses_the_threshold():
+    """The failure policy judges a soaking wave too: an unhealthy verdict comes during the soak
+    (the wave soaks once no device is in flight), and must halt, not be promoted past."""
+    rollout = make_rollout(
+        fleet(3),
+        [(2, {}), (1, {})],
+        failure_threshold_count=1,
+        health_online_minutes=5,
+        failure_kinds=["UNHEALTHY"],
+    )
+    rollouts.tick(at(0))
+    good, gone = sorted(wave_executions(rollout, 1), key=lambda e: e.pk)
+    for execution in (good, gone):
+        finish(execution, "SUCCEEDED", at(1))
+    reports_new_version(good, at(2))
+    from firmware import engine
+
+    engine.note_reported_versions({gone.device_id: "2.0.0"}, at(2))  # and never heard again
+    Device.objects.filter(pk=gone.device_id).update(last_seen=at(1))
+    rollouts.tick(at(3))
+    assert Wave.objects.get(rollout=rollout, number=1).status == "soaking"
+
+    report = rollouts.tick(at(minutes=6))
+
+    assert report["halted"] == ["r1"]
+    rollout.refresh_from_db()
+    assert rollout.status == "paused"
+    waves = dict(Wave.objects.filter(rollout=rollout).values_list("number", "status"))
+    assert waves == {1: "soaking", 2: "pending"}
+    assert outcomes(rollout, 1) == ["failed", "updated"]
+    rollouts.tick(at(minutes=7))
+    assert not wave_executions(rollout, 2)  # paused: the next wave is not released

@@ -3,99 +3,27 @@ rollouts tick (sent here as beat would), and simulated devices (paho, mutual TLS
 certificates) that take their wave's job over MQTT — start-next, IN_PROGRESS, SUCCEEDED — and
 then report the new firmware_version in their classic shadow, as after a reboot."""
 
-import time
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-import orjson
 import pytest
 from django.utils import timezone
 
-from devices import last_seen
-from devices.choices import DeviceStatus
 from devices.models import Device
 from firmware.rollouts.models import Rollout, RolloutEvent
 from firmware.tasks import rollouts_tick
 from tests.conftest import make_user, token_client
-from tests.devices.credential_helpers import credentialed, identity_of
 from tests.firmware.helpers import make_version
+from tests.firmware.rollouts.e2e_helpers import (
+    API,
+    SimulatedDevice,
+    every_message_is_seen,  # noqa: F401  (an autouse fixture)
+    status_of,
+    ticking,
+    wave_status,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-API = "/api/v1/rollouts/"
-
-
-@pytest.fixture(autouse=True)
-def every_message_is_seen(monkeypatch):
-    # The bridge (threads of this process) writes last_seen at most every 30 s per device; the
-    # health check needs the message after the version report, seconds later here.
-    monkeypatch.setattr(last_seen, "WINDOW_SECONDS", 0.0)
-
-
-class SimulatedDevice:
-    """A device running the AWS jobs client's loop and reporting its version in its shadow."""
-
-    def __init__(self, broker, device_client, device_id: str, zone: str = "UTC"):
-        device = credentialed(device_id, status=DeviceStatus.ACTIVE, metadata={"timezone": zone})
-        Device.objects.filter(pk=device.device.pk).update(
-            firmware_version="1.0.0", last_seen=timezone.now()
-        )
-        self.device_id = device_id
-        self.client = device_client(identity_of(broker, device))
-        self.jobs = f"$aws/things/{device_id}/jobs"
-        self.shadow = f"$aws/things/{device_id}/shadow"
-        for topic in ("notify-next", "start-next/+", "+/update/+"):
-            self.client.subscribe(f"{self.jobs}/{topic}")
-        self.client.subscribe(f"{self.shadow}/update/+")
-
-    def notified(self, timeout: float) -> dict | None:
-        """The next job execution notify-next announces (None: nothing within timeout)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                message = self.client.expect(f"{self.jobs}/notify-next", timeout=0.5)
-            except AssertionError:
-                continue
-            execution = orjson.loads(message.payload).get("execution")
-            if execution:
-                return execution
-        return None
-
-    def ask(self, topic: str, **fields) -> dict:
-        self.client.publish(topic, orjson.dumps(fields))
-        while True:
-            message = self.client.expect(timeout=10)
-            if message.topic in (f"{topic}/accepted", f"{topic}/rejected"):
-                assert message.topic.endswith("/accepted"), message.payload
-                return orjson.loads(message.payload)
-
-    def update(self, version: str) -> None:
-        """Take the job, run it, succeed, reboot into `version` and say so."""
-        started = self.ask(f"{self.jobs}/start-next", clientToken="s")
-        job_id = started["execution"]["jobId"]
-        assert started["execution"]["jobDocument"]["firmware"]["version"] == version
-        self.ask(f"{self.jobs}/{job_id}/update", status="IN_PROGRESS", clientToken="p")
-        self.ask(f"{self.jobs}/{job_id}/update", status="SUCCEEDED", clientToken="d")
-        reported = {"state": {"reported": {"firmware_version": version}}}
-        self.ask(f"{self.shadow}/update", **reported)
-        time.sleep(0.05)  # back online after the reboot: a message after the report
-        self.ask(f"{self.jobs}/start-next", clientToken="after-reboot")
-
-
-def ticking(until, timeout: float = 20.0, every: float = 0.3):
-    """Send the rollouts tick to the worker (as beat does) until `until()` holds."""
-    deadline = time.monotonic() + timeout
-    while not until():
-        assert time.monotonic() < deadline, "the rollout did not get there"
-        rollouts_tick.delay()
-        time.sleep(every)
-
-
-def status_of(rollout_id: str) -> str:
-    return Rollout.objects.get(rollout_id=rollout_id).status
-
-
-def wave_status(rollout_id: str, number: int) -> str:
-    return Rollout.objects.get(rollout_id=rollout_id).waves.get(number=number).status
 
 
 def test_a_two_wave_rollout_with_a_manual_gate_approved_by_a_second_person_completes(
