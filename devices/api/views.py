@@ -47,7 +47,7 @@ class DeviceViewSet(
 ):
     """Devices, addressed by device_id. There is no DELETE: decommission a device instead."""
 
-    queryset = Device.objects.select_related("group")
+    queryset = Device.objects.select_related("group").with_online()
     serializer_class = DeviceSerializer
     permission_classes = [FleetPermissions]
     pagination_class = FleetCursorPagination
