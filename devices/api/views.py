@@ -47,11 +47,16 @@ class DeviceViewSet(
 ):
     """Devices, addressed by device_id. There is no DELETE: decommission a device instead."""
 
-    queryset = Device.objects.select_related("group").with_online()
+    queryset = Device.objects.select_related("group")
     serializer_class = DeviceSerializer
     permission_classes = [FleetPermissions]
     pagination_class = FleetCursorPagination
     filterset_class = DeviceFilterSet
+
+    def get_queryset(self):
+        # Per request: "online" depends on the time (and on devices.online's definition).
+        return super().get_queryset().with_online()
+
     lookup_field = "device_id"
     lookup_value_regex = DEVICE_ID_CHARS
 

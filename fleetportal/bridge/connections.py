@@ -28,7 +28,7 @@ Partition 0 of several bridges holds the filter (it names no device).
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -58,7 +58,8 @@ class DeviceConnected:
     address: str  # the device's IP address, without its port
     port: int  # the device's own TCP port (its side of the connection)
     at: datetime
-    logged_at: datetime | None = None  # the line's own time stamp (see _logged_at)
+    # The line's own time stamp (see _logged_at); not part of the event's identity.
+    logged_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class DeviceDisconnected:
     client_id: str
     reason: DisconnectReason
     at: datetime
-    logged_at: datetime | None = None
+    logged_at: datetime | None = field(default=None, compare=False)
 
 
 ConnectedHook = Callable[[DeviceConnected], None]

@@ -97,8 +97,8 @@ def _annotated():
     rows = DeviceConfiguration.objects.filter(device=device).order_by().values("device")
     cutoff = drift_cutoff(timezone.now())
 
-    def count(condition: Q = Q()) -> Coalesce:
-        counted = rows.filter(condition).annotate(n=Count("pk")).values("n")
+    def count(condition: Q | None = None) -> Coalesce:
+        counted = rows.filter(condition or Q()).annotate(n=Count("pk")).values("n")
         return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
     return Device.objects.select_related("presence").annotate(

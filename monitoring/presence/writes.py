@@ -27,7 +27,6 @@ from devices.models import Device, DeviceEvent
 from fleetportal import live, outbox
 from fleetportal.bridge import router
 from monitoring.models.presence import Presence
-from shadows.writes import device_group
 from monitoring.presence import lifecycle
 from monitoring.presence.choices import OFFLINE_EVENT, ONLINE_EVENT, PresenceReason
 from monitoring.presence.transitions import (
@@ -39,6 +38,7 @@ from monitoring.presence.transitions import (
     State,
     apply,
 )
+from shadows.writes import device_group
 
 PRESENCE_KIND = "device:presence"  # devices/<id>/presence (fleetportal.topics.parse)
 

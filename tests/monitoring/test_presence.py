@@ -198,7 +198,7 @@ def test_hostile_presence_payloads_are_acknowledged_without_a_change(payload):
 
 
 @pytest.mark.django_db
-def test_a_batch_writes_presence_events_and_lifecycle_messages_with_a_constant_number_of_statements():
+def test_a_batch_writes_presence_events_and_lifecycle_messages_in_constant_statements():
     ids = [f"b-{i}" for i in range(40)]
     for device_id in ids:
         make_device(device_id, status=DeviceStatus.ACTIVE)
