@@ -105,13 +105,11 @@ def main() -> None:
     ours = statistics.median(ms for ms, _ in runs)
     per_device = naive(args.sample)
     naive_total = per_device * online
-    print(
-        "\n| devices online | swept | sweep (one statement), median of 3 | naive loop (extrapolated) | ratio |"
-    )
+    print("\n| devices online | swept | sweep, median of 3 | naive loop (extrapolated) | ratio |")
     print("|---:|---:|---:|---:|---:|")
     print(
         f"| {online:,} | {runs[0][1]:,} | {ours:,.0f} ms | {naive_total / 1000:,.1f} s"
-        f" ({per_device:.2f} ms/device over {args.sample:,}) | {naive_total / ours:,.0f}× |"
+        f" ({per_device:.2f} ms/device over {args.sample:,}) | {naive_total / ours:,.0f}x |"
     )
 
 
