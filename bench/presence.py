@@ -40,7 +40,7 @@ from monitoring.presence.sweep import sweep_heartbeats  # noqa: E402
 PRESENCE_SQL = """
 TRUNCATE monitoring_presence;
 UPDATE devices_device SET last_seen = now() - make_interval(secs => CASE
-    WHEN mod(hashtext(device_id), 100) < %(stale)s THEN 3600 ELSE mod(abs(hashtext(device_id)), 120)
+    WHEN mod(abs(hashtext(device_id)), 100) < %(stale)s THEN 3600 ELSE mod(abs(hashtext(device_id)), 120)
     END);
 INSERT INTO monitoring_presence (device_id, online, changed_at, connection, connection_started,
     connections, connected_at, disconnected_at, reason)

@@ -85,3 +85,50 @@ def test_presence_events_are_paged_filtered_and_read_only(viewer_api):
 def test_anonymous_callers_get_nothing(client):
     assert client.get("/api/v1/presence-events/").status_code in (401, 403)
     assert client.get("/api/v1/devices/x/health/").status_code in (401, 403)
+
+
+@pytest.mark.django_db
+def test_health_reads_certificate_configuration_and_current_job_in_the_same_queries(
+    viewer_api, identity_env
+):
+    from django.utils import timezone
+
+    from firmware.choices import ExecutionStatus
+    from firmware.models import JobExecution
+    from shadows.models import DeviceConfiguration
+    from tests.devices.credential_helpers import credentialed
+    from tests.firmware.jobs_helpers import make_job
+
+    device = credentialed("h-2", status=DeviceStatus.ACTIVE).device
+    Device = type(device)
+    Device.objects.filter(pk=device.pk).update(last_seen=timezone.now())
+    old = timezone.now() - timedelta(days=1)
+    for key, applied in (("a", True), ("b", False), ("c", False)):
+        DeviceConfiguration.objects.create(
+            device=device,
+            config_key=key,
+            config_value=1,
+            version=1,
+            applied=applied,
+            pushed_at=old if key == "b" else timezone.now(),
+        )
+    JobExecution.objects.create(job=make_job("queued-one"), device=device)
+    JobExecution.objects.create(
+        job=make_job("running-one"), device=device, status=ExecutionStatus.IN_PROGRESS
+    )
+    with CaptureQueriesContext(connection) as queries:
+        body = viewer_api.get("/api/v1/devices/h-2/health/").json()
+    assert body["certificate_expires_at"] is not None
+    assert body["configuration"] == {"applied": 1, "drifting": 1, "pending": 1}
+    assert body["current_job"] == {
+        "job_id": "running-one",
+        "status": "IN_PROGRESS",
+        "execution_number": 1,
+    }
+    assert body["online"] is False  # never connected: no presence row
+    health_queries = [
+        q
+        for q in queries.captured_queries
+        if "devices_device" in q["sql"] or "devicetypehealth" in q["sql"]
+    ]
+    assert len(health_queries) == 2
