@@ -40,8 +40,8 @@ from monitoring.presence.sweep import sweep_heartbeats  # noqa: E402
 PRESENCE_SQL = """
 TRUNCATE monitoring_presence;
 UPDATE devices_device SET last_seen = now() - make_interval(secs => CASE
-    WHEN mod(abs(hashtext(device_id)), 100) < %(stale)s THEN 3600 ELSE mod(abs(hashtext(device_id)), 120)
-    END);
+    WHEN mod(abs(hashtext(device_id)), 100) < %(stale)s THEN 3600
+    ELSE mod(abs(hashtext(device_id)), 120) END);
 INSERT INTO monitoring_presence (device_id, online, changed_at, connection, connection_started,
     connections, connected_at, disconnected_at, reason)
 SELECT id, true, last_seen, '10.0.0.1:1@x', last_seen, 1, last_seen, NULL, 'connected'

@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from devices.choices import DeviceStatus
+from devices.models import DeviceEvent
 from fleetportal import topics
 from fleetportal.bridge import transport
 from monitoring.models import Presence
@@ -58,3 +59,38 @@ def test_a_device_connecting_dropping_with_a_will_and_reconnecting(bridge, broke
         snoop.expect_nothing(0.5)  # no device reads another's lifecycle events
     finally:
         listener.close()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_takeover_publishes_the_old_wills_yet_the_device_stays_online(
+    bridge, broker, device_client
+):
+    """Mosquitto 2.0 logs the takeover before the new connect line and publishes the old
+    connection's will as it closes it: that will must not mark the new connection offline."""
+    device = credentialed("e2e-p2", status=DeviceStatus.ACTIVE)
+    identity = identity_of(broker, device)
+    old = DeviceClient(broker, identity)
+    old.client.will_set(topics.device_topic("e2e-p2", "presence"), b'{"state": "offline"}', qos=1)
+    old.connect()
+    assert bridge.wait_until(
+        lambda: (p := _presence("e2e-p2")) is not None and p.online, timeout=10
+    )
+    old.client.reconnect_delay_set(60, 120)  # the old client must not fight back
+    wills = transport.Connection("fleetportal.test-wills", clean_session=True)
+    wills.subscribe([topics.device_topic("e2e-p2", "presence")])
+    wills.connect()
+    assert wills.wait_subscribed(5)
+    try:
+        device_client(identity)  # the same client id: the broker closes the old connection
+
+        assert orjson.loads(wills.messages.get(timeout=5).payload) == {"state": "offline"}
+        assert bridge.wait_until(lambda: _presence("e2e-p2").connections == 2, timeout=10)
+        bridge.wait_until(lambda: False, timeout=1)  # the bridge has had the will too
+        assert _presence("e2e-p2").online
+        reasons = DeviceEvent.objects.filter(
+            device__device_id="e2e-p2", event_type__in=("device_online", "device_offline")
+        ).order_by("created_at", "id")
+        assert [e.event_data["reason"] for e in reasons] == ["connected", "taken_over", "connected"]
+    finally:
+        wills.close()
+        old.client.loop_stop()
