@@ -325,3 +325,34 @@ def test_the_log_time_stamp_is_read(settings):
     event = connections.read_line("2026-11-28T12:46:42: Client x disconnected.", T0)
     assert event.logged_at == datetime(2026, 11, 28, 12, 46, 42, tzinfo=UTC)
     assert dataclasses.replace(event, logged_at=None).logged_at is None
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_watched_device_page_hears_its_presence_change():
+    import asyncio
+
+    from channels.layers import get_channel_layer
+
+    from fleetportal import live
+    from shadows.writes import device_group
+
+    device = make_device("w-1", status=DeviceStatus.ACTIVE)
+    layer = get_channel_layer()
+
+    def connect_in_thread() -> None:
+        try:
+            connect("w-1", "10.0.0.20:1", at=T0)
+        finally:
+            connection.close()  # this thread's own connection
+
+    async def scenario():
+        channel = await layer.new_channel()
+        await live.join(channel, device_group(device.pk))
+        try:
+            await asyncio.to_thread(connect_in_thread)
+            return await asyncio.wait_for(layer.receive(channel), 5)
+        finally:
+            await live.leave(channel, device_group(device.pk))
+
+    event = asyncio.run(scenario())
+    assert event == {"type": "presence.changed", "device_id": "w-1", "online": True}
