@@ -155,6 +155,10 @@ class DeviceAdmin(FleetModelAdmin):
 
     # -- list ---------------------------------------------------------------------------------
 
+    def get_queryset(self, request):
+        # The online column in the page's own query, as devices.online defines it.
+        return super().get_queryset(request).with_online()
+
     @admin.display(boolean=True, description="online")
     def online(self, device):
         return device.is_online

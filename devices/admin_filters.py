@@ -67,7 +67,7 @@ class EventTypeFilter(IndexedValuesFilter):
 
 
 class OnlineFilter(admin.SimpleListFilter):
-    """Online = heard from within settings.DEVICE_ONLINE_WINDOW_SECONDS (see Device.is_online)."""
+    """Online as devices.online defines it (presence, with monitoring installed)."""
 
     title = "connectivity"
     parameter_name = "online"

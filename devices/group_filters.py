@@ -14,8 +14,8 @@ Fields
     device_type, status, manufacturer, model      text columns of the device
     firmware_version, hardware_version             text, with version-aware lt/lte/gt/gte
     group                                          the name of a *static* group (its members)
-    online                                         true/false: seen within
-                                                   settings.DEVICE_ONLINE_WINDOW_SECONDS
+    online                                         true/false: devices.online decides
+                                                   (monitoring: presence per connection)
     last_seen                                      a time: ISO 8601 ("2025-01-31T12:00:00Z";
                                                    without an offset, the portal's time zone)
                                                    or relative to now: "-30s", "-15m", "-1h",
@@ -417,11 +417,10 @@ def _leaf(field: str, op: str, value) -> Q:
     if field == "group":
         return _group_condition(op, value)
     if field == "online":
-        from devices.models import online_since
+        from devices import online
 
-        online = Q(last_seen__gte=online_since())
-        # last_seen is nullable: Django's negation adds "OR last_seen IS NULL" (never seen).
-        return online if value else ~online
+        # Two-valued by devices.online's contract, so the negation is exact.
+        return online.condition() if value else ~online.condition()
     if field == "last_seen":
         if op == "exists":
             return Q(last_seen__isnull=not value)

@@ -95,10 +95,20 @@ class DeviceQuerySet(models.QuerySet):
         return self.filter(in_service())
 
     def online(self):
-        return self.filter(last_seen__gte=online_since())
+        from devices import online
+
+        return self.filter(online.condition())
 
     def offline(self):
-        return self.exclude(last_seen__gte=online_since())
+        from devices import online
+
+        return self.exclude(online.condition())
+
+    def with_online(self):
+        """Each device's `online_now` in the same query (list pages, the API)."""
+        from devices import online
+
+        return self.annotate(online_now=online.annotation())
 
     def in_group(self, group: "DeviceGroup"):
         return self.filter(group.membership())
@@ -203,6 +213,10 @@ class Device(models.Model):
 
     @property
     def is_online(self) -> bool:
+        """Annotated by `with_online()` (devices.online decides); else devices' default."""
+        annotated = getattr(self, "online_now", None)
+        if annotated is not None:
+            return annotated
         return self.last_seen is not None and self.last_seen >= online_since()
 
     def allowed_transitions(self) -> list[str]:

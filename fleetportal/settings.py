@@ -416,9 +416,21 @@ MOSQUITTO_BINARY = env_str("FLEETPORTAL_MOSQUITTO_BINARY", "/usr/sbin/mosquitto"
 BROKER_PLUGIN_DIR = env_str("FLEETPORTAL_BROKER_PLUGIN_DIR", str(BASE_DIR / "build"))
 
 # --- Monitoring: presence and health (monitoring/presence/) ---
-# (settings of this part go here)
-#
-#
+# Online devices silent longer than this are marked offline by the sweep, unless their device
+# type sets its own heartbeat (admin: Device type health).
+PRESENCE_HEARTBEAT_SECONDS = env_int(
+    "FLEETPORTAL_PRESENCE_HEARTBEAT_SECONDS", DEVICE_ONLINE_WINDOW_SECONDS
+)
+PRESENCE_SWEEP_SECONDS = env_int("FLEETPORTAL_PRESENCE_SWEEP_SECONDS", 30)
+# An offline presence message (a last will) this soon after a newer connect belongs to the older
+# connection (it came through another bridge partition): ignored.
+PRESENCE_WILL_GRACE_SECONDS = env_int("FLEETPORTAL_PRESENCE_WILL_GRACE_SECONDS", 10)
+# How long a bridge trusts that a device it saw online still is before a message re-checks it.
+PRESENCE_RECHECK_SECONDS = env_int("FLEETPORTAL_PRESENCE_RECHECK_SECONDS", 30)
+CELERY_BEAT_SCHEDULE["presence-sweep"] = {
+    "task": "monitoring.presence.tasks.sweep_heartbeats",
+    "schedule": PRESENCE_SWEEP_SECONDS,
+}
 #
 # --- Monitoring: telemetry (monitoring/telemetry/) ---
 # (settings of this part go here)

@@ -89,6 +89,21 @@ def rejected(request_topic: str) -> str:
     return f"{request_topic}/rejected"
 
 
+# AWS IoT lifecycle events, published by the portal on the backend listener for integrators
+# (monitoring/presence/lifecycle.py). Outside every device's ACL trees: no device reads them.
+LIFECYCLE_CONNECTED = "connected"
+LIFECYCLE_DISCONNECTED = "disconnected"
+
+
+def lifecycle_topic(event_type: str, client_id: str) -> str:
+    """$aws/events/presence/connected/<clientId> or …/disconnected/<clientId>."""
+    return f"$aws/events/presence/{event_type}/{client_id}"
+
+
+def lifecycle_filter() -> str:
+    return "$aws/events/presence/#"
+
+
 def device_prefix(device_id: str) -> str:
     return f"devices/{device_id}"
 

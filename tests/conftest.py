@@ -91,3 +91,12 @@ def make_device(device_id: str | None = None, *, status: str | None = None, **fi
 
 def make_group(name: str = "building-a", **fields) -> DeviceGroup:
     return DeviceGroup.objects.create(name=name, **fields)
+
+
+@pytest.fixture
+def last_seen_online(monkeypatch):
+    """devices' own definition of online (last_seen within the window) instead of monitoring's
+    presence: for the tests of that default."""
+    from devices import online
+
+    monkeypatch.setattr(online, "_defined", [])

@@ -52,6 +52,11 @@ class DeviceViewSet(
     permission_classes = [FleetPermissions]
     pagination_class = FleetCursorPagination
     filterset_class = DeviceFilterSet
+
+    def get_queryset(self):
+        # Per request: "online" depends on the time (and on devices.online's definition).
+        return super().get_queryset().with_online()
+
     lookup_field = "device_id"
     lookup_value_regex = DEVICE_ID_CHARS
 

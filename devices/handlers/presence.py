@@ -1,14 +1,14 @@
-"""MQTT handlers: presence and telemetry, for now only as proof that a device is connected.
+"""MQTT handlers: telemetry, for now only as proof that a device is connected; last_seen.
 
 Any inbound message runs the router's device hooks (first-connection activation, last_seen —
-batched per bridge batch), so these handlers have nothing more to do yet. Telemetry storage arrives
-with the monitoring app; until then its payloads are acknowledged and not kept.
+batched per bridge batch). Presence messages (devices/<id>/presence) are monitoring's
+(monitoring/presence/handlers.py). Telemetry storage arrives with the monitoring app; until then
+its payloads are acknowledged and not kept.
 """
 
 from fleetportal import topics
 from fleetportal.bridge import router
 
-PRESENCE = "presence"
 TELEMETRY = "telemetry"
 
 
@@ -17,7 +17,6 @@ def register() -> None:
 
     router.on_device_message(last_seen.touch)
     router.on_batch(last_seen.begin, last_seen.flush, last_seen.end)
-    router.subscribe("device:" + PRESENCE, _seen, topics.device_filter(PRESENCE))
     router.subscribe("device:" + TELEMETRY, _seen, topics.device_filter(TELEMETRY))
 
 

@@ -28,8 +28,8 @@ Partition 0 of several bridges holds the filter (it names no device).
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from django.conf import settings
@@ -58,6 +58,8 @@ class DeviceConnected:
     address: str  # the device's IP address, without its port
     port: int  # the device's own TCP port (its side of the connection)
     at: datetime
+    # The line's own time stamp (see _logged_at); not part of the event's identity.
+    logged_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class DeviceDisconnected:
     client_id: str
     reason: DisconnectReason
     at: datetime
+    logged_at: datetime | None = field(default=None, compare=False)
 
 
 ConnectedHook = Callable[[DeviceConnected], None]
@@ -74,6 +77,8 @@ _NEW_CONNECTION = re.compile(r"New connection from (?P<peer>\S+) on port (?P<por
 _CONNECTED = re.compile(
     r"New client connected from (?P<peer>\S+) as (?P<client>\S+) \((?P<flags>[^)]*)\)\.$"
 )
+# log_timestamp_format %Y-%m-%dT%H:%M:%S (fleetportal/broker.py), or Mosquitto's default epoch.
+_STAMP = re.compile(r"^(?:(?P<iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)|(?P<epoch>\d{9,11})): ")
 _USERNAME = re.compile(r"\bu'(?P<username>[^']*)'")
 _CLIENT = r"(?P<client>[^\s<>]+)"  # "<unknown>" (before CONNECT) is no client
 _DISCONNECTS = [
@@ -165,8 +170,20 @@ def read_line(line: str, at: datetime) -> DeviceConnected | DeviceDisconnected |
             if match["client"] in _not_device:
                 del _not_device[match["client"]]
                 return None  # that connection was not a device's
-            return DeviceDisconnected(match["client"], reason, at)
+            return DeviceDisconnected(match["client"], reason, at, _logged_at(text))
     return None
+
+
+def _logged_at(text: str) -> datetime | None:
+    """The line's own time stamp: the broker's wall clock in whole seconds, read as UTC. Only
+    ever compared with other lines' stamps (which line of one broker came first), never with
+    the portal's clock, so the broker's zone does not matter."""
+    stamp = _STAMP.match(text)
+    if stamp is None:
+        return None
+    if stamp["epoch"]:
+        return datetime.fromtimestamp(int(stamp["epoch"]), UTC)
+    return datetime.fromisoformat(stamp["iso"]).replace(tzinfo=UTC)
 
 
 def _connected(match: re.Match, at: datetime) -> DeviceConnected | None:
@@ -180,7 +197,7 @@ def _connected(match: re.Match, at: datetime) -> DeviceConnected | None:
     address, _, port = peer.rpartition(":")
     if not port.isdigit():
         return None
-    return DeviceConnected(client, address.strip("[]"), int(port), at)
+    return DeviceConnected(client, address.strip("[]"), int(port), at, _logged_at(match.string))
 
 
 def _remember(table: dict, key: str, value) -> None:

@@ -1,5 +1,25 @@
 """Hooks, routes and handlers of monitoring's presence part (MonitoringConfig.ready)."""
 
+from devices import online
+from fleetportal import topics
+from fleetportal.bridge import connections, router
+
 
 def register() -> None:
-    """Nothing to register yet."""
+    # admin registers its pages, tasks its Celery task (autodiscovery looks at monitoring.tasks).
+    from monitoring.presence import admin, handlers, tasks, writes  # noqa: F401
+    from monitoring.presence.queries import online_condition
+
+    connections.on_connected(handlers.on_connected)
+    connections.on_disconnected(handlers.on_disconnected)
+    # devices keeps last_seen for every message; presence is ours.
+    # Isolated: the handler only queues a signal; the batch writes (monitoring.presence.writes).
+    router.subscribe(
+        writes.PRESENCE_KIND,
+        handlers.on_presence_message,
+        topics.device_filter("presence"),
+        isolated=True,
+    )
+    router.on_device_message(writes.heard)
+    router.on_batch(writes.begin, writes.flush, writes.end)
+    online.define(online_condition)

@@ -149,6 +149,7 @@ def test_firmware_version_filter_lists_versions_and_filters(client, operator):
     assert "new-1" not in response.text
 
 
+@pytest.mark.usefixtures("last_seen_online")
 @pytest.mark.parametrize(
     ("value", "shown", "hidden"), [("yes", "on-1", "off-1"), ("no", "off-1", "on-1")]
 )

@@ -127,6 +127,7 @@ def test_viewer_retrieves_device_by_device_id(viewer_api):
     assert body["metadata"] == {"site": "berlin"}
 
 
+@pytest.mark.usefixtures("last_seen_online")
 def test_device_seen_recently_is_online(viewer_api, device):
     Device.objects.filter(pk=device.pk).update(last_seen=timezone.now())
     assert viewer_api.get(device_url("pump-7")).json()["online"] is True
@@ -503,6 +504,7 @@ def test_filter_by_group_name(viewer_api):
     assert ids(viewer_api.get(DEVICES, {"group": "building-a"})) == ["in"]
 
 
+@pytest.mark.usefixtures("last_seen_online")
 def test_filter_online_and_offline(viewer_api):
     make_device("on")
     make_device("off")

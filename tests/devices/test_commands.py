@@ -112,6 +112,7 @@ def test_createadmin_reset_password_replaces_the_old_one():
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("last_seen_online")  # presence is seeded by seed_demo_presence
 def test_seed_demo_builds_a_fleet_in_every_status_with_real_history():
     run("seed_demo", devices=60)
 

@@ -192,6 +192,7 @@ def seen_fleet(settings):
     seen("never", None)
 
 
+@pytest.mark.usefixtures("last_seen_online")
 def test_online_and_offline(seen_fleet):
     assert matching(leaf("online", "eq", True)) == ["now"]
     assert matching(leaf("online", "eq", False)) == ["hour", "never", "week"]
