@@ -17,7 +17,9 @@ SEVERITIES = [("info", "Info"), ("warning", "Warning"), ("critical", "Critical")
 class AlertRule(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
-    kind = models.CharField(max_length=16, choices=[("filter", "Filter"), ("telemetry", "Telemetry")])
+    kind = models.CharField(
+        max_length=16, choices=[("filter", "Filter"), ("telemetry", "Telemetry")]
+    )
     filter = models.JSONField(default=dict, blank=True)
     metric = models.CharField(max_length=64, blank=True)
     op = models.CharField(max_length=8, blank=True)
