@@ -101,9 +101,9 @@ def bridge_families(now: datetime) -> Iterator[Metric]:
         ("seconds", bridge_metrics.SECONDS_BUCKETS, "Time to handle a bridge batch (seconds)."),
     ):
         running, buckets = 0.0, []
-        for bound in [*map(str, bounds), "+Inf"]:
+        for bound in [*bounds, "+Inf"]:
             running += values.get(f"{name}_le:{bound}", 0)
-            buckets.append((bound, running))
+            buckets.append((str(float(bound)) if bound != "+Inf" else bound, running))
         yield HistogramMetricFamily(
             f"fleetportal_bridge_batch_{name}",
             doc,
