@@ -45,7 +45,23 @@ def tile(key: str, label: str, count: int, url: str) -> dict[str, Any]:
     return {"key": key, "label": label, "count": count, "url": url}
 
 
-def tiles(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+TITLES = {
+    "presence": "Presence (devices in service)",
+    "status": "Lifecycle status",
+    "alerts": "Open alerts",
+    "work": "Needs attention",
+}
+
+
+def tiles(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The groups of figures, each with its title and its (label, count, link) rows."""
+    return [
+        {"name": name, "title": TITLES[name], "rows": rows}
+        for name, rows in _rows(summary).items()
+    ]
+
+
+def _rows(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Each group of figures as (label, count, link) rows, in the order the page shows them."""
     link = figures.admin_link
     by_status = summary["devices"]["by_status"]
