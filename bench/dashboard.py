@@ -53,15 +53,16 @@ DATA_SQL = [
         (device_id, online, changed_at, connection, connected_at, disconnected_at, reason)
     SELECT d.id, {HASH} < 60, now(), 'c-' || d.device_id, now(), NULL, 'connected'
     FROM devices_device d WHERE {HASH} < 90""",
-    """INSERT INTO monitoring_alertrule (name, description, kind, filter, metric, op, window_seconds,
-        for_seconds, severity, enabled, webhook_url, created_by, created_at)
+    """INSERT INTO monitoring_alertrule (name, description, kind, filter, metric, op,
+        window_seconds, for_seconds, severity, enabled, webhook_url, created_by, created_at)
     VALUES ('bench', '', 'filter', '{}', '', '', 0, 0, 'warning', true, '', 'bench', now())""",
-    # %(alerts)s open alerts and half as many resolved, severities 10/30/60% critical/warning/info.
+    # %(alerts)s open alerts and half as many resolved; 10/30/60% critical/warning/info.
     """INSERT INTO monitoring_alert (rule_id, device_id, severity, raised_at, resolved_at,
         acknowledged_at, acknowledged_by, details)
     SELECT (SELECT id FROM monitoring_alertrule WHERE name = 'bench'), d.id,
         CASE WHEN n %% 10 = 0 THEN 'critical' WHEN n %% 10 < 4 THEN 'warning' ELSE 'info' END,
-        now() - make_interval(secs => n::int), CASE WHEN n > %(alerts)s THEN now() END, NULL, '', '{}'
+        now() - make_interval(secs => n::int), CASE WHEN n > %(alerts)s THEN now() END,
+        NULL, '', '{}'
     FROM (SELECT id, row_number() OVER () AS n FROM devices_device
           LIMIT %(alerts)s * 3 / 2) d""",
     """INSERT INTO devices_devicecredential (id, device_id, credential_type, credential_value,
@@ -79,6 +80,7 @@ DATA_SQL = [
     SELECT d.id, 'registered', '{}', 'system', now() - make_interval(secs => n::int)
     FROM (SELECT id, row_number() OVER () AS n FROM devices_device LIMIT 100000) d""",
 ]
+API = "/api/v1/fleet/summary/"
 TABLES = [
     "monitoring_presence",
     "monitoring_alert",
@@ -152,7 +154,7 @@ def measure(client, alerts: int, samples: int) -> list[tuple[str, list[float]]]:
     print(f"{Alert.objects.filter(resolved_at__isnull=True).count():,} open alerts")
     refresh = timed(services.refresh, max(3, samples // 4), warmup=1)
     return [
-        ("GET /api/v1/fleet/summary/ (ours)", timed(get(client, "/api/v1/fleet/summary/"), samples)),
+        ("GET /api/v1/fleet/summary/ (ours)", timed(get(client, API), samples)),
         ("GET /fleet/ page (ours)", timed(get(client, "/fleet/"), samples)),
         ("naive: COUNT(*) per figure", timed(naive_summary, max(3, samples // 4), warmup=1)),
         ("beat's refresh (set-based counts)", refresh),

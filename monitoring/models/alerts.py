@@ -32,6 +32,9 @@ class AlertRule(models.Model):
     created_by = models.CharField(max_length=160, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
+    def __str__(self):
+        return self.name
+
 
 class Alert(models.Model):
     """Open while resolved_at is NULL."""
@@ -58,3 +61,6 @@ class Alert(models.Model):
                 condition=models.Q(resolved_at__isnull=True),
             ),
         ]
+
+    def __str__(self):
+        return f"{self.rule_id} {self.device_id} {self.severity}"

@@ -23,3 +23,6 @@ class Presence(models.Model):
     connected_at = models.DateTimeField(null=True, blank=True)
     disconnected_at = models.DateTimeField(null=True, blank=True)
     reason = models.CharField(max_length=32, blank=True)
+
+    def __str__(self):
+        return f"{self.device_id} {'online' if self.online else 'offline'}"

@@ -23,6 +23,9 @@ class FleetSnapshot(models.Model):
         default_permissions = ("view",)
         verbose_name = "fleet summary"
 
+    def __str__(self):
+        return f"fleet summary of {self.computed_at:%Y-%m-%d %H:%M:%S}"
+
 
 class OnlineSample(models.Model):
     """How many in-service devices were online at one moment (one row per ~5 minutes; the
@@ -34,3 +37,6 @@ class OnlineSample(models.Model):
 
     class Meta:
         default_permissions = ()
+
+    def __str__(self):
+        return f"{self.online}/{self.in_service} online at {self.sampled_at:%Y-%m-%d %H:%M}"

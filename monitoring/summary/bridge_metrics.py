@@ -77,7 +77,7 @@ class BatchCounters:
                 else:
                     pipe.hincrby(KEY, field, amount)
             pipe.execute()
-        except Exception as exc:  # noqa: BLE001 — figures never fail a batch
+        except Exception as exc:  # figures never fail a batch
             with self.lock:  # kept for the next push
                 for field, amount in pending.items():
                     self.pending[field] = self.pending.get(field, 0) + amount

@@ -56,8 +56,7 @@ TITLES = {
 def tiles(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """The groups of figures, each with its title and its (label, count, link) rows."""
     return [
-        {"name": name, "title": TITLES[name], "rows": rows}
-        for name, rows in _rows(summary).items()
+        {"name": name, "title": TITLES[name], "rows": rows} for name, rows in _rows(summary).items()
     ]
 
 
