@@ -6,13 +6,12 @@ changes without a reload when beat's refresh counts a change. Screenshots at 136
 from types import SimpleNamespace
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from monitoring.models import Presence
 from monitoring.summary import services
-from tests.browser.conftest import SCREENSHOTS, log_in, set_viewport
+from tests.browser.conftest import SCREENSHOTS, log_in, set_viewport, text_of
 from tests.conftest import make_user
 from tests.monitoring.summary.fleet import hand_counted_fleet
 
@@ -20,14 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def figure(browser, group: str, key: str) -> str:
-    """The count a tile shows; read again if the live update swapped the part meanwhile."""
-    selector = f"#fleet-{group} .fleet-{group}-{key} b"
-    for _ in range(20):
-        try:
-            return browser.find_element(By.CSS_SELECTOR, selector).text
-        except StaleElementReferenceException:
-            continue
-    raise AssertionError(f"{selector} kept being replaced")
+    return text_of(browser, f"#fleet-{group} .fleet-{group}-{key} b")
 
 
 @pytest.mark.parametrize(("width", "height"), [(1366, 768), (390, 844)])
@@ -40,6 +32,10 @@ def test_a_viewer_sees_the_figures_and_one_changes_live(browser, asgi_live_serve
     browser.find_element(By.CSS_SELECTOR, "#fleet-summary-link a").click()  # from the index
     WebDriverWait(browser, 15).until(
         lambda b: b.find_element(By.ID, "fleet-live-state").get_attribute("data-state") == "live"
+    )
+    # The catch-up fetch on connect has swapped the parts: nothing swaps them until a change.
+    WebDriverWait(browser, 15).until(
+        lambda b: b.find_element(By.ID, "fleet-live").get_attribute("data-refreshed")
     )
     assert figure(browser, "presence", "online") == "2"
     assert figure(browser, "presence", "never_connected") == "3"

@@ -38,6 +38,7 @@ def test_a_viewer_hears_one_changed_per_changing_refresh_and_none_otherwise(view
         connected, _ = await socket.connect()
         assert connected
         assert await socket.receive_from(timeout=5) == "changed"  # the catch-up
+        await received_within(socket)  # the setup's own refresh may still be on its way
         # Nothing changed: a refresh says nothing.
         await asyncio.to_thread(services.refresh)
         quiet = await received_within(socket)
