@@ -57,6 +57,9 @@ def test_a_viewer_sees_the_figures_and_one_changes_live(browser, asgi_live_serve
     assert figure(browser, "presence", "never_connected") == "2"
     assert browser.find_element(By.TAG_NAME, "html") == page  # the same document: no reload
     browser.save_screenshot(str(SCREENSHOTS / f"fleet-summary-live-{width}.png"))
+    firmware = browser.find_element(By.ID, "fleet-firmware")
+    browser.execute_script("arguments[0].scrollIntoView()", firmware)
+    browser.save_screenshot(str(SCREENSHOTS / f"fleet-summary-lower-{width}.png"))
 
 
 def test_a_user_without_the_permission_gets_no_page(browser, asgi_live_server):
