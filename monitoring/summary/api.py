@@ -15,53 +15,53 @@ def counts(help_text: str) -> serializers.DictField:
     return serializers.DictField(child=serializers.IntegerField(), help_text=help_text)
 
 
-class Devices(serializers.Serializer):
+class FleetDevices(serializers.Serializer):
     total = serializers.IntegerField()
     by_status = counts("Devices per lifecycle status (decommissioned included).")
 
 
-class Presence(serializers.Serializer):
+class FleetPresence(serializers.Serializer):
     online = serializers.IntegerField()
     offline = serializers.IntegerField()
     never_connected = serializers.IntegerField(help_text="In service, without a presence yet.")
     in_service = serializers.IntegerField()
 
 
-class Version(serializers.Serializer):
+class FleetVersion(serializers.Serializer):
     version = serializers.CharField(help_text='"" for devices that reported none.')
     devices = serializers.IntegerField()
 
 
-class FirmwareOfType(serializers.Serializer):
+class FleetFirmwareOfType(serializers.Serializer):
     device_type = serializers.CharField()
     devices = serializers.IntegerField()
-    versions = Version(many=True, help_text="The 10 versions with most devices.")
+    versions = FleetVersion(many=True, help_text="The 10 versions with most devices.")
     other = serializers.IntegerField(help_text="Devices on the other versions.")
 
 
-class Alerts(serializers.Serializer):
+class FleetAlerts(serializers.Serializer):
     open = serializers.IntegerField()
     by_severity = counts("Open alerts per severity (critical, warning, info).")
 
 
-class Sample(serializers.Serializer):
+class FleetSample(serializers.Serializer):
     at = serializers.DateTimeField()
     ratio = serializers.FloatField()
 
 
-class OnlineRatio(serializers.Serializer):
+class FleetOnlineRatio(serializers.Serializer):
     average = serializers.FloatField(allow_null=True)
-    samples = Sample(many=True)
+    samples = FleetSample(many=True)
 
 
-class Event(serializers.Serializer):
+class FleetEvent(serializers.Serializer):
     device_id = serializers.CharField()
     event_type = serializers.CharField()
     actor = serializers.CharField()
     created_at = serializers.DateTimeField()
 
 
-class OpenAlert(serializers.Serializer):
+class FleetOpenAlert(serializers.Serializer):
     id = serializers.IntegerField()
     rule = serializers.CharField()
     device_id = serializers.CharField()
@@ -72,17 +72,17 @@ class OpenAlert(serializers.Serializer):
 
 class FleetSummary(serializers.Serializer):
     computed_at = serializers.DateTimeField(help_text="When beat last counted the fleet.")
-    devices = Devices()
-    presence = Presence(help_text="In-service devices only.")
-    firmware = FirmwareOfType(many=True)
+    devices = FleetDevices()
+    presence = FleetPresence(help_text="In-service devices only.")
+    firmware = FleetFirmwareOfType(many=True)
     certificates = counts("Live certificates expiring_7_days and expiring_30_days.")
     configuration = counts("drifting_devices: devices with a key in drift.")
-    alerts = Alerts()
+    alerts = FleetAlerts()
     jobs = counts("Jobs IN_PROGRESS and SCHEDULED.")
     rollouts = counts("Rollouts scheduled, running and paused.")
-    online_ratio_24h = OnlineRatio()
-    latest_events = Event(many=True)
-    latest_alerts = OpenAlert(many=True)
+    online_ratio_24h = FleetOnlineRatio()
+    latest_events = FleetEvent(many=True)
+    latest_alerts = FleetOpenAlert(many=True)
 
 
 class ReadsFleetSummary(HasPermissions):
