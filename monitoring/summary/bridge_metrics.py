@@ -38,7 +38,7 @@ class BatchCounters:
         self.lock = threading.Lock()
         self.pending: dict[str, float] = {}
         self.started = 0.0
-        self.size = 0
+        self.size: int | None = None  # None: no batch begun (another app's begin failed first)
         self.pushed_at = 0.0
         self.failing = False
 
@@ -49,15 +49,17 @@ class BatchCounters:
         """Nothing to write per flush: the figures are the whole batch's."""
 
     def end(self) -> None:
-        seconds = time.perf_counter() - self.started
+        if self.size is None:
+            return
+        seconds, size, self.size = time.perf_counter() - self.started, self.size, None
         with self.lock:
             add = self.pending
             for field, amount in (
-                ("messages_total", self.size),
+                ("messages_total", size),
                 ("batches_total", 1),
-                ("size_sum", self.size),
+                ("size_sum", size),
                 ("seconds_sum", seconds),
-                ("size_le:" + bucket(self.size, SIZE_BUCKETS), 1),
+                ("size_le:" + bucket(size, SIZE_BUCKETS), 1),
                 ("seconds_le:" + bucket(seconds, SECONDS_BUCKETS), 1),
             ):
                 add[field] = add.get(field, 0) + amount

@@ -11,10 +11,16 @@ from django.conf import settings as django_settings
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from devices.choices import DeviceStatus
+from fleetportal import topics
+from fleetportal.bridge import router
 from fleetportal.models import OutboxMessage
 from monitoring.summary import bridge_metrics, services
 from monitoring.summary.bridge_metrics import BatchCounters
+from tests.bridge.test_router import Recorder
+from tests.conftest import make_device
 from tests.firmware.rollouts.helpers import fleet
+from tests.mqtt.clients import make_identity
 
 pytestmark = pytest.mark.django_db
 
@@ -149,6 +155,15 @@ def test_a_bridge_push_that_fails_keeps_the_figures_for_the_next(settings, store
     assert int(store.hget(bridge_metrics.KEY, "batches_total")) == 2
 
 
+def test_an_end_without_its_begin_counts_nothing(settings, store):
+    settings.METRICS_PUSH_MS = 0
+    counters = BatchCounters()
+    counters.begin([object()] * 3)
+    counters.end()
+    counters.end()  # another app's begin raised before ours: the runner still ends the batch
+    assert int(store.hget(bridge_metrics.KEY, "batches_total")) == 1
+
+
 def test_healthz_is_200_when_everything_answers(broker):
     answer = Client().get("/healthz")
     assert answer.status_code == 200
@@ -181,3 +196,27 @@ def test_both_are_rate_limited_per_address(settings, store):
     limited = client.get("/healthz")
     assert limited.status_code == 429 and int(limited["Retry-After"]) > 0
     assert Client(REMOTE_ADDR="10.9.9.9").get("/healthz").status_code != 429
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_real_bridge_counts_its_batches_for_metrics(
+    settings, store, broker, device_client, request
+):
+    """The hooks are wired (monitoring.summary.wiring): a device's messages through the real
+    bridge show in /metrics."""
+    settings.METRICS_PUSH_MS = 0
+    make_device("fan-1", status=DeviceStatus.ACTIVE)
+    heard = Recorder()
+    router.subscribe("device:telemetry", heard, topics.device_filter("telemetry"))
+    request.addfinalizer(lambda: router.unsubscribe("device:telemetry", heard))
+    bridge = request.getfixturevalue("bridge")  # started after the subscription
+    client = device_client(make_identity(broker, "fan-1"))
+    for _ in range(3):
+        client.publish("devices/fan-1/telemetry", b"{}")
+
+    assert bridge.wait_until(lambda: len(heard.topics) == 3, timeout=10)
+    # The three, and the broker's own log lines about the connection (presence, last_ip).
+    assert bridge.wait_until(
+        lambda: scrape().get(("fleetportal_bridge_messages_total", ())) >= 3, timeout=10
+    )
+    assert scrape()[("fleetportal_bridge_batch_seconds_count", ())] >= 1
