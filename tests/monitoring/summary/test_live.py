@@ -5,8 +5,10 @@ figure changed — once, however many changes came together."""
 import asyncio
 
 import pytest
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
+from django.db import connections
 
 from monitoring.summary import services
 from monitoring.summary.consumers import FleetSummaryConsumer
@@ -20,6 +22,12 @@ def communicator(user) -> WebsocketCommunicator:
     socket = WebsocketCommunicator(FleetSummaryConsumer.as_asgi(), "/ws/fleet/summary/")
     socket.scope["user"] = user
     return socket
+
+
+async def close_consumer_connection() -> None:
+    """The consumer's database work ran on the sync-to-async thread: close its connection there,
+    or the test database cannot be dropped at the end of the run."""
+    await database_sync_to_async(connections.close_all)()
 
 
 async def received_within(socket, seconds: float = 1.5) -> list[str]:
@@ -48,6 +56,7 @@ def test_a_viewer_hears_one_changed_per_changing_refresh_and_none_otherwise(view
         await asyncio.to_thread(services.refresh)
         changed = await received_within(socket)
         await socket.disconnect()
+        await close_consumer_connection()
         return quiet, changed
 
     assert asyncio.run(watch()) == ([], ["changed"])
@@ -58,6 +67,8 @@ def test_the_socket_refuses_who_may_not_read_the_summary(who):
     user = AnonymousUser() if who == "anonymous" else make_user("nobody", is_staff=True)
 
     async def connect():
-        return await communicator(user).connect()
+        answer = await communicator(user).connect()
+        await close_consumer_connection()
+        return answer
 
     assert asyncio.run(connect()) == (False, 4403)
