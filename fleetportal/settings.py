@@ -443,10 +443,31 @@ CELERY_BEAT_SCHEDULE["presence-sweep"] = {
 #
 #
 # --- Monitoring: fleet summary, /metrics, /healthz (monitoring/summary/) ---
-# (settings of this part go here)
-#
-#
-#
+# Beat recounts the fleet summary this often (about 1 s of database time at a million devices);
+# the page and GET /api/v1/fleet/summary/ read the stored counts, live pages hear of a change.
+FLEET_SUMMARY_REFRESH_SECONDS = env_int("FLEETPORTAL_FLEET_SUMMARY_REFRESH_SECONDS", 15)
+# The online ratio is sampled at most this often (by the refresh); the page shows 24 h of it.
+FLEET_ONLINE_SAMPLE_SECONDS = env_int("FLEETPORTAL_FLEET_ONLINE_SAMPLE_SECONDS", 300)
+CELERY_BEAT_SCHEDULE["refresh-fleet-summary"] = {
+    "task": "monitoring.summary.tasks.refresh_summary",
+    "schedule": FLEET_SUMMARY_REFRESH_SECONDS,
+}
+CELERY_IMPORTS.append("monitoring.summary.tasks")
+QUIET_TASKS = QUIET_TASKS | {"monitoring.summary.tasks.refresh_summary"}
+# /metrics needs `Authorization: Bearer <this>`; when empty, only a request from the machine
+# itself (loopback, and no proxy's forwarding header) may read it.
+METRICS_TOKEN = env_str("FLEETPORTAL_METRICS_TOKEN", "")
+# Celery queues whose length /metrics reports (names on the Celery broker).
+METRICS_CELERY_QUEUES = env_list("FLEETPORTAL_METRICS_CELERY_QUEUES", [CELERY_TASK_DEFAULT_QUEUE])
+# The bridge adds its batch counters to Redis at most this often, in ms (0: after every batch).
+METRICS_PUSH_MS = env_int("FLEETPORTAL_METRICS_PUSH_MS", 1000)
+# /metrics and /healthz requests per minute per address (0 = no limit).
+RATE_LIMITS["monitoring-address"] = (
+    env_int("FLEETPORTAL_MONITORING_REQUESTS_PER_MINUTE", 600),
+    60,
+    0,
+)
+
 
 LOGGING = {
     "version": 1,

@@ -20,6 +20,8 @@ urlpatterns = [
     path("admin/login/", admin_login.login, name="login"),
     path("admin/", admin.site.urls),
     path("config/", include("shadows.urls")),
+    # The fleet summary page, /metrics and /healthz (monitoring's summary part).
+    path("", include("monitoring.summary.site_urls")),
     path("api/v1/", include("fleetportal.api.urls")),
     path("device/v1/", include("devices.device_api.urls")),
     path("device/v1/", include("shadows.device_api")),

@@ -1,11 +1,14 @@
 """Headless Chromium (Debian's /usr/bin/chromium and its chromedriver) against the live server."""
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -50,6 +53,16 @@ def submit(browser, button, timeout: float = 10) -> None:
     WebDriverWait(browser, timeout).until(expected_conditions.staleness_of(page))
 
 
+def text_of(browser, selector: str) -> str:
+    """An element's text on a live page; read again if a live update swapped it meanwhile."""
+    for _ in range(20):
+        try:
+            return browser.find_element(By.CSS_SELECTOR, selector).text
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{selector} kept being replaced")
+
+
 def set_viewport(browser, width: int, height: int) -> None:
     """The page's own size (the window's outer size includes no chrome in headless mode)."""
     browser.set_window_size(width, height)
@@ -68,10 +81,15 @@ def asgi_live_server(transactional_db):
     """Daphne serving the ASGI application (HTTP and the live pages' WebSockets) in a process
     of its own on the test database, as channels' ChannelsLiveServerTestCase does; pytest-django's
     live_server speaks WSGI only. Yields its base URL."""
-    from daphne.testing import DaphneProcess
-
     # Forked: the process inherits the settings pytest-django already pointed at the test
     # database (channels' set_database_connection would prefix the name a second time).
+    # Nor may it inherit this process's sync-to-async worker: a test that ran a consumer under
+    # Channels' communicator started that thread here, and a fork copies the executor without
+    # its thread, so the server's database_sync_to_async calls would wait for ever.
+    from asgiref.sync import SyncToAsync
+    from daphne.testing import DaphneProcess
+
+    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
     server = DaphneProcess("localhost", _asgi_application)
     server.start()
     try:

@@ -6,13 +6,12 @@ and 390 px wide (docs/screenshots/rollout-*.png are copies)."""
 from types import SimpleNamespace
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from firmware.rollouts import engine as rollouts
 from firmware.rollouts.models import Rollout, RolloutEvent
-from tests.browser.conftest import SCREENSHOTS, log_in, set_viewport, submit
+from tests.browser.conftest import SCREENSHOTS, log_in, set_viewport, submit, text_of
 from tests.conftest import make_user
 from tests.firmware.helpers import at, finish, start
 from tests.firmware.rollouts.test_engine import (
@@ -26,14 +25,7 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def count_of(browser, wave: int, outcome: str) -> str:
-    """The count the page shows; read again if the live update swapped the part meanwhile."""
-    selector = f'#wave-{wave} [data-outcome="{outcome}"] b'
-    for _ in range(20):
-        try:
-            return browser.find_element(By.CSS_SELECTOR, selector).text
-        except StaleElementReferenceException:
-            continue
-    raise AssertionError(f"{selector} kept being replaced")
+    return text_of(browser, f'#wave-{wave} [data-outcome="{outcome}"] b')
 
 
 def open_page(browser, url: str, username: str) -> None:

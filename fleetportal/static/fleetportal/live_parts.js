@@ -1,20 +1,24 @@
-// The rollout page, live: the server says "changed" over the WebSocket (coalesced there to a
-// few a second); the page fetches its parts again and swaps each [data-part] in place. One
-// fetch at a time; a change announced during a fetch is fetched right after it.
+// A live page's parts (the rollout page, the fleet summary): the server says "changed" over the
+// WebSocket (coalesced there to a few a second, fleetportal.live_consumers); the page fetches
+// its parts again and swaps each [data-part] in place. One fetch at a time; a change announced
+// during a fetch is fetched right after it.
+//
+// The page marks its container with data-live-parts, data-parts-url and data-socket-path, and
+// names its state element (connecting / live / error) in data-state-id. A part marked
+// data-keep-while-typing is kept while the operator is typing into one of its text inputs.
 "use strict";
 (function () {
-  const root = document.getElementById("rollout-live");
+  const root = document.querySelector("[data-live-parts]");
   if (!root) return;
-  const state = document.getElementById("rollout-live-state");
+  const state = document.getElementById(root.dataset.stateId);
   let fetching = false, again = false, retry = 1000;
 
   function show(text, name) {
     if (state) { state.textContent = text; state.dataset.state = name; }
   }
 
-  // The actions part is kept while the operator is typing a reason into it.
   function busy(part) {
-    return part.dataset.part === "actions" &&
+    return part.hasAttribute("data-keep-while-typing") &&
       Array.from(part.querySelectorAll("input[type=text]")).some(
         (input) => input.value || input === document.activeElement);
   }
