@@ -125,16 +125,21 @@ def _write(batch: Batch) -> None:
         rows = _with_pks(batch)
         if rows:
             partitions.ensure_days(_days(rows))
-            connection.ensure_connection()
-            with psycopg.Cursor(connection.connection) as cursor, cursor.copy(COPY_SQL) as copy:
-                copy.set_types(["uuid", "text", "timestamptz", "float8"])
-                for row in rows:
-                    copy.write_row(row)
+            copy_rows(rows)
             batch.points += len(rows)
         batch.rows = []
     if not batch.counted and (batch.messages or batch.dropped):
         batch.counted = True
         transaction.on_commit(lambda: _count(batch))
+
+
+def copy_rows(rows: list[tuple[uuid.UUID, str, datetime, float]]) -> None:
+    """One binary COPY of (device pk, name, ts, value) rows."""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor, cursor.copy(COPY_SQL) as copy:
+        copy.set_types(["uuid", "text", "timestamptz", "float8"])
+        for row in rows:
+            copy.write_row(row)
 
 
 def _with_pks(batch: Batch) -> list[tuple[uuid.UUID, str, datetime, float]]:

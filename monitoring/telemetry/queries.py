@@ -9,13 +9,16 @@ Periods (the only ones accepted; anything else is a ValueError the API answers w
 | 15m | 5 s | 180 | points |
 | 1h | 15 s | 240 | points |
 | 24h | 5 min | 288 | minute rollups |
-| 7d | 30 min | 336 | minute rollups |
+| 7d | 1 h | 168 | hour rollups |
 | 30d | 3 h | 240 | hour rollups |
 
 Buckets are `date_bin` buckets from the epoch, so the same period asked twice gives the same
 bucket edges; the first bucket starts at or before `now - period`. A read from rollups adds the
-raw points received since the rollups' watermark (monitoring.telemetry.rollups), so it is as
-current as a read of the points.
+raw points received since the rollups' watermark (monitoring.telemetry.rollups) whose `ts` is
+after it too, so a chart is as current as the points: only a point sent late — with a `ts`
+older than the last rollup — waits for the next rollup (FLEETPORTAL_TELEMETRY_ROLLUP_SECONDS)
+to show. That keeps the raw part of the read to the few minutes since the watermark on the
+(device, ts) index, instead of every point of the period.
 """
 
 import uuid
@@ -42,16 +45,18 @@ PERIODS = {
     "15m": Period(timedelta(minutes=15), timedelta(seconds=5), tables.POINTS),
     "1h": Period(timedelta(hours=1), timedelta(seconds=15), tables.POINTS),
     "24h": Period(timedelta(hours=24), timedelta(minutes=5), tables.MINUTES),
-    "7d": Period(timedelta(days=7), timedelta(minutes=30), tables.MINUTES),
+    "7d": Period(timedelta(days=7), timedelta(hours=1), tables.HOURS),
     "30d": Period(timedelta(days=30), timedelta(hours=3), tables.HOURS),
 }
 
 _NAME_FILTER = "(%(name)s::text IS NULL OR name = %(name)s)"
-# Raw points not yet in the rollups (all of them before the first rollup).
-_NOT_ROLLED_UP = (
-    "received_at >= COALESCE("  # noqa: S608
+# Raw points not yet in the rollups (all of them before the first rollup), timed after the
+# watermark (see the module's docstring).
+_WATERMARK = (
+    "COALESCE("  # noqa: S608
     f"(SELECT rolled_up_to FROM {tables.STATE} WHERE id = 1), '-infinity')"
 )
+_NOT_ROLLED_UP = f"ts >= {_WATERMARK} AND received_at >= {_WATERMARK}"
 
 
 def _rollup_rows(rollup: str, where: str) -> str:

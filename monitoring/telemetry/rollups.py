@@ -23,21 +23,29 @@ from django.utils import timezone
 
 from monitoring.telemetry import tables
 
+# The minute buckets of the delta, computed once; the hour buckets are summed from them.
 _UPSERT = """
     INSERT INTO {rollup} AS r (device_id, name, bucket, count, sum, min, max)
-    SELECT device_id, name, date_bin(%(width)s, ts, TIMESTAMPTZ 'epoch'), count(*), sum(value),
-           min(value), max(value)
-    FROM delta GROUP BY 1, 2, 3
+    {select}
     ON CONFLICT (device_id, name, bucket) DO UPDATE SET
         count = r.count + excluded.count, sum = r.sum + excluded.sum,
         min = least(r.min, excluded.min), max = greatest(r.max, excluded.max)
 """
 ROLL_UP_SQL = (
-    f"WITH delta AS MATERIALIZED (SELECT device_id, name, ts, value FROM {tables.POINTS} "  # noqa: S608
-    "WHERE received_at >= %(since)s AND received_at < %(until)s), "
-    f"minutes AS ({_UPSERT.format(rollup=tables.MINUTES).replace('%(width)s', '%(minute)s')}), "
-    f"hours AS ({_UPSERT.format(rollup=tables.HOURS).replace('%(width)s', '%(hour)s')}) "
-    "SELECT count(*) FROM delta"
+    "WITH delta AS MATERIALIZED ("  # noqa: S608
+    "SELECT device_id, name, date_bin('1 minute', ts, TIMESTAMPTZ 'epoch') AS bucket, "
+    "count(*) AS count, sum(value) AS sum, min(value) AS min, max(value) AS max "
+    f"FROM {tables.POINTS} WHERE received_at >= %(since)s AND received_at < %(until)s "
+    "GROUP BY 1, 2, 3), "
+    "minutes AS ("
+    + _UPSERT.format(rollup=tables.MINUTES, select="SELECT * FROM delta")
+    + "), hours AS ("
+    + _UPSERT.format(
+        rollup=tables.HOURS,
+        select="SELECT device_id, name, date_bin('1 hour', bucket, TIMESTAMPTZ 'epoch'), "
+        "sum(count), sum(sum), min(min), max(max) FROM delta GROUP BY 1, 2, 3",
+    )
+    + ") SELECT COALESCE(sum(count), 0) FROM delta"
 )
 
 
@@ -57,12 +65,7 @@ def roll_up(now: datetime | None = None) -> int:
             return 0
         cursor.execute(
             ROLL_UP_SQL,
-            {
-                "since": since,
-                "until": until,
-                "minute": timedelta(minutes=1),
-                "hour": timedelta(hours=1),
-            },
+            {"since": since, "until": until},
         )
         added = cursor.fetchone()[0]
         cursor.execute(

@@ -5,6 +5,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.conf import settings
 
 from monitoring.telemetry import queries, rollups
 from monitoring.telemetry.queries import Bucket
@@ -81,17 +82,31 @@ def test_aggregates_match_hand_computed_values_before_and_after_the_rollups(peri
     device = make_device(f"tq-{period}")
     chosen = queries.PERIODS[period]
     rows = points_over(device.pk, chosen.length + timedelta(hours=3), 600)
-    received = NOW - timedelta(minutes=10)
-    insert_points(rows[:400], received_at=received)
+    rows += points_over(device.pk, timedelta(minutes=5), 100, seed=2)  # the last minutes
+    cut = NOW - timedelta(minutes=5) - timedelta(seconds=settings.TELEMETRY_ROLLUP_LAG_SECONDS)
+    earlier = [row for row in rows if row[2] < cut]
+    insert_points(earlier, received_at=NOW - timedelta(minutes=10))
+    insert_points([row for row in rows if row[2] >= cut], received_at=NOW)
     start = queries.floor(NOW - chosen.length, chosen.bucket)
     expected = hand_aggregates(rows, start, chosen.bucket)
-
-    insert_points(rows[400:], received_at=NOW)  # after the rollup's cut: read raw
     assert_same(queries.aggregates(device.pk, period, NOW), expected)
 
-    # The first 400 rolled up, the rest still raw: the same answer.
-    assert rollups.roll_up(NOW - timedelta(minutes=5)) == 400
+    # The earlier ones rolled up, the last minutes still raw: the same answer.
+    assert rollups.roll_up(NOW - timedelta(minutes=5)) == len(earlier)
     assert_same(queries.aggregates(device.pk, period, NOW), expected)
+
+
+def test_a_point_sent_late_shows_in_rollup_charts_after_the_next_rollup():
+    device = make_device("tq-late")
+    insert_points([(device.pk, "t", NOW - timedelta(hours=2), 1.0)], NOW - timedelta(hours=2))
+    rollups.roll_up(NOW - timedelta(minutes=1))
+    late = (device.pk, "t", NOW - timedelta(hours=2), 3.0)
+    insert_points([late], received_at=NOW)  # its ts is older than the watermark
+
+    assert [b.count for b in queries.aggregates(device.pk, "24h", NOW)] == [1]
+    assert [b.count for b in queries.aggregates(device.pk, "1h", NOW)] == []  # raw: 2 h ago
+    rollups.roll_up(NOW + timedelta(minutes=1))
+    assert [(b.count, b.avg) for b in queries.aggregates(device.pk, "24h", NOW)] == [(2, 2.0)]
 
 
 def test_rollups_equal_the_raw_aggregates_and_never_count_a_point_twice():
@@ -134,7 +149,8 @@ def test_window_values_average_each_device_over_the_window():
             (a.pk, "hum", NOW - timedelta(minutes=1), 99.0),  # another metric
             (b.pk, "temp", NOW - timedelta(minutes=2), -4.0),
             (quiet.pk, "temp", NOW - timedelta(hours=3), 5.0),
-        ]
+        ],
+        received_at=NOW - timedelta(seconds=1),
     )
     assert queries.window_values("temp", timedelta(minutes=5), NOW) == {a.pk: 15.0, b.pk: -4.0}
     # Long windows read the rollups and what arrived since: the same averages.
