@@ -23,7 +23,6 @@ import asyncio
 import os
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,20 +61,16 @@ def stored_messages(client: redis.Redis) -> int:
 # --- ingest -------------------------------------------------------------------------------------
 
 
-class Load:
+class Load(mqtt_client.LoopThread):
     """Every device on one event loop in a thread of its own, publishing round-robin while fewer
     than WINDOW messages wait to be stored."""
 
     def __init__(self, redis_client: redis.Redis):
+        super().__init__()
         self.redis = redis_client
         self.clients: list[mqtt_client.Client] = []
         self.published = 0
         self.running = False
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, name="devices", daemon=True).start()
-
-    def call(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
     def connect(self, device_ids: list[str], directory: Path) -> None:
         contexts = {d: tls_context(d, directory) for d in device_ids}

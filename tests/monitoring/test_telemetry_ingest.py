@@ -3,10 +3,8 @@ input dropped and counted per device, the per-device rate limit, partitions on d
 retention, and one end-to-end message through the real broker and bridge."""
 
 import logging
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -24,25 +22,7 @@ from tests.monitoring.telemetry_helpers import (
     stored,
     telemetry,
 )
-from tests.sql import statements
-
-
-@contextmanager
-def copies_sent():
-    """The COPY statements sent (psycopg's copy() does not go through execute)."""
-    sent: list[str] = []
-    copy = psycopg.Cursor.copy
-
-    def recording(cursor, statement, *args, **kwargs):
-        sent.append(statement)
-        return copy(cursor, statement, *args, **kwargs)
-
-    psycopg.Cursor.copy = recording
-    try:
-        yield sent
-    finally:
-        psycopg.Cursor.copy = copy
-
+from tests.sql import copies, statements
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -59,11 +39,11 @@ def test_a_batch_stores_every_value_with_one_copy_and_counts_once():
         for d in devices
     ]
 
-    with statements() as sent, copies_sent() as copies:
+    with statements() as sent, copies() as copied:
         run_batch(messages)
 
     lookups = [sql for sql in sent if "WHERE device_id = ANY" in sql]
-    assert (len(copies), len(lookups)) == (1, 1)
+    assert (len(copied), len(lookups)) == (1, 1)
     assert len(stored()) == 150
     first = stored(devices[0].pk)
     assert sorted(v for n, _ts, v in first if n == "temp") == [20.5 + k for k in range(5)]

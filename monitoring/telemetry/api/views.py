@@ -14,6 +14,13 @@ class CanViewDevices(HasPermissions):
     perms = ("devices.view_device",)
 
 
+def valid_query(serializer_class, request) -> dict:
+    """The query string's parameters, checked (400 with field errors otherwise)."""
+    query = serializer_class(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return query.validated_data
+
+
 class TelemetryAggregatesView(generics.GenericAPIView):
     """avg/min/max/count per bucket and name over `period` (15m, 1h, 24h, 7d, 30d)."""
 
@@ -23,9 +30,8 @@ class TelemetryAggregatesView(generics.GenericAPIView):
 
     @extend_schema(parameters=[serializers.AggregatesQuery])
     def get(self, request, device_id: str):
-        query = serializers.AggregatesQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        answer = service.aggregates(service.device_pk(device_id), **query.validated_data)
+        query = valid_query(serializers.AggregatesQuery, request)
+        answer = service.aggregates(service.device_pk(device_id), **query)
         return Response(self.get_serializer({"device_id": device_id, **answer}).data)
 
 
@@ -38,9 +44,8 @@ class TelemetryPointsView(generics.GenericAPIView):
 
     @extend_schema(parameters=[serializers.PointsQuery])
     def get(self, request, device_id: str):
-        query = serializers.PointsQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        rows, after = service.points_page(service.device_pk(device_id), **query.validated_data)
+        query = valid_query(serializers.PointsQuery, request)
+        rows, after = service.points_page(service.device_pk(device_id), **query)
         next_url = None
         if after is not None:
             params = request.query_params.copy()
