@@ -170,6 +170,21 @@ def _count(batch: Batch) -> None:
     counters.add(batch.messages, batch.points, batch.dropped)
     if batch.dropped:
         _log_dropped(batch.dropped, batch.reasons)
+    _forget_quiet_devices()
+
+
+_pruned_at = [0.0]
+PRUNE_SECONDS = 10.0
+
+
+def _forget_quiet_devices() -> None:
+    """Now and then let the buckets forget devices gone quiet, so memory follows the devices
+    busy now and not every device ever seen (the throttle's own drop counts are not used:
+    ours are per batch, above)."""
+    bucket, now = throttle(), clock()
+    if bucket is not None and now - _pruned_at[0] >= PRUNE_SECONDS:
+        _pruned_at[0] = now
+        bucket.take_report()
 
 
 # --- one log line per interval -------------------------------------------------------------------
