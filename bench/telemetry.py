@@ -330,7 +330,7 @@ def query_main(args) -> None:
     print("| query (one device) | p50 ms | max ms |")
     print("|---|---:|---:|")
     for name, times in (
-        ("7d chart, 5 names (minute rollups + raw since the watermark)", chart),
+        ("7d chart, 5 names (hour rollups + raw since the watermark)", chart),
         ("7d chart, one name", one_name),
         ("24h chart (minute rollups)", day),
         ("30d chart (hour rollups)", month),
