@@ -20,6 +20,13 @@ MESSAGES = "fp:metrics:telemetry_messages"
 POINTS = "fp:metrics:telemetry_points"
 DROPPED = "fp:metrics:telemetry_dropped"
 DROPPED_BY_DEVICE = "fp:telemetry:dropped"
+# Put before every key: "" in the portal (the names above are the interface /metrics reads);
+# each test sets its own, as Redis outlives a test and parallel test workers share it.
+namespace = ""
+
+
+def key(name: str) -> str:
+    return namespace + name
 
 
 @cache
@@ -31,13 +38,13 @@ def add(messages: int, points: int, dropped: Counter) -> None:
     """Add one batch's counts (`dropped`: device_id → values dropped), one round trip."""
     try:
         pipe = _redis().pipeline(transaction=False)
-        pipe.incrby(MESSAGES, messages)
-        pipe.incrby(POINTS, points)
+        pipe.incrby(key(MESSAGES), messages)
+        pipe.incrby(key(POINTS), points)
         total = sum(dropped.values())
         if total:
-            pipe.incrby(DROPPED, total)
+            pipe.incrby(key(DROPPED), total)
             for device_id, count in dropped.items():
-                pipe.hincrby(DROPPED_BY_DEVICE, device_id, count)
+                pipe.hincrby(key(DROPPED_BY_DEVICE), device_id, count)
         pipe.execute()
     except redis.RedisError as exc:
         log.warning("telemetry: counters not written (Redis: %s)", exc)
@@ -46,6 +53,6 @@ def add(messages: int, points: int, dropped: Counter) -> None:
 def dropped_for(device_id: str) -> int:
     """Values dropped from this device since the counters began (the device page)."""
     try:
-        return int(_redis().hget(DROPPED_BY_DEVICE, device_id) or 0)
+        return int(_redis().hget(key(DROPPED_BY_DEVICE), device_id) or 0)
     except redis.RedisError:
         return 0

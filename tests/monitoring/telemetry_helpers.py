@@ -2,6 +2,7 @@
 written straight into the table, and a clean slate (the partitioned tables are not Django
 models, so a transactional test's flush does not empty them)."""
 
+import uuid
 from datetime import datetime
 
 import orjson
@@ -55,12 +56,13 @@ def stored(device_pk=None) -> list[tuple[str, datetime, float]]:
         return cursor.fetchall()
 
 
-def counter(key: str) -> int:
-    return int(_redis().get(key) or 0)
+def counter(name: str) -> int:
+    return int(_redis().get(counters.key(name)) or 0)
 
 
 def dropped_by_device() -> dict[str, int]:
-    return {k.decode(): int(v) for k, v in _redis().hgetall(counters.DROPPED_BY_DEVICE).items()}
+    dropped = _redis().hgetall(counters.key(counters.DROPPED_BY_DEVICE))
+    return {k.decode(): int(v) for k, v in dropped.items()}
 
 
 def _redis() -> redis.Redis:
@@ -68,18 +70,19 @@ def _redis() -> redis.Redis:
 
 
 @pytest.fixture
-def clean_telemetry():
-    """Empty telemetry tables and counters before and after the test."""
+def clean_telemetry(monkeypatch):
+    """Empty telemetry tables, and counters of this test's own (parallel workers share Redis)."""
 
     def clean():
         with connection.cursor() as cursor:
             cursor.execute(f"TRUNCATE {tables.POINTS}, {tables.MINUTES}, {tables.HOURS}")
-        _redis().delete(
-            counters.MESSAGES, counters.POINTS, counters.DROPPED, counters.DROPPED_BY_DEVICE
-        )
         ingest.forget()
         partitions.forget()
 
+    namespace = f"test-telemetry:{uuid.uuid4().hex}:"
+    monkeypatch.setattr(counters, "namespace", namespace)
     clean()
     yield
     clean()
+    names = (counters.MESSAGES, counters.POINTS, counters.DROPPED, counters.DROPPED_BY_DEVICE)
+    _redis().delete(*(namespace + name for name in names))
