@@ -26,7 +26,6 @@ import os
 import ssl
 import sys
 import tempfile
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -151,21 +150,17 @@ class JobsDevice:
             self.start_next()
 
 
-class Load:
+class Load(mqtt_client.LoopThread):
     """Every device on one event loop, in a thread of its own; the main thread runs the bench."""
 
     def __init__(self):
+        super().__init__()
         self.devices: list[JobsDevice] = []
         self.latencies: dict[str, list[float]] = {}
         self.counting = False
         self.stopping = False
         self.exhausted = 0
         self.rejected: list[dict] = []
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, name="devices", daemon=True).start()
-
-    def call(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
     def connect(self, device_ids: list[str], directory: Path) -> None:
         contexts = {d: tls_context(d, directory) for d in device_ids}

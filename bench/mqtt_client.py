@@ -11,6 +11,7 @@ per device anyway), PUBACK for what it receives at QoS 1, PINGREQ.
 import asyncio
 import ssl
 import struct
+import threading
 from collections.abc import Callable
 
 CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
@@ -167,3 +168,15 @@ async def connect(
     )
     await asyncio.wait_for(client.connected, 30)
     return client
+
+
+class LoopThread:
+    """The load generator's one event loop, in a thread of its own; the bench's main thread
+    hands it coroutines with `call`."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="devices", daemon=True).start()
+
+    def call(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()

@@ -433,10 +433,34 @@ CELERY_BEAT_SCHEDULE["presence-sweep"] = {
 }
 #
 # --- Monitoring: telemetry (monitoring/telemetry/) ---
-# (settings of this part go here)
-#
-#
-#
+# Points are kept this many days (daily partitions dropped by beat), rollups too.
+TELEMETRY_RETENTION_DAYS = env_int("FLEETPORTAL_TELEMETRY_RETENTION_DAYS", 30)
+# Daily partitions created this many days ahead (beat and migrate; a missing one is created by
+# the bridge when a point needs it).
+TELEMETRY_PARTITIONS_AHEAD_DAYS = env_int("FLEETPORTAL_TELEMETRY_PARTITIONS_AHEAD_DAYS", 3)
+# What a telemetry message may hold: more fields drop the message; a longer or odd name drops
+# the field; a `ts` further than this in the past or future drops the message.
+TELEMETRY_MAX_FIELDS = env_int("FLEETPORTAL_TELEMETRY_MAX_FIELDS", 32)
+TELEMETRY_MAX_NAME_LENGTH = env_int("FLEETPORTAL_TELEMETRY_MAX_NAME_LENGTH", 64)
+TELEMETRY_MAX_PAST_SECONDS = env_int("FLEETPORTAL_TELEMETRY_MAX_PAST_SECONDS", 7 * 86400)
+TELEMETRY_MAX_FUTURE_SECONDS = env_int("FLEETPORTAL_TELEMETRY_MAX_FUTURE_SECONDS", 300)
+# Each device's points per second (and at once) stored by the bridge; more are dropped and
+# counted (Redis hash fp:telemetry:dropped). 0 = no limit.
+TELEMETRY_POINTS_PER_SECOND = env_int("FLEETPORTAL_TELEMETRY_POINTS_PER_SECOND", 100)
+TELEMETRY_POINTS_BURST = env_int("FLEETPORTAL_TELEMETRY_POINTS_BURST", 1000)
+# Dropped points are logged at most once per this many seconds per bridge.
+TELEMETRY_LOG_INTERVAL_SECONDS = env_int("FLEETPORTAL_TELEMETRY_LOG_INTERVAL_SECONDS", 60)
+# Rollups take points received at least this long ago (a bridge batch commits within it).
+TELEMETRY_ROLLUP_LAG_SECONDS = env_int("FLEETPORTAL_TELEMETRY_ROLLUP_LAG_SECONDS", 30)
+TELEMETRY_ROLLUP_SECONDS = env_int("FLEETPORTAL_TELEMETRY_ROLLUP_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["telemetry-rollups"] = {
+    "task": "monitoring.telemetry.tasks.roll_up",
+    "schedule": TELEMETRY_ROLLUP_SECONDS,
+}
+CELERY_BEAT_SCHEDULE["telemetry-partitions"] = {
+    "task": "monitoring.telemetry.tasks.maintain_partitions",
+    "schedule": 3600,
+}
 # --- Monitoring: alerts (monitoring/alerts/) ---
 # (settings of this part go here)
 #

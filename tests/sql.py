@@ -9,15 +9,28 @@ import psycopg
 
 @contextmanager
 def statements() -> Iterator[list[str]]:
+    with _recording("execute") as sent:  # Django's cursor classes derive from psycopg's
+        yield sent
+
+
+@contextmanager
+def copies() -> Iterator[list[str]]:
+    """The COPY statements sent (psycopg's copy() does not go through execute)."""
+    with _recording("copy") as sent:
+        yield sent
+
+
+@contextmanager
+def _recording(method: str) -> Iterator[list[str]]:
     sent: list[str] = []
-    execute = psycopg.Cursor.execute  # Django's cursor classes derive from it
+    original = getattr(psycopg.Cursor, method)
 
     def recording(cursor, query, *args, **kwargs):
         sent.append(query if isinstance(query, str) else query.as_string(cursor))
-        return execute(cursor, query, *args, **kwargs)
+        return original(cursor, query, *args, **kwargs)
 
-    psycopg.Cursor.execute = recording
+    setattr(psycopg.Cursor, method, recording)
     try:
         yield sent
     finally:
-        psycopg.Cursor.execute = execute
+        setattr(psycopg.Cursor, method, original)

@@ -27,8 +27,9 @@ class DeviceThrottle:
         self._dropped: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def admit(self, device_id: str) -> bool:
-        """Take one token for device_id; False (and counted) when its bucket is empty."""
+    def admit(self, device_id: str, cost: int = 1) -> bool:
+        """Take `cost` tokens for device_id (one per message; telemetry counts values); False
+        (and `cost` counted as dropped) when its bucket holds fewer."""
         now = self._clock()
         with self._lock:
             bucket = self._buckets.get(device_id)
@@ -36,11 +37,11 @@ class DeviceThrottle:
                 bucket = self._buckets[device_id] = [self.burst, now]
             tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
             bucket[1] = now
-            if tokens >= 1.0:
-                bucket[0] = tokens - 1.0
+            if tokens >= cost:
+                bucket[0] = tokens - cost
                 return True
             bucket[0] = tokens
-            self._dropped[device_id] = self._dropped.get(device_id, 0) + 1
+            self._dropped[device_id] = self._dropped.get(device_id, 0) + cost
             return False
 
     def take_report(self) -> dict[str, int]:

@@ -10,6 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('devices', '0010_claim_template'),
+        ('monitoring', '0002_telemetry'),
     ]
 
     operations = [

@@ -22,9 +22,6 @@ class Migration(migrations.Migration):
         ("devices", "0010_claim_template"),
         ("shadows", "0005_recent_client_tokens"),
         ("firmware", "0010_execution_start_token"),
-        # Only so this branch's graph has one leaf: the placeholders of the presence and alerts
-        # parts. The lead chains the parts' own migrations at merge.
-        ("monitoring", "0001_presence"),
         ("monitoring", "0003_alerts"),
     ]
 
