@@ -48,7 +48,9 @@ def send_many(messages: Sequence[tuple[str, dict | bytes, str]], *, qos: int = 1
 def notify_unless_deferred() -> None:
     """For rows written to the outbox by other means (a bulk write): wake the publisher at commit,
     unless inside `one_notify`, which sends one NOTIFY for its whole block."""
-    if not getattr(_state, "deferred", False):
+    if getattr(_state, "deferred", False):
+        _state.queued = True
+    else:
         notify()
 
 
@@ -59,14 +61,17 @@ def notify() -> None:
 
 @contextmanager
 def one_notify() -> Iterator[None]:
-    """Inside the block `send` skips its NOTIFY; one is sent when the block ends without error.
+    """Inside the block `send` skips its NOTIFY; one is sent when the block ends without error,
+    if anything in it was queued (a batch of telemetry queues nothing and costs no NOTIFY).
 
     For a batch of messages handled in one transaction (the bridge): the block must end inside
-    that transaction, so the NOTIFY is delivered at its commit.
+    that transaction, so the NOTIFY is delivered at its commit. Writers that put rows in the
+    outbox by other means call `notify_unless_deferred` after them.
     """
-    _state.deferred = True
+    _state.deferred, _state.queued = True, False
     try:
         yield
     finally:
         _state.deferred = False
-    notify()
+    if _state.queued:
+        notify()

@@ -202,7 +202,6 @@ def update(
             device_id=device.device_id,
         )
         writes.write(staged)
-        outbox.notify_unless_deferred()
     return UpdateResult(row, outcome.accepted, outcome)
 
 

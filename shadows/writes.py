@@ -22,7 +22,7 @@ import orjson
 import psycopg
 from django.db import connection
 
-from fleetportal import live, topics
+from fleetportal import live, outbox, topics
 from fleetportal.models import OutboxMessage
 from shadows.document import UpdateOutcome
 from shadows.models import HistoryOperation, Shadow, ShadowHistory
@@ -172,8 +172,8 @@ def stage(
 def write(writes: Writes) -> None:
     """Store what is staged (one statement per table, in staging order), then run the hooks.
 
-    No NOTIFY is sent here: the caller's outbox.one_notify block (the bridge's batch) sends one,
-    or the caller sends it with `outbox.notify()`."""
+    Replies wake the publisher through `outbox.notify_unless_deferred`: inside the bridge's
+    outbox.one_notify block that only marks the batch as having queued something."""
     # Server-side parameter binding: Django's cursors bind on the client, quoting every JSON
     # document into the SQL text in Python — a fifth of the bridge's time at a steady load.
     connection.ensure_connection()
@@ -185,6 +185,8 @@ def write(writes: Writes) -> None:
         ):
             if rows:
                 cursor.execute(sql, [orjson.dumps(rows, default=_row_of).decode()])
+    if writes.replies:
+        outbox.notify_unless_deferred()
     accepted = writes.accepted
     writes.dirty, writes.history, writes.replies, writes.accepted = {}, [], [], []
     _run_hooks(accepted)
