@@ -92,7 +92,7 @@ def _matching(rule: AlertRule, now, values: ValuesProvider) -> tuple[str, list]:
         return "SELECT NULL::uuid AS id, NULL::float8 AS value WHERE false", []
     if rule.kind == RuleKind.FILTER:
         sql, params = in_service.filter(compile_filters(rule.filter)).values("pk").query.sql_with_params()
-        return f"SELECT q.id, NULL::float8 AS value FROM ({sql}) AS q", list(params)  # noqa: S608
+        return f"SELECT q.pk AS id, NULL::float8 AS value FROM ({sql}) AS q", list(params)  # noqa: S608
     compare = COMPARE[rule.op]
     window = datetime.timedelta(seconds=rule.window_seconds or 0)
     passing = {
@@ -103,7 +103,7 @@ def _matching(rule: AlertRule, now, values: ValuesProvider) -> tuple[str, list]:
     sql, params = in_service.values("pk").query.sql_with_params()
     return (
         "SELECT v.id, v.value FROM unnest(%s::uuid[], %s::float8[]) AS v(id, value) "
-        f"WHERE v.id IN ({sql})",  # noqa: S608
+        f"WHERE v.id IN (SELECT s.pk FROM ({sql}) AS s)",  # noqa: S608
         [list(passing), list(passing.values()), *params],
     )
 
