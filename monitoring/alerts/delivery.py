@@ -75,7 +75,7 @@ def attempt(delivery_pk: int, now: datetime.datetime | None = None) -> Outcome |
             timeout=timeout,
         )
     except (webhooks.DeliveryFailed, targets.TargetRefused) as exc:
-        return _failed(delivery, str(exc), getattr(exc, "status", None))
+        return _failed(delivery, now, str(exc), getattr(exc, "status", None))
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
         status=DeliveryStatus.DELIVERED,
         attempts=F("attempts") + 1,
@@ -87,7 +87,9 @@ def attempt(delivery_pk: int, now: datetime.datetime | None = None) -> Outcome |
     return Outcome(DeliveryStatus.DELIVERED)
 
 
-def _failed(delivery: WebhookDelivery, error: str, code: int | None) -> Outcome:
+def _failed(
+    delivery: WebhookDelivery, now: datetime.datetime, error: str, code: int | None
+) -> Outcome:
     attempts = delivery.attempts + 1
     exhausted = attempts >= settings.ALERT_WEBHOOK_MAX_ATTEMPTS
     wait = None if exhausted else backoff(attempts)
@@ -97,7 +99,7 @@ def _failed(delivery: WebhookDelivery, error: str, code: int | None) -> Outcome:
         attempts=attempts,
         last_status_code=code,
         last_error=error[:500],
-        next_attempt_at=None if wait is None else timezone.now() + datetime.timedelta(seconds=wait),
+        next_attempt_at=None if wait is None else now + datetime.timedelta(seconds=wait),
     )
     log.warning(
         "webhook delivery %s to %s failed (attempt %s): %s%s",

@@ -33,7 +33,7 @@ def url_problems(url: str) -> list[str]:
         problems.append("Only http:// and https:// URLs.")
     if parts.username is not None or parts.password is not None:
         problems.append("The URL may not carry a user name or password.")
-    host = (parts.hostname or "").lower()
+    host = (parts.hostname or "").lower().rstrip(".")
     if not host:
         problems.append("The URL needs a host.")
     elif not private_allowed() and (host in LOCAL_NAMES or _literal_is_private(host)):

@@ -100,6 +100,8 @@ def test_a_filter_naming_a_missing_group_is_refused(operator_api):
         ({"webhook_url": "http://[::1]/"}, "webhook_url"),
         ({"webhook_url": "http://169.254.169.254/latest/meta-data/"}, "webhook_url"),
         ({"webhook_url": "http://localhost/"}, "webhook_url"),
+        ({"webhook_url": "http://LOCALHOST./"}, "webhook_url"),
+        ({"webhook_url": "http://[::ffff:127.0.0.1]/"}, "webhook_url"),
         ({"webhook_url": "http://10.1.2.3/"}, "webhook_url"),
         ({"webhook_url": "https://hooks.example.com:99999/"}, "webhook_url"),
         ({"webhook_url": "https://h.example.com/" + "a" * 500}, "webhook_url"),
