@@ -2,6 +2,7 @@
 acknowledge action) and webhook deliveries (read-only: attempts, last status and error)."""
 
 from django.contrib import admin, messages
+from django.db import models
 
 from fleetportal.actors import actor_for_request
 from fleetportal.admin_base import FleetModelAdmin, ReadOnlyAdmin
@@ -15,6 +16,10 @@ class AlertRuleAdmin(FleetModelAdmin):
     list_filter = ("kind", "severity", "enabled")
     search_fields = ("name",)
     readonly_fields = ("created_by", "created_at")
+    formfield_overrides = {
+        **FleetModelAdmin.formfield_overrides,
+        models.URLField: {"assume_scheme": "https"},
+    }
     fieldsets = (
         (None, {"fields": ("name", "description", "kind", "severity", "enabled")}),
         ("Filter rules", {"fields": ("filter",)}),
