@@ -440,6 +440,13 @@ ALERT_WEBHOOK_TIMEOUT_SECONDS = env_int("FLEETPORTAL_ALERT_WEBHOOK_TIMEOUT_SECON
 # base, capped at an hour (defaults: 30 s, 1 min, 2 min, … 8 tries over ~1 h).
 ALERT_WEBHOOK_MAX_ATTEMPTS = env_int("FLEETPORTAL_ALERT_WEBHOOK_MAX_ATTEMPTS", 8)
 ALERT_WEBHOOK_RETRY_SECONDS = env_int("FLEETPORTAL_ALERT_WEBHOOK_RETRY_SECONDS", 30)
+# The API schema names the rules' kinds apart from the rollouts' `kind` (both get a name).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "AlertRuleKind": "monitoring.alerts.choices.RuleKind",
+        "RolloutKind": "firmware.rollouts.choices.RolloutKind",
+    }
+)
 # Deliveries whose retry task was lost (a worker killed) are sent again by this sweep.
 CELERY_BEAT_SCHEDULE["retry-webhook-deliveries"] = {
     "task": "monitoring.alerts.tasks.retry_webhook_deliveries",

@@ -74,11 +74,11 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
 
 
 class NewestRaisedFirst(FleetCursorPagination):
-    ordering = ("-raised_at", "-id")
+    ordering = ("-raised_at", "-id")  # type: ignore[assignment]  # DRF takes a tuple too
 
 
 class NewestCreatedFirst(FleetCursorPagination):
-    ordering = ("-created_at", "-id")
+    ordering = ("-created_at", "-id")  # type: ignore[assignment]  # DRF takes a tuple too
 
 
 class CanAcknowledge(HasPermissions):

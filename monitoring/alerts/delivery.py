@@ -5,7 +5,7 @@ transaction; after the commit a task per delivery makes one attempt (`attempt`).
 claims its row with a conditional UPDATE (pending and due), which also pushes next_attempt_at
 past the attempt's end — so a second task, or the sweep, never sends it twice at once — then
 POSTs outside any transaction and records the outcome: delivered; or another attempt after
-RETRY_SECONDS × 2^(attempts-1) (at most an hour); or failed after MAX_ATTEMPTS. Every attempt
+RETRY_SECONDS * 2^(attempts-1) (at most an hour); or failed after MAX_ATTEMPTS. Every attempt
 leaves its count, last HTTP status and error on the row (admin and API). A retry whose task was
 lost (a worker killed) is picked up by the `retry_webhook_deliveries` sweep.
 """
@@ -50,7 +50,9 @@ def send_after_commit(delivery_ids: list[int]) -> None:
 
 def backoff(attempts: int) -> float:
     """Seconds to wait after the attempts-th failure: doubling from the base, capped."""
-    return float(min(settings.ALERT_WEBHOOK_RETRY_SECONDS * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS))
+    return float(
+        min(settings.ALERT_WEBHOOK_RETRY_SECONDS * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS)
+    )
 
 
 def attempt(delivery_pk: int, now: datetime.datetime | None = None) -> Outcome | None:

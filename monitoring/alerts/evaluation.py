@@ -91,19 +91,21 @@ def _matching(rule: AlertRule, now, values: ValuesProvider) -> tuple[str, list]:
     if not rule.enabled:
         return "SELECT NULL::uuid AS id, NULL::float8 AS value WHERE false", []
     if rule.kind == RuleKind.FILTER:
-        sql, params = in_service.filter(compile_filters(rule.filter)).values("pk").query.sql_with_params()
+        sql, params = (
+            in_service.filter(compile_filters(rule.filter)).values("pk").query.sql_with_params()
+        )
         return f"SELECT q.pk AS id, NULL::float8 AS value FROM ({sql}) AS q", list(params)  # noqa: S608
-    compare = COMPARE[rule.op]
+    compare, threshold = COMPARE[rule.op], rule.threshold or 0.0  # clean() requires both
     window = datetime.timedelta(seconds=rule.window_seconds or 0)
     passing = {
         pk: value
         for pk, value in values(rule.metric, window, now).items()
-        if compare(value, rule.threshold)
+        if compare(value, threshold)
     }
     sql, params = in_service.values("pk").query.sql_with_params()
     return (
-        "SELECT v.id, v.value FROM unnest(%s::uuid[], %s::float8[]) AS v(id, value) "
-        f"WHERE v.id IN (SELECT s.pk FROM ({sql}) AS s)",  # noqa: S608
+        "SELECT v.id, v.value FROM unnest(%s::uuid[], %s::float8[]) AS v(id, value) "  # noqa: S608
+        f"WHERE v.id IN (SELECT s.pk FROM ({sql}) AS s)",
         [list(passing), list(passing.values()), *params],
     )
 
@@ -127,7 +129,9 @@ _DOCUMENT = """jsonb_build_object(
 def _statement(rule: AlertRule, now, matching_sql: str, matching_params: list) -> tuple[str, list]:
     due = now - datetime.timedelta(seconds=rule.for_seconds)
     static = _static_details(rule)
-    event_data = "jsonb_build_object('alert', a.id, 'rule', %s, 'rule_id', %s, 'severity', a.severity)"
+    event_data = (
+        "jsonb_build_object('alert', a.id, 'rule', %s, 'rule_id', %s, 'severity', a.severity)"
+    )
     parts = [
         f"WITH m AS MATERIALIZED ({matching_sql}),",
         f"""held AS MATERIALIZED (
@@ -186,9 +190,7 @@ def _statement(rule: AlertRule, now, matching_sql: str, matching_params: list) -
             DeliveryStatus.PENDING, now, now,
         ]  # fmt: skip
     else:
-        parts.append(
-            " SELECT (SELECT count(*) FROM raised), (SELECT count(*) FROM resolved), NULL"
-        )
+        parts.append(" SELECT (SELECT count(*) FROM raised), (SELECT count(*) FROM resolved), NULL")
     return "\n".join(parts), params
 
 

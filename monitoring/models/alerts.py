@@ -104,6 +104,9 @@ class AlertCondition(models.Model):
             models.UniqueConstraint(fields=["rule", "device"], name="alert_condition_rule_device")
         ]
 
+    def __str__(self):
+        return f"{self.rule_id} on {self.device_id} since {self.holding_since}"
+
 
 class Alert(models.Model):
     """One device for which one rule's condition held: open until it stops holding."""

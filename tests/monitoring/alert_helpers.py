@@ -4,9 +4,8 @@ import datetime
 import http.server
 import threading
 
-from shadows.models import Shadow
-
 from monitoring.models import AlertRule
+from shadows.models import Shadow
 
 T0 = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC)
 LOW_BATTERY = {"field": "reported.battery", "op": "lt", "value": 15}

@@ -154,7 +154,9 @@ def test_loopback_webhooks_are_allowed_when_the_setting_says_so(operator_api, se
         b'{"name": "x", "filter": {"field": "reported.a", "op": "eq", "value": 1e400}}',
         b'{"name": "x", "for_seconds": 123456789012345678901234567890}',
         b'{"name": "x", "filter": ' + b'{"not": ' * 60 + b"{}" + b"}" * 61,
-        b'{"name": "x", "filter": {"all": [' + b",".join([b'{"field": "online", "op": "eq", "value": true}'] * 101) + b"]}}",  # noqa: E501
+        b'{"name": "x", "filter": {"all": ['
+        + b",".join([b'{"field": "online", "op": "eq", "value": true}'] * 101)
+        + b"]}}",
         b"not json",
     ],
 )

@@ -103,7 +103,10 @@ def test_a_tampered_body_or_an_old_signature_does_not_verify(webhook_settings, r
     headers, body = receiver.requests[0]
     assert verifies(headers, body)
     assert not verifies(headers, body.replace(b"critical", b"info"))
-    replayed = {**headers, "X-Fleetportal-Timestamp": str(int(headers["X-Fleetportal-Timestamp"]) + 600)}
+    replayed = {
+        **headers,
+        "X-Fleetportal-Timestamp": str(int(headers["X-Fleetportal-Timestamp"]) + 600),
+    }
     assert not verifies(replayed, body)
 
 
