@@ -19,19 +19,22 @@ signature of monitoring.telemetry.queries.window_values, also a parameter.
 """
 
 import datetime
+import logging
 import operator
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from devices.group_filters import compile_filters
+from devices.group_filters import FilterError, compile_filters
 from devices.models import Device, DeviceEvent
 from monitoring.alerts import live_events
 from monitoring.alerts.choices import AlertEventType, DeliveryStatus, RuleKind
 from monitoring.models import Alert, AlertCondition, AlertRule, WebhookDelivery
+
+log = logging.getLogger(__name__)
 
 ValuesProvider = Callable[[str, datetime.timedelta, datetime.datetime], dict[uuid.UUID, float]]
 
@@ -43,6 +46,7 @@ class Report:
     """What one evaluation changed."""
 
     rules: int = 0
+    failed: list[str] = field(default_factory=list)
     raised: int = 0
     resolved: int = 0
     deliveries: list[int] = field(default_factory=list)
@@ -59,10 +63,17 @@ def evaluate(
     provider = values or queries.window_values
     report = Report()
     for rule in AlertRule.objects.order_by("pk"):
-        with transaction.atomic():
-            raised, resolved, deliveries = evaluate_rule(rule, now, provider)
-            if deliveries:
-                delivery.send_after_commit(deliveries)
+        try:
+            with transaction.atomic():
+                raised, resolved, deliveries = evaluate_rule(rule, now, provider)
+                if deliveries:
+                    delivery.send_after_commit(deliveries)
+        except (FilterError, DatabaseError) as exc:
+            # One broken rule (a filter saved before today's checks, a statement timeout) must
+            # not stop the others; it is tried again on the next tick.
+            log.error("alert rule %r could not be evaluated: %s", rule.name, exc)
+            report.failed.append(rule.name)
+            continue
         report.rules += 1
         report.raised += raised
         report.resolved += resolved

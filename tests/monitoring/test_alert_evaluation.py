@@ -215,3 +215,14 @@ def test_two_evaluations_at_once_never_raise_the_same_alert_twice():
     assert Alert.objects.filter(rule=rule).count() == 50
     assert sum(r.raised for r in reports) == 50
     assert DeviceEvent.objects.filter(event_type="alert_raised").count() == 50
+
+
+def test_a_broken_rule_does_not_stop_the_others():
+    broken = make_rule("broken", for_seconds=0)
+    # Saved around the checks (as a rule from before them would be): not a filter any more.
+    type(broken).objects.filter(pk=broken.pk).update(filter={"field": "colour", "op": "eq"})
+    working = make_rule("working", for_seconds=0)
+    report_battery(make_device("dev"), 5)
+    report = evaluate(at(0), values=no_telemetry)
+    assert report.failed == ["broken"]
+    assert open_alerts(working) == {"dev"}
