@@ -70,9 +70,8 @@ def timed(label: str, minutes: int, rows: list) -> None:
     report = evaluate(T0 + datetime.timedelta(minutes=minutes), values=none)
     seconds = time.perf_counter() - start
     rows.append((label, report.raised, report.resolved, seconds))
-    print(
-        f"  {label}: {seconds * 1000:,.0f} ms ({report.raised:,} raised, {report.resolved:,} resolved)"
-    )
+    changes = f"{report.raised:,} raised, {report.resolved:,} resolved"
+    print(f"  {label}: {seconds * 1000:,.0f} ms ({changes})", flush=True)
 
 
 def per_device(rule: AlertRule, limit: int) -> float:
@@ -86,7 +85,7 @@ def per_device(rule: AlertRule, limit: int) -> float:
     start = time.perf_counter()
     with transaction.atomic():
         for pk in devices:
-            condition, _ = AlertCondition.objects.get_or_create(
+            AlertCondition.objects.get_or_create(
                 rule=rule, device_id=pk, defaults={"holding_since": T0}
             )
             if not Alert.objects.filter(rule=rule, device_id=pk, resolved_at__isnull=True).exists():
@@ -149,7 +148,7 @@ def main() -> None:
             loop = per_device_seconds * changed * 1000
             extra = f"{loop:,.0f} | {loop / (seconds * 1000):.0f}x"
         else:
-            extra = "– | –"
+            extra = "- | -"
         print(f"| {label} | {raised:,} | {resolved:,} | {seconds * 1000:,.0f} | {extra} |")
 
 
