@@ -108,3 +108,10 @@ def test_the_device_page_shows_its_alerts(client, viewer):
     page = client.get(reverse("admin:devices_device_change", args=[device.pk])).content.decode()
     assert 'id="device-alerts"' in page
     assert "rule-d" in page
+
+
+def test_a_device_without_alerts_has_no_alerts_section(client, viewer):
+    device = make_device("quiet")
+    client.force_login(viewer)
+    page = client.get(reverse("admin:devices_device_change", args=[device.pk])).content.decode()
+    assert 'id="device-alerts"' not in page
