@@ -4,9 +4,6 @@ Views only translate: a rule's validity is AlertRule.clean() (monitoring/alerts/
 acknowledgement is monitoring.alerts.services.acknowledge.
 """
 
-import copy
-
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
@@ -15,14 +12,16 @@ from rest_framework.response import Response
 from fleetportal.actors import actor_for_request
 from fleetportal.api.pagination import FleetCursorPagination
 from fleetportal.api.permissions import FleetPermissions, HasPermissions
-from fleetportal.api.serializers import FleetModelSerializer
+from fleetportal.api.serializers import FleetModelSerializer, ModelCleanMixin
 from monitoring.alerts import services
 from monitoring.alerts.choices import AlertState
 from monitoring.alerts.filtersets import AlertFilterSet, WebhookDeliveryFilterSet
 from monitoring.models import Alert, AlertRule, WebhookDelivery
 
 
-class AlertRuleSerializer(FleetModelSerializer):
+class AlertRuleSerializer(ModelCleanMixin, FleetModelSerializer):
+    """A rule's checks are AlertRule.clean()'s (monitoring/alerts/rules.py)."""
+
     class Meta:
         model = AlertRule
         fields = [
@@ -31,17 +30,6 @@ class AlertRuleSerializer(FleetModelSerializer):
             "created_by", "created_at",
         ]  # fmt: skip
         read_only_fields = ["created_by", "created_at"]
-
-    def validate(self, attrs):
-        # The rule's rules are AlertRule.clean()'s, so the admin and the API refuse alike.
-        rule = copy.copy(self.instance) if self.instance is not None else AlertRule()
-        for name, value in attrs.items():
-            setattr(rule, name, value)
-        try:
-            rule.full_clean(validate_unique=False)
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(serializers.as_serializer_error(exc)) from exc
-        return attrs
 
 
 class AlertSerializer(serializers.ModelSerializer):

@@ -13,7 +13,7 @@ from monitoring.alerts import delivery, targets
 from monitoring.alerts.evaluation import evaluate
 from monitoring.models import Alert, WebhookDelivery
 from tests.conftest import make_device
-from tests.devices.claim_helpers import CeleryWorker, route_tasks_to
+from tests.devices.claim_helpers import CeleryWorker, running
 from tests.monitoring.alert_helpers import Receiver, at, make_rule, report_battery
 
 SECRET = "receiver-knows-this"
@@ -204,13 +204,7 @@ def webhook_worker(django_db_setup, django_db_blocker, pki_dir, tmp_path, worker
         FLEETPORTAL_ALERT_WEBHOOK_RETRY_SECONDS="1",
         FLEETPORTAL_ALERT_WEBHOOK_MAX_ATTEMPTS="4",
     )
-    worker.start()
-    route_tasks_to(worker.broker_url, worker.queue)
-    try:
-        yield worker
-    finally:
-        route_tasks_to(None, None)
-        worker.stop()
+    yield from running(worker)
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
