@@ -187,8 +187,9 @@ def test_query_count_does_not_grow_with_the_devices():
     many = _queries_for(60, "b")
     assert Alert.objects.filter(rule=rule).count() == 62
     assert few == many
-    # Per evaluation: the rules, then one statement per rule inside its savepoint/transaction.
-    assert few <= 2 * 4
+    # Per evaluation: the rules, then per rule its savepoint, the plan settings, the one
+    # statement, the release.
+    assert few == 2 * 5
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
