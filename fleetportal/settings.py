@@ -462,10 +462,36 @@ CELERY_BEAT_SCHEDULE["telemetry-partitions"] = {
     "schedule": 3600,
 }
 # --- Monitoring: alerts (monitoring/alerts/) ---
-# (settings of this part go here)
-#
-#
-#
+# Alert rules are evaluated this often (seconds); a rule's for_seconds counts from the evaluation
+# that first saw its condition hold, so alerts are raised up to this much later than for_seconds.
+ALERT_EVALUATION_SECONDS = env_int("FLEETPORTAL_ALERT_EVALUATION_SECONDS", 30)
+CELERY_BEAT_SCHEDULE["evaluate-alert-rules"] = {
+    "task": "monitoring.alerts.tasks.evaluate_alert_rules",
+    "schedule": ALERT_EVALUATION_SECONDS,
+}
+# Webhooks: signed with HMAC-SHA256 under this secret (prefer *_FILE); without it no webhook is
+# sent (each delivery fails, visibly). docs/monitoring-alerts.md says how receivers verify.
+WEBHOOK_SECRET = env_str("FLEETPORTAL_WEBHOOK_SECRET", "")
+# Private, loopback and link-local webhook targets are refused (SSRF) unless this is true.
+ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("FLEETPORTAL_ALERT_WEBHOOK_ALLOW_PRIVATE", False)
+# One attempt's whole exchange (connect, send, answer), in seconds.
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env_int("FLEETPORTAL_ALERT_WEBHOOK_TIMEOUT_SECONDS", 5)
+# Attempts before a delivery is marked failed; the wait doubles after each failure, from the
+# base, capped at an hour (defaults: 30 s, 1 min, 2 min, … 8 tries over ~1 h).
+ALERT_WEBHOOK_MAX_ATTEMPTS = env_int("FLEETPORTAL_ALERT_WEBHOOK_MAX_ATTEMPTS", 8)
+ALERT_WEBHOOK_RETRY_SECONDS = env_int("FLEETPORTAL_ALERT_WEBHOOK_RETRY_SECONDS", 30)
+# The API schema names the rules' kinds apart from the rollouts' `kind` (both get a name).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "AlertRuleKind": "monitoring.alerts.choices.RuleKind",
+        "RolloutKind": "firmware.rollouts.choices.RolloutKind",
+    }
+)
+# Deliveries whose retry task was lost (a worker killed) are sent again by this sweep.
+CELERY_BEAT_SCHEDULE["retry-webhook-deliveries"] = {
+    "task": "monitoring.alerts.tasks.retry_webhook_deliveries",
+    "schedule": 60,
+}
 # --- Monitoring: fleet summary, /metrics, /healthz (monitoring/summary/) ---
 # Beat recounts the fleet summary this often (about 1 s of database time at a million devices);
 # the page and GET /api/v1/fleet/summary/ read the stored counts, live pages hear of a change.

@@ -1,17 +1,17 @@
-import copy
-
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
-from rest_framework.serializers import as_serializer_error
 from rest_framework.validators import UniqueValidator
 
 from devices.choices import DeviceStatus
 from devices.group_filters import FilterError, validate_filters
 from devices.models import Device, DeviceEvent, DeviceGroup
 from devices.validators import validate_device_id
-from fleetportal.api.serializers import FleetModelSerializer, StrictFieldsMixin
+from fleetportal.api.serializers import (
+    FleetModelSerializer,
+    ModelCleanMixin,
+    StrictFieldsMixin,
+)
 from fleetportal.paginators import capped_count
 
 
@@ -99,7 +99,10 @@ class DeviceTransitionSerializer(StrictFieldsMixin, serializers.Serializer):
     )
 
 
-class DeviceGroupSerializer(FleetModelSerializer):
+class DeviceGroupSerializer(ModelCleanMixin, FleetModelSerializer):
+    # The group's rules (a valid filter, no filter while devices are assigned) are
+    # DeviceGroup.clean()'s (ModelCleanMixin).
+
     member_count = serializers.SerializerMethodField(
         help_text="Members now. In lists, null for dynamic groups (counting each filter would "
         "scan the fleet per row); on a single group, exact up to the list count limit."
@@ -143,19 +146,6 @@ class DeviceGroupSerializer(FleetModelSerializer):
     @extend_schema_field(OpenApiTypes.BOOL)
     def get_member_count_is_approximate(self, group) -> bool:
         return self._count(group)[1]
-
-    def validate(self, attrs):
-        # The group's rules (a valid filter, no filter while devices are assigned) are
-        # DeviceGroup.clean()'s, so the admin and the API refuse the same with the same words.
-        group = copy.copy(self.instance) if self.instance is not None else DeviceGroup()
-        for name, value in attrs.items():
-            setattr(group, name, value)
-        try:
-            # The name's uniqueness is the UniqueValidator's, with DRF's wording, as before.
-            group.full_clean(validate_unique=False)
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(as_serializer_error(exc)) from exc
-        return attrs
 
 
 def _device_ids(help_text: str) -> serializers.SlugRelatedField:

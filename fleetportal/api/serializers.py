@@ -1,7 +1,9 @@
 """Serializer pieces shared by every app's API."""
 
+import copy
 from collections.abc import Mapping
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -40,3 +42,20 @@ class FleetModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         **serializers.ModelSerializer.serializer_field_mapping,
         models.JSONField: JSONObjectField,
     }
+
+
+class ModelCleanMixin:
+    """Validates the input with the model's full_clean() (its clean() holds the cross-field
+    rules), so the admin and the API refuse the same input with the same words, per field.
+
+    Uniqueness is left to DRF's UniqueValidator (its wording, as before)."""
+
+    def validate(self, attrs):
+        instance = copy.copy(self.instance) if self.instance is not None else self.Meta.model()
+        for name, value in attrs.items():
+            setattr(instance, name, value)
+        try:
+            instance.full_clean(validate_unique=False)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(serializers.as_serializer_error(exc)) from exc
+        return attrs

@@ -2,4 +2,5 @@
 
 
 def register() -> None:
-    """Nothing to register yet."""
+    """The alerts' Celery tasks and admin pages (monitoring has one admin module per part)."""
+    from monitoring.alerts import admin, device_page, tasks  # noqa: F401

@@ -11,6 +11,7 @@ from monitoring.summary.services import GROUP
 
 class FleetSummaryConsumer(LivePartsConsumer):
     fleet_summary = LivePartsConsumer.announce  # events {"type": "fleet.summary"}
+    alerts_changed = LivePartsConsumer.announce  # {"type": "alerts.changed"}: the latest alerts
 
     async def group_for(self) -> str | None:
         return GROUP if await database_sync_to_async(_may_read)(self.scope["user"]) else None

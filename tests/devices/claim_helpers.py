@@ -189,6 +189,11 @@ def celery_worker(django_db_setup, django_db_blocker, pki_dir, tmp_path_factory,
         tmp_path_factory.mktemp("celery") / "worker.log",
         worker_id,
     )
+    yield from running(worker)
+
+
+def running(worker: "CeleryWorker"):
+    """Starts the worker and sends this process's tasks to it until the fixture ends."""
     worker.start()
     route_tasks_to(worker.broker_url, worker.queue)
     try:
