@@ -199,6 +199,19 @@ def accepted_tokens(client: DeviceClient, expected: set[str], timeout: float) ->
     return tokens
 
 
+def activity(private_postgres) -> str:
+    """What each session of the cluster is doing (why the bridge is stuck, when it is)."""
+    try:
+        with private_postgres.connect("postgres") as conn:
+            rows = conn.execute(
+                "SELECT pid, state, wait_event_type, wait_event, left(query, 200) "
+                "FROM pg_stat_activity WHERE backend_type = 'client backend'"
+            ).fetchall()
+    except Exception as exc:  # a diagnostic: say why there is none
+        return f"\npg_stat_activity unavailable: {exc}\n"
+    return "\npg_stat_activity:\n" + "\n".join(map(str, rows)) + "\n"
+
+
 def test_bridge_recovers_from_postgres_restarts_without_losing_acknowledged_updates(
     private_postgres, devices, bridge_process, capsys
 ):
@@ -228,6 +241,8 @@ def test_bridge_recovers_from_postgres_restarts_without_losing_acknowledged_upda
             assert recovered, (
                 f"no update applied within {RECOVERY_LIMIT} s of the {mode} restart\n"
                 + bridge_process.log()
+                + activity(private_postgres)
+                + private_postgres.log()
             )
             recoveries.append((mode, time.monotonic() - back_at))
             assert bridge_process.process.poll() is None, bridge_process.log()
