@@ -503,7 +503,15 @@ CELERY_BEAT_SCHEDULE["refresh-fleet-summary"] = {
     "schedule": FLEET_SUMMARY_REFRESH_SECONDS,
 }
 CELERY_IMPORTS.append("monitoring.summary.tasks")
-QUIET_TASKS = QUIET_TASKS | {"monitoring.summary.tasks.refresh_summary"}
+# Celery's own lines about monitoring's periodic tasks are DEBUG, like the engine ticks'.
+QUIET_TASKS = QUIET_TASKS | {
+    "monitoring.summary.tasks.refresh_summary",
+    "monitoring.presence.tasks.sweep_heartbeats",
+    "monitoring.alerts.tasks.evaluate_alert_rules",
+    "monitoring.alerts.tasks.retry_webhook_deliveries",
+    "monitoring.telemetry.tasks.roll_up",
+    "monitoring.telemetry.tasks.maintain_partitions",
+}
 # /metrics needs `Authorization: Bearer <this>`; when empty, only a request from the machine
 # itself (loopback, and no proxy's forwarding header) may read it.
 METRICS_TOKEN = env_str("FLEETPORTAL_METRICS_TOKEN", "")
