@@ -14,6 +14,7 @@ Templates: `{% load console %}`, `{% status_badge value label %}`, `{% relative_
 
 from datetime import UTC, datetime
 
+from django.contrib import admin
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -59,10 +60,13 @@ def badge(value: object, label: object = None) -> SafeString:
     )
 
 
-def relative_time(moment: datetime | None, now: datetime | None = None) -> SafeString:
-    """`<time>` saying how long ago (or ahead) `moment` is, the exact UTC time on hover."""
+def relative_time(
+    moment: datetime | None, now: datetime | None = None, empty: str = "—"
+) -> SafeString:
+    """`<time>` saying how long ago (or ahead) `moment` is, the exact UTC time on hover;
+    `empty` when there is no time (a device never seen, an alert not resolved)."""
     if moment is None:
-        return format_html('<span class="time-none">{}</span>', "never")
+        return format_html('<span class="time-none">{}</span>', empty)
     moment = moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
     moment = moment.astimezone(UTC)
     return format_html(
@@ -88,3 +92,29 @@ def ago(moment: datetime, now: datetime) -> str:
             amount = f"{span // size} {unit}"
             return f"{amount} ago" if seconds > 0 else f"in {amount}"
     return f"{span} s ago" if seconds > 0 else f"in {span} s"
+
+
+# --- admin list columns ---------------------------------------------------------------------
+
+
+def status_column(field: str, description: str = ""):
+    """A list_display column showing a choices field as a badge (sorted by the field):
+    `list_display = ("job_id", status_column("status"), …)`."""
+
+    @admin.display(description=description or field.replace("_", " "), ordering=field)
+    def column(obj) -> SafeString:
+        return badge(getattr(obj, field), getattr(obj, f"get_{field}_display")())
+
+    column.__name__ = f"{field}_badge"
+    return column
+
+
+def time_column(field: str, description: str = ""):
+    """A list_display column showing a time as "5 min ago", the exact time on hover."""
+
+    @admin.display(description=description or field.replace("_", " "), ordering=field)
+    def column(obj) -> SafeString:
+        return relative_time(getattr(obj, field))
+
+    column.__name__ = f"{field}_ago"
+    return column

@@ -14,6 +14,6 @@ def status_badge(value, label=None):
 
 
 @register.simple_tag
-def relative_time(moment):
-    """`{% relative_time device.last_seen %}`: "5 min ago", exact time on hover."""
-    return console.relative_time(moment)
+def relative_time(moment, empty="—"):
+    """`{% relative_time device.last_seen "never" %}`: "5 min ago", exact time on hover."""
+    return console.relative_time(moment, empty=empty)
