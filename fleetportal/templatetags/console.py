@@ -17,3 +17,9 @@ def status_badge(value, label=None):
 def relative_time(moment, empty="—"):
     """`{% relative_time device.last_seen "never" %}`: "5 min ago", exact time on hover."""
     return console.relative_time(moment, empty=empty)
+
+
+@register.filter
+def status_tone(value):
+    """`class="badge badge-{{ rollout.status|status_tone }}"`: a badge with an id of its own."""
+    return console.tone(value)
