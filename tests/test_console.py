@@ -61,6 +61,7 @@ def parsed(response) -> Links:
 
 def test_logging_in_lands_on_the_fleet_dashboard(viewer):
     client = Client()
+    assert 'name="next" value="/admin/"' in client.get("/admin/login/").content.decode()
     answer = client.post(
         "/admin/login/", {"username": "vera", "password": "pw-vera", "next": "/admin/"}
     )
