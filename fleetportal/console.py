@@ -53,8 +53,8 @@ def tone(value: object) -> str:
 
 
 def badge(value: object, label: object = None) -> SafeString:
-    """A status pill in colour and words: `label` (default: the value, underscores as spaces)."""
-    words = label if label not in (None, "") else str(value).replace("_", " ")
+    """A status pill in colour and words: `label` (default: the value as words, "In progress")."""
+    words = label if label not in (None, "") else str(value).replace("_", " ").capitalize()
     return format_html(
         '<span class="badge badge-{}" data-status="{}">{}</span>', tone(value), value, words
     )

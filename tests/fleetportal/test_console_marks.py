@@ -49,10 +49,10 @@ def test_presence_states_have_tones(presence):
     [
         (DeviceStatus.ACTIVE, "Active", "ok", "Active"),
         ("online", "Online", "ok", "Online"),
-        ("never_connected", None, "quiet", "never connected"),
+        ("never_connected", None, "quiet", "Never connected"),
         (JobStatus.IN_PROGRESS, "In progress", "working", "In progress"),
         (RolloutStatus.PAUSED, "Paused", "attention", "Paused"),
-        (Severity.CRITICAL, "", "problem", "critical"),
+        (Severity.CRITICAL, "", "problem", "Critical"),
     ],
 )
 def test_a_badge_says_its_status_in_colour_and_words(value, label, tone, words):
