@@ -94,6 +94,9 @@ def test_the_dashboard_changes_live_when_a_figure_changes(browser, asgi_live_ser
     assert figure(browser, "presence", "never_connected") == "4"
     assert browser.find_element(By.TAG_NAME, "html") == page  # the same document: no reload
     browser.save_screenshot(str(SCREENSHOTS / "console-dashboard-live-1366.png"))
+    rollouts = browser.find_element(By.ID, "fleet-rollouts")
+    browser.execute_script("arguments[0].scrollIntoView()", rollouts)
+    browser.save_screenshot(str(SCREENSHOTS / "console-dashboard-lower-1366.png"))
 
 
 def test_the_dashboard_and_its_navigation_work_at_phone_width(browser, asgi_live_server):
