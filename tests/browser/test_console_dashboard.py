@@ -29,6 +29,10 @@ def fits(browser) -> bool:
 
 
 def open_dashboard(browser, server: str, username: str, width: int, height: int) -> None:
+    """The hand-counted fleet, counted by beat, seen by `username` right after logging in."""
+    make_user(username, ROLES[username], is_staff=True)
+    hand_counted_fleet()
+    services.refresh()
     set_viewport(browser, width, height)
     log_in(browser, SimpleNamespace(url=server), username, f"pw-{username}")
     assert browser.current_url == f"{server}/admin/"  # login lands on the dashboard
@@ -49,9 +53,6 @@ def figure(browser, group: str, key: str) -> str:
 def test_each_role_lands_on_the_dashboard_and_a_count_leads_to_that_many_devices(
     browser, asgi_live_server, username
 ):
-    make_user(username, ROLES[username], is_staff=True)
-    hand_counted_fleet()
-    services.refresh()
     open_dashboard(browser, asgi_live_server, username, 1366, 768)
 
     sidebar = browser.find_element(By.ID, "nav-sidebar")
@@ -80,9 +81,6 @@ def test_each_role_lands_on_the_dashboard_and_a_count_leads_to_that_many_devices
 
 
 def test_the_dashboard_changes_live_when_a_figure_changes(browser, asgi_live_server):
-    make_user("ada", ROLES["ada"], is_staff=True)
-    hand_counted_fleet()
-    services.refresh()
     open_dashboard(browser, asgi_live_server, "ada", 1366, 768)
     page = browser.find_element(By.TAG_NAME, "html")
     assert figure(browser, "status", "active") == "5"
@@ -100,9 +98,6 @@ def test_the_dashboard_changes_live_when_a_figure_changes(browser, asgi_live_ser
 
 
 def test_the_dashboard_and_its_navigation_work_at_phone_width(browser, asgi_live_server):
-    make_user("vera", ROLES["vera"], is_staff=True)
-    hand_counted_fleet()
-    services.refresh()
     open_dashboard(browser, asgi_live_server, "vera", 390, 844)
 
     assert not browser.find_element(By.ID, "nav-sidebar").is_displayed()
