@@ -261,3 +261,31 @@ def test_the_themes_assets_name_no_outside_host(fleet_admin):
     ):
         text = Path(finders.find(asset)).read_text(encoding="utf-8")
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", text), asset
+
+
+# --- statuses and times in the existing lists --------------------------------------------
+
+
+def test_the_alert_rollout_and_job_lists_show_badges_and_relative_times(fleet_admin):
+    hand_counted_fleet()
+    client = logged_in(fleet_admin)
+    alerts = client.get("/admin/monitoring/alert/?open=yes").content.decode()
+    assert alerts.count('class="badge badge-problem" data-status="critical">Critical<') == 2
+    assert re.search(r'<time datetime="[^"]+" title="[^"]+ UTC">\d+ min ago</time>', alerts)
+    rollouts = client.get("/admin/firmware/rollout/").content.decode()
+    assert 'class="badge badge-working" data-status="running">Running<' in rollouts
+    jobs = client.get("/admin/firmware/job/").content.decode()
+    assert 'data-status="IN_PROGRESS">In progress<' in jobs
+
+
+@pytest.mark.parametrize("value", ["maybe", "yes" * 10_000, "1e309", "%F0%9F%92%A5"])
+def test_the_open_alert_filter_ignores_what_it_does_not_know(fleet_admin, value):
+    hand_counted_fleet()
+    answer = logged_in(fleet_admin).get(f"/admin/monitoring/alert/?open={value}")
+    assert answer.status_code == 200
+    assert answer.context_data["cl"].result_count == 4  # every alert, resolved included
+
+
+def test_a_nul_in_the_filter_is_refused_at_the_door(fleet_admin):
+    answer = logged_in(fleet_admin).get("/admin/monitoring/alert/?open=%00")
+    assert answer.status_code == 400
