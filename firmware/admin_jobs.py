@@ -18,6 +18,7 @@ from firmware import admin_job_form, jobs
 from firmware.models import FirmwareVersion, Job, JobExecution, JobTemplate
 from fleetportal.actors import actor_for_request
 from fleetportal.admin_base import FleetModelAdmin, ReadOnlyAdmin
+from fleetportal.console import status_column, time_column
 
 CONFIGS = ("rollout_config", "abort_config", "timeout_config", "retry_config", "scheduling_config")
 
@@ -30,12 +31,12 @@ def _may_cancel(request) -> bool:
 class JobAdmin(ReadOnlyAdmin):
     list_display = (
         "job_id",
-        "status",
+        status_column("status"),
         "target_selection",
         "firmware",
         "released",
         "created_by",
-        "created_at",
+        time_column("created_at"),
     )
     list_filter = ("status", "target_selection")
     search_fields = ("job_id",)
@@ -177,8 +178,8 @@ def _cancel_each(model_admin, request, queryset, cancel, *, force: bool, noun: s
 @admin.register(JobExecution)
 class JobExecutionAdmin(ReadOnlyAdmin):
     list_display = (
-        "job", "device", "execution_number", "status", "status_details", "last_updated_at",
-        "confirmed_at",
+        "job", "device", "execution_number", status_column("status"), "status_details",
+        time_column("last_updated_at"), time_column("confirmed_at"),
     )  # fmt: skip
     list_filter = ("status",)
     search_fields = ("job__job_id", "device__device_id")

@@ -9,8 +9,7 @@ from django.utils.html import format_html
 from firmware import rollout_pages
 from firmware.rollouts.models import Rollout, RolloutEvent, Wave
 from fleetportal.admin_base import ReadOnlyAdmin
-
-BADGES = {"running": "#2e7d32", "paused": "#f9a825", "aborted": "#c62828", "completed": "#1565c0"}
+from fleetportal.console import status_column, time_column
 
 
 class WaveInline(admin.TabularInline):
@@ -33,21 +32,13 @@ class EventInline(WaveInline):
 @admin.register(Rollout)
 class RolloutAdmin(ReadOnlyAdmin):
     list_display = [
-        "rollout_id", "badge", "kind", "firmware", "created_by", "created_at", "page", "api",
+        "rollout_id", status_column("status"), "kind", "firmware", "created_by",
+        time_column("created_at"), "page", "api",
     ]  # fmt: skip
     list_filter = ["status", "kind"]
     search_fields = ["rollout_id"]
     list_select_related = ["firmware"]
     inlines = [WaveInline, EventInline]
-
-    @admin.display(description="status", ordering="status")
-    def badge(self, rollout: Rollout) -> str:
-        colour = BADGES.get(rollout.status, "#616161")
-        return format_html(
-            '<span style="color:#fff;background:{};padding:1px 6px;border-radius:3px">{}</span>',
-            colour,
-            rollout.get_status_display(),
-        )
 
     def get_urls(self):
         wrap = self.admin_site.admin_view

@@ -527,6 +527,14 @@ RATE_LIMITS["monitoring-address"] = (
 )
 
 
+# --- Console (L) ---
+# The admin with the console's site: navigation grouped for operators, the fleet dashboard as
+# its home page (fleetportal/admin_site.py). Same app label ("admin"), so URLs stay as they are.
+INSTALLED_APPS[INSTALLED_APPS.index("django.contrib.admin")] = (
+    "fleetportal.admin_apps.ConsoleAdminConfig"
+)
+
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -6,6 +6,7 @@ from django.db import models
 
 from fleetportal.actors import actor_for_request
 from fleetportal.admin_base import FleetModelAdmin, ReadOnlyAdmin
+from fleetportal.console import status_column, time_column
 from monitoring.alerts import services
 from monitoring.models import Alert, AlertRule, WebhookDelivery
 
@@ -33,18 +34,34 @@ class AlertRuleAdmin(FleetModelAdmin):
         super().save_model(request, obj, form, change)
 
 
+class OpenFilter(admin.SimpleListFilter):
+    """Open (not resolved) or resolved: the dashboard's alert counts link to ?open=yes
+    (the partial indexes on open alerts serve it)."""
+
+    title = "open"
+    parameter_name = "open"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Open"), ("no", "Resolved")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(resolved_at__isnull=self.value() == "yes")
+        return queryset
+
+
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyAdmin):
     list_display = (
         "rule",
         "device",
-        "severity",
-        "raised_at",
-        "resolved_at",
-        "acknowledged_at",
+        status_column("severity"),
+        time_column("raised_at"),
+        time_column("resolved_at"),
+        time_column("acknowledged_at"),
         "acknowledged_by",
     )
-    list_filter = ("severity", "rule")
+    list_filter = (OpenFilter, "severity", "rule")
     list_select_related = ("rule", "device")
     raw_id_fields = ("device",)
     actions = ["acknowledge"]

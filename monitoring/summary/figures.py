@@ -18,8 +18,8 @@ from devices.choices import DeviceStatus
 from devices.credentials import expiring
 from devices.models import Device, DeviceEvent
 from firmware.models import Job
-from firmware.rollouts.choices import ACTIVE_STATUSES
-from firmware.rollouts.models import Rollout
+from firmware.rollouts.choices import ACTIVE_STATUSES, FINAL_OUTCOMES, DeviceOutcome
+from firmware.rollouts.models import Rollout, RolloutDevice
 from monitoring.models import Alert, OnlineSample
 from shadows.configuration.services import drifted_devices
 
@@ -30,6 +30,8 @@ ACTIVE_JOB_STATUSES = ("IN_PROGRESS", "SCHEDULED")
 VERSIONS_PER_TYPE = 10
 LATEST = 10
 CERTIFICATE_WINDOWS = (7, 30)
+# Active rollouts shown with their progress on the dashboard, newest first.
+ROLLOUTS_SHOWN = 10
 
 
 def counts(now: datetime) -> dict[str, Any]:
@@ -43,6 +45,7 @@ def counts(now: datetime) -> dict[str, Any]:
         "rollouts": _grouped(
             Rollout.objects.filter(status__in=ACTIVE_STATUSES), [s.value for s in ACTIVE_STATUSES]
         ),
+        "active_rollouts": _active_rollouts(),
     }
 
 
@@ -108,6 +111,33 @@ def _open_alerts() -> dict[str, Any]:
     return {"open": sum(by_severity.values()), "by_severity": by_severity}
 
 
+def _active_rollouts() -> list[dict[str, Any]]:
+    """The newest active rollouts with their devices by outcome: one GROUP BY over their
+    devices (the (rollout, device) unique index) — beat's work, a rollout may hold a million."""
+    rollouts = list(
+        Rollout.objects.filter(status__in=ACTIVE_STATUSES)
+        .order_by("-created_at")
+        .values("pk", "rollout_id", "status")[:ROLLOUTS_SHOWN]
+    )
+    tally = (
+        RolloutDevice.objects.filter(rollout__in=[r["pk"] for r in rollouts])
+        .order_by()
+        .values_list("rollout", "outcome")
+        .annotate(n=Count("pk"))
+    )
+    progress = {r["pk"]: {"devices": 0, "finished": 0, "updated": 0, "failed": 0} for r in rollouts}
+    for rollout, outcome, n in tally:
+        counted = progress[rollout]
+        counted["devices"] += n
+        counted["finished"] += n if outcome in FINAL_OUTCOMES else 0
+        counted["updated"] += n if outcome == DeviceOutcome.UPDATED else 0
+        counted["failed"] += n if outcome == DeviceOutcome.FAILED else 0
+    return [
+        {"rollout_id": r["rollout_id"], "status": r["status"], **progress[r["pk"]]}
+        for r in rollouts
+    ]
+
+
 def _grouped(queryset, keys, field: str = "status") -> dict[str, int]:
     """Rows counted per value of `field`, every expected key present (0 when none)."""
     found = dict(queryset.order_by().values_list(field).annotate(n=Count("pk")))
@@ -124,6 +154,7 @@ def latest(now: datetime) -> dict[str, Any]:
         "latest_events": [
             {
                 "device_id": e.device.device_id,
+                "device_pk": str(e.device.pk),
                 "event_type": e.event_type,
                 "actor": e.actor,
                 "created_at": e.created_at,
@@ -135,6 +166,7 @@ def latest(now: datetime) -> dict[str, Any]:
                 "id": a.pk,
                 "rule": a.rule.name,
                 "device_id": a.device.device_id,
+                "device_pk": str(a.device.pk),
                 "severity": a.severity,
                 "raised_at": a.raised_at,
                 "acknowledged": a.acknowledged_at is not None,
@@ -170,3 +202,11 @@ def admin_link(name: str, **query: str) -> str:
     except NoReverseMatch:
         return ""
     return f"{url}?{urlencode(query)}" if query else url
+
+
+def admin_link_to(name: str, key: str) -> str:
+    """The admin page `name` of one object (its key in the URL), or "" when not installed."""
+    try:
+        return reverse(name, args=[key])
+    except NoReverseMatch:
+        return ""

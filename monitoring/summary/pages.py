@@ -1,7 +1,8 @@
-"""The fleet summary page (/fleet/, admin look): every figure links to the admin list it counts.
+"""The fleet summary: the console's home (/admin/, registered on fleetportal's HOME_PAGE) and
+its own page (/fleet/), both in the admin look; every figure links to the admin list it counts.
 
-The parts are one fragment (/fleet/parts/) that the page fetches again when the socket says
-the summary changed (monitoring.summary.consumers; script monitoring/fleet_live.js)."""
+The parts are one fragment (/fleet/parts/) that both fetch again when the socket says the
+summary changed (monitoring.summary.consumers; script fleetportal/live_parts.js)."""
 
 from typing import Any
 
@@ -15,6 +16,7 @@ from monitoring.summary import figures, services
 from monitoring.summary.api import VIEW
 
 DEVICES = "admin:devices_device_changelist"
+ALERTS = "admin:monitoring_alert_changelist"
 PRESENCE_FILTER = {"online": "yes", "offline": "no", "never_connected": "no"}
 PRESENCE_LABEL = {"online": "Online", "offline": "Offline", "never_connected": "Never connected"}
 
@@ -29,16 +31,29 @@ def fleet_parts(request):
 
 @permission_required(VIEW, raise_exception=True)
 def _render(request, template: str):
+    context = {**admin.site.each_context(request), "title": "Fleet summary", **figures_context()}
+    return TemplateResponse(request, template, context)
+
+
+def home_section(request, _site) -> dict[str, Any]:
+    """The console's home page section (fleetportal.admin_site.HOME_PAGE; VIEW is checked
+    there): the same parts as /fleet/, live on the same socket."""
+    return figures_context()
+
+
+def figures_context() -> dict[str, Any]:
     summary = services.current()
-    context = {
-        **admin.site.each_context(request),
-        "title": "Fleet summary",
+    for row in summary["latest_events"] + summary["latest_alerts"]:
+        row["link"] = figures.admin_link_to("admin:devices_device_change", row["device_pk"])
+    return {
         "summary": summary,
         "tiles": tiles(summary),
         "firmware": firmware_rows(summary["firmware"]),
+        "rollouts": rollout_rows(summary.get("active_rollouts", [])),
+        "online_chart": sparkline(summary["online_ratio_24h"]["samples"]),
+        "online_link": figures.admin_link(DEVICES, online="yes"),
         "parts_url": reverse("fleet-page-parts"),
     }
-    return TemplateResponse(request, template, context)
 
 
 def tile(key: str, label: str, count: int, url: str) -> dict[str, Any]:
@@ -53,10 +68,15 @@ TITLES = {
 }
 
 
+# Groups whose keys are statuses (fleetportal.console's tones): their labels are badges.
+BADGED = ("presence", "status", "alerts")
+
+
 def tiles(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """The groups of figures, each with its title and its (label, count, link) rows."""
     return [
-        {"name": name, "title": TITLES[name], "rows": rows} for name, rows in _rows(summary).items()
+        {"name": name, "title": TITLES[name], "rows": rows, "badges": name in BADGED}
+        for name, rows in _rows(summary).items()
     ]
 
 
@@ -75,7 +95,7 @@ def _rows(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             for s in DeviceStatus
         ],
         "alerts": [
-            tile(k, k.capitalize(), alerts[k], link("admin:monitoring_alert_changelist"))
+            tile(k, k.capitalize(), alerts[k], link(ALERTS, severity__exact=k, open="yes"))
             for k in figures.SEVERITIES
         ],
         "work": [
@@ -129,3 +149,34 @@ def firmware_rows(per_type: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for of_type in per_type
     ]
+
+
+def rollout_rows(active: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Active rollouts with the share of their devices final (updated, failed or canceled)."""
+    return [
+        {
+            **r,
+            "percent": round(100 * r["finished"] / r["devices"]) if r["devices"] else 0,
+            "link": figures.admin_link_to("admin:firmware_rollout_page", r["rollout_id"]),
+        }
+        for r in active
+    ]
+
+
+SPARK_WIDTH, SPARK_HEIGHT = 240, 48
+
+
+def sparkline(samples: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The 24 h online ratio as an SVG polyline's points (drawn server-side: correct without
+    JavaScript and swapped with the parts like every other figure); None without samples."""
+    if not samples:
+        return None
+    step = SPARK_WIDTH / max(len(samples) - 1, 1)
+    ratios = [max(0.0, min(1.0, float(s["ratio"]))) for s in samples]
+    if len(ratios) == 1:
+        ratios = ratios * 2  # one sample: a flat line across
+    points = " ".join(
+        f"{i * step:.1f},{SPARK_HEIGHT - ratio * SPARK_HEIGHT:.1f}"
+        for i, ratio in enumerate(ratios)
+    )
+    return {"points": points, "width": SPARK_WIDTH, "height": SPARK_HEIGHT, "last": ratios[-1]}
