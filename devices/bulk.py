@@ -11,6 +11,7 @@ job's bundle can be downloaded only once.
 import csv
 import io
 import logging
+import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from django.utils import timezone
 from devices import credentials, pki, services
 from devices.choices import BulkJobStatus, CredentialStatus
 from devices.models import BulkProvisioningJob, Device, DeviceCredential, DeviceGroup
-from fleetportal import resumable
+from fleetportal import live, resumable
 from fleetportal.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,11 @@ COLUMNS = (*DEVICE_COLUMNS, "group", "metadata", "csr")
 MAX_ROWS = 10_000
 PROGRESS_EVERY = 200
 BUNDLE_BATCH = 200
+
+
+def live_group(job_pk) -> str:
+    """The channel-layer group of a bulk job's page (fleetportal.live)."""
+    return f"bulkjob.{uuid.UUID(str(job_pk)).hex}"
 
 
 class BulkError(DomainError):
@@ -175,9 +181,11 @@ def run_bulk_job(job_id: str) -> None:
             pass
     except Exception as exc:
         logger.exception("Bulk job %s failed", job_id)
-        BulkProvisioningJob.objects.filter(pk=job_id).update(
-            status=BulkJobStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000]
-        )
+        with transaction.atomic():
+            BulkProvisioningJob.objects.filter(pk=job_id).update(
+                status=BulkJobStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000]
+            )
+            live.emit(live_group(job_id), "job", {"type": "job.changed"})
         raise
 
 
@@ -196,6 +204,7 @@ def _step(job_id: str, columns: list[str], rows: list[tuple[int, list[str]]]) ->
         if job.processed_rows >= len(rows):
             job.status, job.finished_at = BulkJobStatus.FINISHED, job.heartbeat_at
         job.save()
+        live.emit(live_group(job.pk), "job", {"type": "job.changed"})
         return job.status == BulkJobStatus.RUNNING
 
 
