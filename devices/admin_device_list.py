@@ -52,6 +52,8 @@ def sidebar_filter(spec: ListFilter) -> type[admin.SimpleListFilter]:
             "parameter_name": spec.parameter,
             "lookups": lambda self, request, model_admin: spec.choices(),
             "queryset": queryset,
+            # Applied even when it lists no values (no groups yet; a value typed into a URL).
+            "has_output": lambda self: True,
         },
     )
 
@@ -239,5 +241,5 @@ class DeviceListMixin:
         return HttpResponseRedirect(reverse("admin:devices_bulkdeviceaction_change", args=[job.pk]))
 
 
-def _cap() -> int:
-    return settings.BULK_ACTION_MAX_DEVICES
+def _cap() -> str:
+    return f"{settings.BULK_ACTION_MAX_DEVICES:,}"

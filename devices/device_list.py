@@ -58,6 +58,25 @@ class ListColumn:
     order: int = 100
 
 
+def two_way_filter(
+    parameter: str,
+    title: str,
+    matching: tuple[str, str],
+    other: tuple[str, str],
+    condition: Callable[[], Q],
+    order: int = 100,
+) -> ListFilter:
+    """A filter with two values, `matching` (value, label) for the devices `condition()` holds
+    for and `other` for the rest; not expressible in the filter language."""
+
+    def compiled(value: str) -> Q:
+        if value not in (matching[0], other[0]):
+            raise BadListFilter(f"Unknown filter value {value[:40]!r}.")
+        return Q(condition()) if value == matching[0] else ~Q(condition())
+
+    return ListFilter(parameter, title, lambda: [matching, other], compiled, order=order)
+
+
 class ListExtensions:
     """The device list's filters and columns; a name is registered once (a second, different
     registration raises at start-up, as devices.pages does)."""
@@ -144,7 +163,11 @@ def filter_document(params: Mapping[str, str]) -> dict:
             "A search cannot be saved in a group's filter; use the filters in the sidebar."
         )
     for list_filter, value in active_filters(params):
-        node = list_filter.document(value)
+        try:
+            node = list_filter.document(value)
+        except BadListFilter as exc:
+            problems.append(f"“{list_filter.title}”: {exc}")
+            continue
         if node is None:
             problems.append(
                 f"The filter “{list_filter.title}” cannot be expressed in a group's filter."
@@ -183,13 +206,16 @@ def _status_choices() -> list[tuple[str, str]]:
     return [(str(s.value), str(s.label)) for s in DeviceStatus]
 
 
+def _yes(value: str) -> bool:
+    if value not in ("yes", "no"):
+        raise BadListFilter(f"Unknown filter value {value[:40]!r}.")
+    return value == "yes"
+
+
 def _online(value: str) -> Q:
     from devices import online
 
-    yes = {"yes": True, "no": False}.get(value)
-    if yes is None:
-        raise BadListFilter(f"Unknown filter value {value[:40]!r}.")
-    return online.condition() if yes else ~online.condition()
+    return online.condition() if _yes(value) else ~online.condition()
 
 
 def _indexed(name: str) -> Choices:
@@ -244,7 +270,7 @@ def _register_own() -> None:
             "connectivity",
             lambda: [("yes", "Online"), ("no", "Offline")],
             _online,
-            lambda v: {"field": "online", "op": "eq", "value": v == "yes"},
+            lambda v: {"field": "online", "op": "eq", "value": _yes(v)},
             order=20,
         )
     )

@@ -19,11 +19,12 @@ class ShadowConsumer(LivePartsConsumer):
         found = await database_sync_to_async(_readable_shadow)(self.scope["user"], shadow_id)
         if found is None:
             return None
-        self.device_pk, self.name = found
+        self.device_pk, self.shadow_name = found
         return device_group(self.device_pk)
 
     async def shadow_changed(self, event):
-        if event.get("name") == self.name:  # the device's other shadows have pages of their own
+        # The device's other shadows have pages of their own.
+        if event.get("name") == self.shadow_name:
             await self.announce(event)
 
     async def dispatch(self, message):

@@ -4,10 +4,10 @@
 The count is a correlated subquery in the list's select: PostgreSQL runs it only for the page's
 rows, each an index scan of alert_device_raised_idx; the filter is an EXISTS on the same index."""
 
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from devices.device_list import DEVICE_LIST, BadListFilter, ListColumn, ListFilter
+from devices.device_list import DEVICE_LIST, ListColumn, two_way_filter
 from fleetportal import console
 from monitoring.models import Alert
 
@@ -28,21 +28,15 @@ def _cell(device):
     return console.badge("alerts", f"{count} open") if count else "—"
 
 
-def _condition(value: str) -> Q:
-    if value not in ("yes", "no"):
-        raise BadListFilter(f"Unknown filter value {value[:40]!r}.")
-    has = Exists(_open_alerts())
-    return Q(has) if value == "yes" else ~Q(has)
-
-
 def register() -> None:
     DEVICE_LIST.add_column(ListColumn("open_alerts", "alerts", _annotate, _cell, order=50))
     DEVICE_LIST.add_filter(
-        ListFilter(
+        two_way_filter(
             "open_alert",
             "open alert",
-            lambda: [("yes", "Has an open alert"), ("no", "No open alert")],
-            _condition,
+            ("yes", "Has an open alert"),
+            ("no", "No open alert"),
+            lambda: Exists(_open_alerts()),
             order=70,
         )
     )

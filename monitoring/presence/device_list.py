@@ -2,27 +2,21 @@
 row have never connected since monitoring was installed (monitoring.models.Presence); the
 connectivity filter (online / offline) is devices' own, through devices.online."""
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 
-from devices.device_list import DEVICE_LIST, BadListFilter, ListFilter
+from devices.device_list import DEVICE_LIST, two_way_filter
 from monitoring.models import Presence
 
 
-def _condition(value: str) -> Q:
-    if value not in ("never", "ever"):
-        raise BadListFilter(f"Unknown filter value {value[:40]!r}.")
-    # The presence row's primary key is the device: an index probe per device.
-    seen = Exists(Presence.objects.filter(device=OuterRef("pk")))
-    return ~Q(seen) if value == "never" else Q(seen)
-
-
 def register() -> None:
+    # The presence row's primary key is the device: one index probe per device.
     DEVICE_LIST.add_filter(
-        ListFilter(
+        two_way_filter(
             "connected",
             "ever connected",
-            lambda: [("never", "Never connected"), ("ever", "Connected at least once")],
-            _condition,
+            ("ever", "Connected at least once"),
+            ("never", "Never connected"),
+            lambda: Exists(Presence.objects.filter(device=OuterRef("pk"))),
             order=25,
         )
     )
