@@ -98,7 +98,7 @@ class DeviceListMixin:
     # -- columns -----------------------------------------------------------------------------
 
     def get_list_display(self, request):
-        own = ("device", "device_type", "status_badge", "presence", "firmware_version", "group")
+        own = ("device", "device_type", "status_badge", "connectivity", "firmware_version", "group")
         added = tuple(self._column(c) for c in DEVICE_LIST.ordered_columns())
         return (*own, "seen", *added)
 
@@ -123,7 +123,7 @@ class DeviceListMixin:
         return console.badge(device.status, device.get_status_display())
 
     @admin.display(description="presence")
-    def presence(self, device):
+    def connectivity(self, device):
         return console.badge(
             *(("online", "online") if device.is_online else ("offline", "offline"))
         )

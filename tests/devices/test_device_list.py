@@ -143,7 +143,6 @@ def test_the_filters_the_dashboard_links_to(client, viewer, query, expected):
         "online=maybe",
         "group__id__exact=not-a-uuid",
         "certificate_expires=9999999999999999999999",
-        "open_alert=%00",
         "drift=1",
     ],
 )
@@ -167,7 +166,6 @@ def test_a_bad_filter_value_is_a_message_not_a_500(client, viewer, query):
         ("site", set()),  # a key, not a value
         ("b-2", {"b-2"}),  # the device ID as before
         ("Boiler", {"b-2"}),  # the name
-        ("\x00", {"b-1", "b-2"}),  # hostile: a NUL (PostgreSQL refuses it) is dropped
     ],
 )
 def test_search_finds_metadata_and_location_values(client, viewer, term, expected):
@@ -194,6 +192,13 @@ def test_search_in_values_is_served_by_its_trigram_index():
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "device_values_trgm" in plan, plan
+
+
+def test_a_nul_in_the_query_string_is_refused_at_the_door(client, viewer):
+    client.force_login(viewer)
+    assert client.get(DEVICES, {"q": "a\x00b"}).status_code == 400
+    assert client.get(DEVICES, {"open_alert": "\x00"}).status_code == 400
+    assert client.get(EXPORT, {"q": "\x00"}).status_code == 400
 
 
 def test_a_long_search_is_cut_not_refused(client, viewer):
@@ -309,7 +314,7 @@ def test_saving_the_filter_makes_a_group_with_the_lists_devices(client, operator
     client.force_login(operator)
     url = f"{SAVE_GROUP}?status__exact=active&device_type=meter"
     page = client.get(url)
-    assert '"value": "meter"' in page.text
+    assert "&quot;value&quot;: &quot;meter&quot;" in page.text
     response = client.post(url, {"name": "active meters", "description": ""})
     group = DeviceGroup.objects.get(name="active meters")
     assert response.status_code == 302
