@@ -7,15 +7,17 @@ checked at 1366 px and 390 px wide for horizontal overflow; screenshots go to va
 
 import csv
 import io
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from django.utils import timezone
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from devices.choices import DeviceStatus
-from devices.models import DeviceGroup
-from monitoring.models import Presence
+from devices.models import Device, DeviceGroup
+from monitoring.models import Alert, AlertRule, Presence
 from shadows import services as shadows
 from tests.browser.conftest import SCREENSHOTS, log_in, set_viewport, submit, text_of
 from tests.conftest import make_device, make_group, make_user
@@ -38,7 +40,9 @@ def table_is_cut(browser) -> bool:
 
 
 def a_fleet():
-    group = make_group("roof")
+    """Five devices with values as wide as a real fleet's (names, groups, times, alerts)."""
+    group = make_group("building-a-roof")
+    rule = AlertRule.objects.create(name="battery low", severity="critical")
     for n in range(3):
         device = make_device(
             f"sensor-{n}",
@@ -49,6 +53,9 @@ def a_fleet():
             metadata={"site": "berlin-mitte"},
         )
         Presence.objects.create(device=device, online=n != 2)
+        seen = timezone.now() - timedelta(minutes=12 * (n + 1))
+        Device.objects.filter(pk=device.pk).update(last_seen=seen)
+        Alert.objects.create(rule=rule, device=device, severity="critical", raised_at=seen)
     make_device("camera-1", device_type="camera", device_name="=HYPERLINK(1)")
     make_device("meter-1", device_type="meter", status=DeviceStatus.MAINTENANCE)
 
@@ -70,13 +77,13 @@ def test_an_operator_filters_the_list_and_exports_it(browser, live_server, width
     set_viewport(browser, width, height)
     log_in(browser, live_server, "otto", "pw-otto")
     open_list(browser, live_server.url)
+    browser.save_screenshot(str(SCREENSHOTS / f"console-device-list-{width}.png"))
     assert listed(browser) == {"sensor-0", "sensor-1", "sensor-2", "camera-1", "meter-1"}
     assert not page_overflows(browser)
     if width == 1366:
         assert not table_is_cut(browser)  # every column fits
     else:
         assert table_is_cut(browser)  # the table scrolls inside its own box, not the page
-    browser.save_screenshot(str(SCREENSHOTS / f"console-device-list-{width}.png"))
 
     # Follow a filter of the sidebar (at 390 px it is below the list).
     link = browser.find_element(By.XPATH, "//nav[@id='changelist-filter']//a[text()='Active']")
@@ -137,12 +144,13 @@ def test_the_group_preview_follows_the_typing(browser, live_server, width, heigh
     browser.get(f"{live_server.url}/admin/devices/devicegroup/add/")
     field = browser.find_element(By.ID, "id_filters")
     state = "#group-preview-state"
+    assert "Type a filter" in text_of(browser, state)  # the new group's "{}": nothing to preview
+    field.clear()
     field.send_keys('{"field": "device_type", "op": "eq", "value": "sensor"}')
     WebDriverWait(browser, 10).until(lambda b: "Matches 3 devices" in text_of(b, state))
     assert len(browser.find_elements(By.CSS_SELECTOR, "#group-preview-sample tbody tr")) == 3
     assert not page_overflows(browser)
-    preview = browser.find_element(By.ID, "group-filter-preview")
-    browser.execute_script("arguments[0].scrollIntoView()", preview)
+    browser.execute_script("arguments[0].scrollIntoView()", field)  # the filter and its preview
     browser.save_screenshot(str(SCREENSHOTS / f"console-group-preview-{width}.png"))
 
     field.clear()
@@ -156,7 +164,7 @@ def test_the_group_preview_follows_the_typing(browser, live_server, width, heigh
     help_box.find_element(By.TAG_NAME, "summary").click()
     assert "Sensors in Berlin" in help_box.text
     assert not page_overflows(browser)
-    assert not DeviceGroup.objects.exists()  # nothing saved by previewing
+    assert [g.name for g in DeviceGroup.objects.all()] == ["building-a-roof"]  # nothing saved
 
 
 def live_state(browser, element_id: str) -> str:

@@ -64,10 +64,23 @@
     }
   }
 
+  const HINT = state.textContent;
+
+  function blank() {  // a static group: nothing to preview
+    return ["", "{}"].includes(field.value.replace(/\s/g, ""));
+  }
+
   field.addEventListener("input", () => {
     clearTimeout(timer);
+    asked++;  // an answer still on its way is for older text
+    if (blank()) {
+      errors.hidden = table.hidden = true;
+      state.textContent = HINT;
+      box.dataset.count = "";
+      return;
+    }
     state.textContent = "…";
     timer = setTimeout(ask, WAIT_MS);
   });
-  if (field.value.trim()) ask();
+  if (!blank()) ask();
 })();
