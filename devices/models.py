@@ -505,7 +505,8 @@ class BulkDeviceAction(models.Model):
         ]
 
     def __str__(self):
-        return f"bulk action {self.id} ({self.status})"
+        # No status here: the page's title is not one of its live parts.
+        return f"bulk action {self.id}"
 
     @property
     def percent(self) -> int:
