@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import orjson
 from celery import shared_task
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from devices import credentials, pki, services
@@ -210,13 +210,7 @@ def _step(job_id: str, columns: list[str], rows: list[tuple[int, list[str]]]) ->
 
 def claim_stalled(cutoff) -> list[str]:
     """Running jobs whose worker went quiet before cutoff, claimed by refreshing the heartbeat."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {BulkProvisioningJob._meta.db_table} SET heartbeat_at = now()"  # noqa: S608
-            " WHERE status = %s AND (heartbeat_at IS NULL OR heartbeat_at < %s) RETURNING id",
-            [BulkJobStatus.RUNNING, cutoff],
-        )
-        return [str(job_id) for (job_id,) in cursor.fetchall()]
+    return resumable.claim_stalled_rows(BulkProvisioningJob, cutoff)
 
 
 RESUMABLE = resumable.JobKind(

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from celery import shared_task
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from devices import device_list, groups, services
@@ -167,13 +167,7 @@ def _apply(job: BulkDeviceAction, devices: list[Device]) -> tuple[int, list[dict
 
 def claim_stalled(cutoff) -> list[str]:
     """Running jobs whose worker went quiet before cutoff, claimed by refreshing the heartbeat."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {BulkDeviceAction._meta.db_table} SET heartbeat_at = now()"  # noqa: S608
-            " WHERE status = %s AND (heartbeat_at IS NULL OR heartbeat_at < %s) RETURNING id",
-            [BulkJobStatus.RUNNING, cutoff],
-        )
-        return [str(job_id) for (job_id,) in cursor.fetchall()]
+    return resumable.claim_stalled_rows(BulkDeviceAction, cutoff)
 
 
 RESUMABLE = resumable.JobKind(

@@ -425,6 +425,13 @@ class ProvisioningTemplate(models.Model):
         return self.name
 
 
+def running_heartbeat_index(name: str) -> models.Index:
+    """The stalled-job sweep's index: running jobs by heartbeat (fleetportal.resumable)."""
+    return models.Index(
+        fields=["heartbeat_at"], name=name, condition=models.Q(status=BulkJobStatus.RUNNING)
+    )
+
+
 class BulkProvisioningJob(models.Model):
     """A CSV of devices registered by a Celery worker; their credentials download once."""
 
@@ -451,14 +458,7 @@ class BulkProvisioningJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [
-            # The stalled-job sweep: running jobs by heartbeat (fleetportal.resumable).
-            models.Index(
-                fields=["heartbeat_at"],
-                name="bulk_job_running_heartbeat",
-                condition=models.Q(status="running"),
-            )
-        ]
+        indexes = [running_heartbeat_index("bulk_job_running_heartbeat")]
 
     def __str__(self):
         return f"bulk job {self.id} ({self.status})"
@@ -495,14 +495,7 @@ class BulkDeviceAction(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [
-            # The stalled-job sweep: running jobs by heartbeat (fleetportal.resumable).
-            models.Index(
-                fields=["heartbeat_at"],
-                name="bulk_action_running_heartbeat",
-                condition=models.Q(status="running"),
-            )
-        ]
+        indexes = [running_heartbeat_index("bulk_action_running_heartbeat")]
 
     def __str__(self):
         # No status here: the page's title is not one of its live parts.

@@ -6,32 +6,16 @@ import asyncio
 import uuid
 
 import pytest
-from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
-from django.db import connections
 
 from devices import bulk_actions
 from devices.choices import DeviceStatus
 from devices.consumers import BulkActionConsumer, BulkProvisioningConsumer
 from devices.models import BulkDeviceAction, BulkProvisioningJob
 from tests.conftest import make_device, make_user
+from tests.live_sockets import close_consumer_connection, communicator, received_within
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-
-
-def communicator(consumer, path: str, job_id, user) -> WebsocketCommunicator:
-    socket = WebsocketCommunicator(consumer.as_asgi(), path)
-    socket.scope["user"] = user
-    socket.scope["url_route"] = {"kwargs": {"job_id": job_id}}
-    return socket
-
-
-async def received_within(socket, seconds: float = 1.5) -> list[str]:
-    messages = []
-    while not await socket.receive_nothing(timeout=seconds):
-        messages.append(await socket.receive_from())
-    return messages
 
 
 def test_a_bulk_actions_page_hears_its_steps(viewer):
@@ -46,14 +30,14 @@ def test_a_bulk_actions_page_hears_its_steps(viewer):
     )
 
     async def watch():
-        socket = communicator(BulkActionConsumer, "/ws/", job.pk, viewer)
+        socket = communicator(BulkActionConsumer, viewer, job_id=job.pk)
         connected, _ = await socket.connect()
         assert connected
         assert await socket.receive_from(timeout=5) == "changed"  # the catch-up
         await asyncio.to_thread(bulk_actions.run, str(job.pk))
         heard = await received_within(socket)
         await socket.disconnect()
-        await database_sync_to_async(connections.close_all)()
+        await close_consumer_connection()
         return heard
 
     assert asyncio.run(watch()) == ["changed"]  # coalesced: one message for the whole run
@@ -75,8 +59,8 @@ def test_the_socket_refuses_who_may_not_see_the_job(viewer, who, consumer):
     job_id = uuid.uuid4() if who == "missing job" else job.pk
 
     async def connect():
-        answer = await communicator(consumer, "/ws/", job_id, user).connect()
-        await database_sync_to_async(connections.close_all)()
+        answer = await communicator(consumer, user, job_id=job_id).connect()
+        await close_consumer_connection()
         return answer
 
     assert asyncio.run(connect()) == (False, 4403)
@@ -86,10 +70,10 @@ def test_a_viewer_may_watch_a_provisioning_job(viewer):
     job = BulkProvisioningJob.objects.create(csv_text="device_id,device_type\n", created_by="x")
 
     async def connect():
-        socket = communicator(BulkProvisioningConsumer, "/ws/", job.pk, viewer)
+        socket = communicator(BulkProvisioningConsumer, viewer, job_id=job.pk)
         connected, _ = await socket.connect()
         await socket.disconnect()
-        await database_sync_to_async(connections.close_all)()
+        await close_consumer_connection()
         return connected
 
     assert asyncio.run(connect())

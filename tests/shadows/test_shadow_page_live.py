@@ -5,30 +5,14 @@ who may not see shadows; the page marks the parts it fetches again."""
 import asyncio
 
 import pytest
-from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
-from django.db import connections
 from django.urls import reverse
 
 from shadows import services
 from shadows.consumers import ShadowConsumer
 from tests.conftest import make_device, make_user
+from tests.live_sockets import close_consumer_connection, communicator, received_within
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-
-
-def communicator(shadow_id, user) -> WebsocketCommunicator:
-    socket = WebsocketCommunicator(ShadowConsumer.as_asgi(), "/ws/")
-    socket.scope["user"] = user
-    socket.scope["url_route"] = {"kwargs": {"shadow_id": shadow_id}}
-    return socket
-
-
-async def received_within(socket, seconds: float = 1.5) -> list[str]:
-    messages = []
-    while not await socket.receive_nothing(timeout=seconds):
-        messages.append(await socket.receive_from())
-    return messages
 
 
 def test_the_page_hears_its_own_shadow_only(viewer):
@@ -37,7 +21,7 @@ def test_the_page_hears_its_own_shadow_only(viewer):
     services.set_desired(device, "power", {"mode": "eco"}, actor="x")
 
     async def watch():
-        socket = communicator(classic.pk, viewer)
+        socket = communicator(ShadowConsumer, viewer, shadow_id=classic.pk)
         connected, _ = await socket.connect()
         assert connected
         assert await socket.receive_from(timeout=5) == "changed"  # the catch-up
@@ -48,7 +32,7 @@ def test_the_page_hears_its_own_shadow_only(viewer):
             await asyncio.to_thread(services.update, device, "", report, actor="device")
         heard = await received_within(socket)
         await socket.disconnect()
-        await database_sync_to_async(connections.close_all)()
+        await close_consumer_connection()
         return quiet, heard
 
     quiet, heard = asyncio.run(watch())
@@ -62,8 +46,8 @@ def test_the_socket_refuses_who_may_not_see_shadows():
     nobody = make_user("nobody", is_staff=True)
 
     async def connect():
-        answer = await communicator(shadow.pk, nobody).connect()
-        await database_sync_to_async(connections.close_all)()
+        answer = await communicator(ShadowConsumer, nobody, shadow_id=shadow.pk).connect()
+        await close_consumer_connection()
         return answer
 
     assert asyncio.run(connect()) == (False, 4403)
