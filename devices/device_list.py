@@ -63,7 +63,7 @@ def two_way_filter(
     title: str,
     matching: tuple[str, str],
     other: tuple[str, str],
-    condition: Callable[[], Q],
+    condition: Callable[[], Q | Exists],
     order: int = 100,
 ) -> ListFilter:
     """A filter with two values, `matching` (value, label) for the devices `condition()` holds
