@@ -50,8 +50,9 @@ HASH = "mod(hashtext(d.device_id)::bigint + 2147483648, 100)"
 DATA_SQL = [
     # 60% online, 30% offline, 10% never connected.
     f"""INSERT INTO monitoring_presence
-        (device_id, online, changed_at, connection, connected_at, disconnected_at, reason)
-    SELECT d.id, {HASH} < 60, now(), 'c-' || d.device_id, now(), NULL, 'connected'
+        (device_id, online, changed_at, connection, connected_at, disconnected_at, reason,
+         connections)
+    SELECT d.id, {HASH} < 60, now(), 'c-' || d.device_id, now(), NULL, 'connected', 1
     FROM devices_device d WHERE {HASH} < 90""",
     """INSERT INTO monitoring_alertrule (name, description, kind, filter, metric, op,
         window_seconds, for_seconds, severity, enabled, webhook_url, created_by, created_at)

@@ -1,7 +1,8 @@
 """The baseline for bench/registry.py: the same admin and API with Django's and DRF's defaults.
 
 Stock admin: the default Paginator (a full COUNT(*) per page view), show_full_result_count (a
-second full count), and plain list_filter fields (SELECT DISTINCT over the table for each).
+second full count), plain list_filter fields (SELECT DISTINCT over the table for each) and
+Django's own search over the device's text fields.
 Stock API: page-number pagination (a full COUNT(*) and OFFSET to reach a deep page).
 """
 
@@ -21,6 +22,13 @@ class StockDeviceAdmin(DeviceAdmin):
     paginator = Paginator
     show_full_result_count = True
     list_filter = ("status", "device_type", "group", "firmware_version")
+
+    def get_list_filter(self, request):
+        return self.list_filter  # Django's own field filters, not devices.device_list's
+
+    def get_search_results(self, request, queryset, search_term):
+        # Django's search over search_fields (no metadata or location values).
+        return admin.ModelAdmin.get_search_results(self, request, queryset, search_term)
 
 
 class StockPagination(PageNumberPagination):

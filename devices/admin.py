@@ -14,7 +14,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -24,22 +24,18 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from devices import groups, lifecycle, services
-from devices.admin_filters import (
-    DeviceTypeFilter,
-    EventTypeFilter,
-    FirmwareVersionFilter,
-    GroupFilter,
-    OnlineFilter,
-)
+from devices.admin_device_list import DeviceListMixin
+from devices.admin_filters import EventTypeFilter
 from devices.choices import DeviceStatus
+from devices.device_list import DEVICE_LIST, GROUP_PARAMETER
 from devices.exceptions import IllegalTransition
 from devices.group_filters import FilterError
-from devices.models import Device, DeviceEvent, DeviceGroup
+from devices.models import Device, DeviceEvent, DeviceGroup, SearchValues
 from devices.pages import DEVICE_PAGE, GROUP_PAGE
 from fleetportal.actors import actor_for_request
 from fleetportal.admin_base import FleetModelAdmin, ReadOnlyAdmin
 from fleetportal.errors import DomainError
-from fleetportal.paginators import capped_count
+from fleetportal.forms import JSONTextField
 
 # One admin action runs in one web request and one transaction; larger batches ("select all" on
 # a big fleet) belong to a background job, so the admin refuses them instead of timing out.
@@ -85,31 +81,15 @@ class TransitionForm(forms.Form):
 
 
 @admin.register(Device)
-class DeviceAdmin(FleetModelAdmin):
-    list_display = (
-        "device_id",
-        "device_name",
-        "device_type",
-        "status",
-        "group",
-        "firmware_version",
-        "online",
-        "last_seen",
-        "created_at",
-    )
+class DeviceAdmin(DeviceListMixin, FleetModelAdmin):
+    # Columns and filters: devices.admin_device_list (with what other apps add).
     list_select_related = ("group",)
-    list_filter = (
-        "status",
-        DeviceTypeFilter,
-        GroupFilter,
-        FirmwareVersionFilter,
-        OnlineFilter,
-    )
     # Only orders an index can serve; sorting a million rows by name would take seconds.
-    sortable_by = ("device_id", "last_seen", "created_at")
+    sortable_by = ("device", "seen", "created_at")
     ordering = ("-created_at",)
+    # Searched by devices.device_list.search_condition (each part trigram-indexed).
     search_fields = ("device_id", "serial_number", "device_name")
-    search_help_text = "Device ID, serial number or name contains…"
+    search_help_text = "Device ID, name, serial number, or a metadata or location value contains…"
     action_form = DeviceActionForm
     actions = ("to_provisioning", "to_active", "to_maintenance", "to_decommissioned")
     readonly_fields = ("device_id", "status", "last_seen", "created_at", "updated_at", "timeline")
@@ -156,12 +136,9 @@ class DeviceAdmin(FleetModelAdmin):
     # -- list ---------------------------------------------------------------------------------
 
     def get_queryset(self, request):
-        # The online column in the page's own query, as devices.online defines it.
-        return super().get_queryset(request).with_online()
-
-    @admin.display(boolean=True, description="online")
-    def online(self, device):
-        return device.is_online
+        # The online column and the other apps' columns in the page's own query.
+        devices = super().get_queryset(request).with_online().alias(search_values=SearchValues())
+        return DEVICE_LIST.annotate(devices)
 
     # -- add and change go through the services ----------------------------------------------
 
@@ -298,7 +275,7 @@ class DeviceAdmin(FleetModelAdmin):
         transition = self.admin_site.admin_view(require_POST(self.transition_view))
         return [
             path("<path:object_id>/transition/", transition, name="devices_device_transition"),
-            *super().get_urls(),
+            *super().get_urls(),  # the list's own pages first (DeviceListMixin)
         ]
 
     def transition_view(self, request, object_id):
@@ -332,6 +309,24 @@ class DeviceAdmin(FleetModelAdmin):
         return redirect("admin:devices_device_change", device.pk)
 
 
+# A filter holds at most MAX_CONDITIONS short conditions; a longer text is not one being typed.
+MAX_FILTER_TEXT = 64 * 1024
+
+
+def typed_filter(text: str) -> dict:
+    """The group form's filter text as a document, checked as the form's field checks it; an
+    empty box is a static group, which has no preview."""
+    if len(text) > MAX_FILTER_TEXT:
+        raise FilterError([f"filters: longer than {MAX_FILTER_TEXT:,} characters"])
+    try:
+        document = JSONTextField(required=False).clean(text)
+    except ValidationError as exc:
+        raise FilterError([f"filters: {message}" for message in exc.messages]) from None
+    if not document:
+        raise FilterError(["No filter: the group is static and its members are assigned."])
+    return document
+
+
 def _group_by_status(devices: list[Device]) -> dict[str, list[Device]]:
     grouped: dict[str, list[Device]] = {}
     for device in devices:
@@ -346,7 +341,6 @@ class DeviceGroupAdmin(FleetModelAdmin):
     ordering = ("name",)
     fields = ("name", "description", "filters", "priority", "created_at", "updated_at")
     readonly_fields = ("created_at", "updated_at", "current_members")
-    PREVIEW_SAMPLE = 20
 
     def get_fields(self, request, obj=None):
         return (*self.fields, "current_members") if obj else self.fields
@@ -396,11 +390,9 @@ class DeviceGroupAdmin(FleetModelAdmin):
         """The count (exact up to the list limit) and the newest matches; a dynamic group's
         filter runs here, on its own page, never per row of the list."""
         try:
-            members = group.members()
+            members = groups.preview_members(group.members())
         except FilterError as exc:
             return format_html("Invalid filter: {}", "; ".join(exc.messages))
-        count, approximate = capped_count(members)
-        sample = members.order_by("-created_at", "-id")[: self.PREVIEW_SAMPLE]
         rows = format_html_join(
             "",
             '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>',
@@ -412,22 +404,54 @@ class DeviceGroupAdmin(FleetModelAdmin):
                     d.status,
                     d.firmware_version,
                 )
-                for d in sample
+                for d in members.sample
             ),
         )
         url = (
             reverse("admin:devices_device_changelist")
             + "?"
-            + urlencode({GroupFilter.parameter_name: group.pk})
+            + urlencode({GROUP_PARAMETER: group.pk})
         )
         return format_html(
             '<p class="group-member-count">{}{} device(s) — <a href="{}">list them</a></p>'
             '<table class="group-members"><thead><tr><th>device</th><th>type</th>'
             "<th>status</th><th>firmware</th></tr></thead><tbody>{}</tbody></table>",
-            "about " if approximate else "",
-            f"{count:,}",
+            "about " if members.approximate else "",
+            f"{members.count:,}",
             url,
             rows,
+        )
+
+    # -- the filter's preview while typing (templates/admin/devices/devicegroup/change_form.html)
+
+    def get_urls(self):
+        preview = self.admin_site.admin_view(require_POST(self.preview_view))
+        return [
+            path("preview/", preview, name="devices_devicegroup_preview"),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request):
+        """POST {"filters": "<the text typed>"}: the count and sample, or the language's
+        messages (400). Writes nothing; whoever may see groups and devices may ask."""
+        if not (self.has_view_permission(request) and request.user.has_perm("devices.view_device")):
+            raise PermissionDenied
+        try:
+            matches = groups.preview(typed_filter(request.POST.get("filters", "")))
+        except FilterError as exc:
+            return JsonResponse({"errors": exc.messages}, status=400)
+        sample = [
+            {
+                "device_id": d.device_id,
+                "url": reverse("admin:devices_device_change", args=[d.pk]),
+                "device_type": d.device_type,
+                "status": d.status,
+                "firmware_version": d.firmware_version,
+            }
+            for d in matches.sample
+        ]
+        return JsonResponse(
+            {"count": matches.count, "approximate": matches.approximate, "sample": sample}
         )
 
     def get_queryset(self, request):
@@ -473,6 +497,6 @@ class DeviceEventAdmin(ReadOnlyAdmin):
 
 
 # Identity and provisioning pages register themselves on import.
-from devices import admin_credentials, admin_provisioning  # noqa: E402, F401
+from devices import admin_bulk_actions, admin_credentials, admin_provisioning  # noqa: E402, F401
 
 DeviceAdmin.inlines = (admin_credentials.DeviceCredentialInline,)

@@ -1,8 +1,6 @@
 """Changelist filters that stay cheap on a million devices."""
 
 from django.contrib import admin
-from django.contrib.admin.options import IncorrectLookupParameters
-from django.core.exceptions import ValidationError
 from django.db import connections
 
 # A filter sidebar longer than this is no longer a useful list; other values still work in the URL.
@@ -51,58 +49,6 @@ class IndexedValuesFilter(admin.SimpleListFilter):
         return queryset
 
 
-class DeviceTypeFilter(IndexedValuesFilter):
-    title = "device type"
-    parameter_name = field_name = "device_type"
-
-
-class FirmwareVersionFilter(IndexedValuesFilter):
-    title = "firmware version"
-    parameter_name = field_name = "firmware_version"
-
-
 class EventTypeFilter(IndexedValuesFilter):
     title = "event type"
     parameter_name = field_name = "event_type"
-
-
-class OnlineFilter(admin.SimpleListFilter):
-    """Online as devices.online defines it (presence, with monitoring installed)."""
-
-    title = "connectivity"
-    parameter_name = "online"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Online"), ("no", "Offline")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.online()
-        if self.value() == "no":
-            return queryset.offline()
-        return queryset
-
-
-class GroupFilter(admin.SimpleListFilter):
-    """Static groups by their assigned members, dynamic groups by their filter (one query)."""
-
-    title = "group"
-    # The parameter Django's own FK filter used, so existing links keep working.
-    parameter_name = "group__id__exact"
-
-    def lookups(self, request, model_admin):
-        from devices.models import DeviceGroup
-
-        groups = DeviceGroup.objects.order_by("name").values_list("pk", "name")
-        return [(str(pk), name) for pk, name in groups[:MAX_FILTER_VALUES]]
-
-    def queryset(self, request, queryset):
-        from devices.models import DeviceGroup
-
-        if not self.value():
-            return queryset
-        try:
-            group = DeviceGroup.objects.get(pk=self.value())
-        except (DeviceGroup.DoesNotExist, ValidationError) as exc:
-            raise IncorrectLookupParameters(exc) from exc
-        return queryset.in_group(group)

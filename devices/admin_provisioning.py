@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from devices import bulk, provisioning
+from devices.admin_bulk_actions import LiveJobPage
 from devices.api.provisioning import zip_response
 from devices.choices import BulkJobStatus
 from devices.models import BulkProvisioningJob, DeviceGroup, ProvisioningTemplate
@@ -186,7 +187,8 @@ class BulkUploadForm(forms.ModelForm):
 
 
 @admin.register(BulkProvisioningJob)
-class BulkProvisioningJobAdmin(admin.ModelAdmin):
+class BulkProvisioningJobAdmin(LiveJobPage, admin.ModelAdmin):
+    socket_prefix = "bulk-provisioning"
     list_display = (
         "created_at",
         "status",

@@ -11,6 +11,7 @@ job's bundle can be downloaded only once.
 import csv
 import io
 import logging
+import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,13 +19,13 @@ from dataclasses import dataclass, field
 import orjson
 from celery import shared_task
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from devices import credentials, pki, services
 from devices.choices import BulkJobStatus, CredentialStatus
 from devices.models import BulkProvisioningJob, Device, DeviceCredential, DeviceGroup
-from fleetportal import resumable
+from fleetportal import live, resumable
 from fleetportal.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,11 @@ COLUMNS = (*DEVICE_COLUMNS, "group", "metadata", "csr")
 MAX_ROWS = 10_000
 PROGRESS_EVERY = 200
 BUNDLE_BATCH = 200
+
+
+def live_group(job_pk) -> str:
+    """The channel-layer group of a bulk job's page (fleetportal.live)."""
+    return f"bulkjob.{uuid.UUID(str(job_pk)).hex}"
 
 
 class BulkError(DomainError):
@@ -175,9 +181,11 @@ def run_bulk_job(job_id: str) -> None:
             pass
     except Exception as exc:
         logger.exception("Bulk job %s failed", job_id)
-        BulkProvisioningJob.objects.filter(pk=job_id).update(
-            status=BulkJobStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000]
-        )
+        with transaction.atomic():
+            BulkProvisioningJob.objects.filter(pk=job_id).update(
+                status=BulkJobStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000]
+            )
+            live.emit(live_group(job_id), "job", {"type": "job.changed"})
         raise
 
 
@@ -196,18 +204,13 @@ def _step(job_id: str, columns: list[str], rows: list[tuple[int, list[str]]]) ->
         if job.processed_rows >= len(rows):
             job.status, job.finished_at = BulkJobStatus.FINISHED, job.heartbeat_at
         job.save()
+        live.emit(live_group(job.pk), "job", {"type": "job.changed"})
         return job.status == BulkJobStatus.RUNNING
 
 
 def claim_stalled(cutoff) -> list[str]:
     """Running jobs whose worker went quiet before cutoff, claimed by refreshing the heartbeat."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {BulkProvisioningJob._meta.db_table} SET heartbeat_at = now()"  # noqa: S608
-            " WHERE status = %s AND (heartbeat_at IS NULL OR heartbeat_at < %s) RETURNING id",
-            [BulkJobStatus.RUNNING, cutoff],
-        )
-        return [str(job_id) for (job_id,) in cursor.fetchall()]
+    return resumable.claim_stalled_rows(BulkProvisioningJob, cutoff)
 
 
 RESUMABLE = resumable.JobKind(

@@ -40,3 +40,8 @@ class BulkJobStatus(models.TextChoices):
     RUNNING = "running", "Running"
     FINISHED = "finished", "Finished"
     FAILED = "failed", "Failed"
+
+
+class BulkActionKind(models.TextChoices):
+    TRANSITION = "transition", "Move through the lifecycle"
+    ADD_TO_GROUP = "add_to_group", "Add to a static group"

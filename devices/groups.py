@@ -7,6 +7,7 @@ DeviceGroup.clean(), which these functions run under the group's row lock.
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -16,10 +17,37 @@ from django.utils import timezone
 from devices import hooks
 from devices.choices import EventType
 from devices.exceptions import DeviceDecommissioned
+from devices.group_filters import compile_filters, validate_filters
 from devices.models import DYNAMIC_GROUP_MEMBERS, Device, DeviceEvent, DeviceGroup
+from fleetportal.paginators import capped_count
 
 # What an operator or integrator may set; id and timestamps are the portal's.
 EDITABLE_FIELDS = ("name", "description", "filters", "priority")
+
+
+PREVIEW_SAMPLE = 20
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The devices a filter matches now: a count (exact up to the list limit, estimated past
+    it) and the newest matches."""
+
+    count: int
+    approximate: bool
+    sample: list[Device]
+
+
+def preview(document: dict) -> Preview:
+    """What a filter would match if saved (FilterError naming every problem if it is bad)."""
+    validate_filters(document)
+    return preview_members(Device.objects.filter(compile_filters(document)))
+
+
+def preview_members(members) -> Preview:
+    count, approximate = capped_count(members)
+    sample = list(members.order_by("-created_at", "-id")[:PREVIEW_SAMPLE])
+    return Preview(count, approximate, sample)
 
 
 def create_group(fields: dict[str, Any], *, actor: str) -> DeviceGroup:

@@ -9,7 +9,13 @@ from django.db.models.functions import Upper
 from django.utils import timezone
 
 from devices import lifecycle
-from devices.choices import BulkJobStatus, CredentialStatus, CredentialType, DeviceStatus
+from devices.choices import (
+    BulkActionKind,
+    BulkJobStatus,
+    CredentialStatus,
+    CredentialType,
+    DeviceStatus,
+)
 from devices.group_filters import VersionArray
 from devices.validators import (
     validate_device_id,
@@ -19,7 +25,28 @@ from devices.validators import (
 from fleetportal import topics
 
 
-def _trigram(field: str, name: str) -> GinIndex:
+class SearchValues(models.Func):
+    """The device's metadata and location *values* (numbers and strings, at any depth, not the
+    keys) as one text: what the list's search looks into. jsonb_path_query_array is immutable,
+    so the same expression is indexed (device_values_trgm) and the search is an index scan."""
+
+    template = (
+        "(jsonb_path_query_array(%(metadata)s, '%(path)s')::text || ' ' || "
+        "jsonb_path_query_array(COALESCE(%(location)s, '{}'::jsonb), '%(path)s')::text)"
+    )
+    output_field = models.TextField()
+
+    def __init__(self, **extra):
+        super().__init__(F("metadata"), F("location"), **extra)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        metadata, location = (compiler.compile(e)[0] for e in self.get_source_expressions())
+        path = 'strict $.** ? (@.type() == "string" || @.type() == "number")'
+        sql = self.template % {"metadata": metadata, "location": location, "path": path}
+        return sql, ()
+
+
+def _trigram(field, name: str) -> GinIndex:
     # Admin and API search use icontains, which Django renders as UPPER(col) LIKE UPPER('%q%'):
     # a trigram index on the same expression turns that into an index scan.
     return GinIndex(OpClass(Upper(field), name="gin_trgm_ops"), name=name)
@@ -198,6 +225,8 @@ class Device(models.Model):
             _trigram("device_id", "device_id_trgm"),
             _trigram("device_name", "device_name_trgm"),
             _trigram("serial_number", "device_serial_trgm"),
+            # The list's search in metadata and location values (devices.device_list).
+            _trigram(SearchValues(), "device_values_trgm"),
         ]
 
     def __str__(self):
@@ -396,6 +425,13 @@ class ProvisioningTemplate(models.Model):
         return self.name
 
 
+def running_heartbeat_index(name: str) -> models.Index:
+    """The stalled-job sweep's index: running jobs by heartbeat (fleetportal.resumable)."""
+    return models.Index(
+        fields=["heartbeat_at"], name=name, condition=models.Q(status=BulkJobStatus.RUNNING)
+    )
+
+
 class BulkProvisioningJob(models.Model):
     """A CSV of devices registered by a Celery worker; their credentials download once."""
 
@@ -422,14 +458,49 @@ class BulkProvisioningJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [
-            # The stalled-job sweep: running jobs by heartbeat (fleetportal.resumable).
-            models.Index(
-                fields=["heartbeat_at"],
-                name="bulk_job_running_heartbeat",
-                condition=models.Q(status="running"),
-            )
-        ]
+        indexes = [running_heartbeat_index("bulk_job_running_heartbeat")]
 
     def __str__(self):
         return f"bulk job {self.id} ({self.status})"
+
+
+class BulkDeviceAction(models.Model):
+    """An action on every device of a list filter (lifecycle move, static group), run by a
+    Celery worker in steps; its counters are the progress the job page shows."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    action = models.CharField(max_length=20, choices=BulkActionKind.choices)
+    # The lifecycle status for a move, the group's id for "add to group".
+    target = models.CharField(max_length=64)
+    reason = models.CharField(max_length=500, blank=True)
+    # The device list's query string (filters and search, devices.device_list) at the start.
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=20, choices=BulkJobStatus.choices, default=BulkJobStatus.QUEUED
+    )
+    total = models.PositiveIntegerField(default=0, help_text="Devices matching at the start.")
+    processed = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    refused = models.PositiveIntegerField(default=0)
+    refusals = models.JSONField(
+        default=list, blank=True, help_text="The first refusals: [{device_id, message}]."
+    )
+    # Keyset position: devices are taken in primary-key order, after this one.
+    last_pk = models.UUIDField(null=True, blank=True, editable=False)
+    error = models.TextField(blank=True)
+    created_by = models.CharField(max_length=160)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [running_heartbeat_index("bulk_action_running_heartbeat")]
+
+    def __str__(self):
+        # No status here: the page's title is not one of its live parts.
+        return f"bulk action {self.id}"
+
+    @property
+    def percent(self) -> int:
+        return min(100, round(100 * self.processed / self.total)) if self.total else 100

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,22 @@ class JobKind:
     name: str
     claim_stalled: Callable[[datetime], list[str]]
     resume: Callable[[str], None]
+
+
+def claim_stalled_rows(model, cutoff: datetime) -> list[str]:
+    """A JobKind's claim for a job model with `status` ("running") and `heartbeat_at` columns:
+    the stalled rows' ids, their heartbeat refreshed in the same UPDATE so that two sweeps never
+    both resume one job."""
+    connection = connections[model._default_manager.db]
+    table = connection.ops.quote_name(model._meta.db_table)  # from model metadata, not input
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET heartbeat_at = now()"  # noqa: S608
+            " WHERE status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < %s)"
+            " RETURNING id",
+            [cutoff],
+        )
+        return [str(job_id) for (job_id,) in cursor.fetchall()]
 
 
 _kinds: dict[str, JobKind] = {}

@@ -534,6 +534,15 @@ INSTALLED_APPS[INSTALLED_APPS.index("django.contrib.admin")] = (
     "fleetportal.admin_apps.ConsoleAdminConfig"
 )
 
+# --- Console (G): the device list's exports and bulk actions (devices/device_list.py) ---
+# A bulk action on the list's filtered set takes at most this many devices (refused beyond it,
+# the cap stated); it runs as a Celery job of steps of 500 devices.
+BULK_ACTION_MAX_DEVICES = env_int("FLEETPORTAL_BULK_ACTION_MAX_DEVICES", 100_000)
+CELERY_IMPORTS.append("devices.bulk_actions")
+# CSV exports of the device list per user per minute (0 = no limit): each streams the filter's
+# rows from a server-side cursor, up to the whole fleet.
+RATE_LIMITS["device-export-user"] = (env_int("FLEETPORTAL_DEVICE_EXPORTS_PER_MINUTE", 10), 60, 0)
+
 
 LOGGING = {
     "version": 1,

@@ -33,9 +33,6 @@ from devices.validators import DEVICE_ID_CHARS
 from fleetportal.actors import actor_for_request
 from fleetportal.api.pagination import FleetCursorPagination
 from fleetportal.api.permissions import FleetPermissions
-from fleetportal.paginators import capped_count
-
-PREVIEW_SAMPLE = 20
 
 
 class DeviceViewSet(
@@ -123,14 +120,14 @@ class DeviceGroupViewSet(viewsets.ModelViewSet):
         limit, estimated past it) and the newest 20 matches."""
         params = GroupPreviewSerializer(data=request.data)
         params.is_valid(raise_exception=True)
-        matches = Device.objects.filter(compile_filters(params.validated_data["filters"]))
-        count, approximate = capped_count(matches)
-        sample = matches.order_by("-created_at", "-id")[:PREVIEW_SAMPLE]
+        matches = groups.preview_members(
+            Device.objects.filter(compile_filters(params.validated_data["filters"]))
+        )
         return Response(
             {
-                "count": count,
-                "count_is_approximate": approximate,
-                "sample": GroupPreviewDeviceSerializer(sample, many=True).data,
+                "count": matches.count,
+                "count_is_approximate": matches.approximate,
+                "sample": GroupPreviewDeviceSerializer(matches.sample, many=True).data,
             }
         )
 

@@ -17,7 +17,13 @@ from monitoring.summary.api import VIEW
 
 DEVICES = "admin:devices_device_changelist"
 ALERTS = "admin:monitoring_alert_changelist"
-PRESENCE_FILTER = {"online": "yes", "offline": "no", "never_connected": "no"}
+# The device list's filters for each presence figure (devices.device_list; `connected` is
+# monitoring's own, monitoring/presence/device_list.py).
+PRESENCE_FILTER = {
+    "online": {"online": "yes"},
+    "offline": {"online": "no", "connected": "ever"},
+    "never_connected": {"connected": "never"},
+}
 PRESENCE_LABEL = {"online": "Online", "offline": "Offline", "never_connected": "Never connected"}
 
 
@@ -87,8 +93,8 @@ def _rows(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     alerts = summary["alerts"]["by_severity"]
     return {
         "presence": [
-            tile(k, PRESENCE_LABEL[k], summary["presence"][k], link(DEVICES, online=v))
-            for k, v in PRESENCE_FILTER.items()
+            tile(k, PRESENCE_LABEL[k], summary["presence"][k], link(DEVICES, **params))
+            for k, params in PRESENCE_FILTER.items()
         ],
         "status": [
             tile(s.value, s.label, by_status.get(s.value, 0), link(DEVICES, status__exact=s))
