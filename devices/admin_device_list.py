@@ -134,7 +134,7 @@ class DeviceListMixin:
     @admin.display(description="online")
     def connectivity(self, device):
         return console.badge(
-            *(("online", "online") if device.is_online else ("offline", "offline"))
+            *(("online", "Online") if device.is_online else ("offline", "Offline"))
         )
 
     @admin.display(description="last seen", ordering="last_seen")

@@ -39,6 +39,7 @@ GROUPS = (
             "devices.devicegroup",
             "devices.provisioningtemplate",
             "devices.bulkprovisioningjob",
+            "devices.bulkdeviceaction",
             "devices.deviceevent",
         ),
     ),

@@ -130,7 +130,8 @@ def test_each_status_alert_and_work_figure_leads_to_a_list_of_that_many_rows(fle
         assert answer.status_code == 200, href
         assert answer.context_data["cl"].result_count == count, href
         followed += 1
-    assert followed == 5 + 3 + 4  # statuses, severities, 2 certificate windows + jobs + rollouts
+    # statuses, severities, 2 certificate windows + jobs + rollouts, never connected
+    assert followed == 5 + 3 + 4 + 1
 
 
 def test_the_drift_figure_leads_to_the_drift_page(fleet_admin):

@@ -25,7 +25,7 @@ def _annotate(devices):
 
 def _cell(device):
     count = device.open_alerts
-    return console.badge("alerts", f"{count} open") if count else "—"
+    return console.badge("open", f"{count} open") if count else "—"
 
 
 def register() -> None:

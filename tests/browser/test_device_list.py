@@ -91,7 +91,7 @@ def test_an_operator_filters_the_list_and_exports_it(browser, live_server, width
     submit(browser, link)
     assert "status__exact=active" in browser.current_url
     assert listed(browser) == {"sensor-0", "sensor-1", "sensor-2"}
-    assert browser.find_element(By.CSS_SELECTOR, ".badge-active").text == "Active"
+    assert browser.find_element(By.CSS_SELECTOR, '.badge[data-status="active"]').text == "Active"
     assert not page_overflows(browser)
     browser.save_screenshot(str(SCREENSHOTS / f"console-device-list-filtered-{width}.png"))
 
