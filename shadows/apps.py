@@ -8,11 +8,12 @@ class ShadowsConfig(AppConfig):
     def ready(self):
         from devices import hooks
         from devices.group_filters import register_field_family
-        from shadows import group_fields, handlers, writes
+        from shadows import device_page, group_fields, handlers, writes
         from shadows.configuration import CONFIG_SHADOW
         from shadows.configuration import services as configuration
 
         handlers.register()
+        device_page.register()
         register_field_family("reported", group_fields.reported)
         writes.on_updates(CONFIG_SHADOW, configuration.on_config_reports)
         # A configured group's devices are reconciled when the group service changes the group.

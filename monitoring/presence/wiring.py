@@ -7,7 +7,7 @@ from fleetportal.bridge import connections, router
 
 def register() -> None:
     # admin registers its pages, tasks its Celery task (autodiscovery looks at monitoring.tasks).
-    from monitoring.presence import admin, handlers, tasks, writes  # noqa: F401
+    from monitoring.presence import admin, device_page, handlers, tasks, writes  # noqa: F401
     from monitoring.presence.queries import online_condition
 
     connections.on_connected(handlers.on_connected)
@@ -23,3 +23,4 @@ def register() -> None:
     router.on_device_message(writes.heard)
     router.on_batch(writes.begin, writes.flush, writes.end)
     online.define(online_condition)
+    device_page.register()
