@@ -51,7 +51,7 @@ def issue(model_admin, request, object_id: str):
         else:
             messages.success(request, f"Certificate {credential.fingerprint[:16]}… issued.")
             return _back(device)
-    return render_device_page(request, device.pk, refused={"csr": form})
+    return render_device_page(request, device.pk, refused={"csr": form}, tab="credentials")
 
 
 def _from_csr(device: Device, csr: str, post, actor: str) -> DeviceCredential:

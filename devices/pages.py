@@ -17,17 +17,24 @@ GROUP_PAGE = PageExtensions("group")
 
 
 def render_device_page(
-    request: HttpRequest, device_pk, *, refused: dict, status: int = 400
+    request: HttpRequest,
+    device_pk,
+    *,
+    refused: dict,
+    tab: str,
+    query: dict | None = None,
+    status: int = 400,
 ) -> TemplateResponse:
-    """The device page as a GET shows it, with the `refused` forms (key -> bound form) in
-    place of blank ones; 400 by default, since the post was refused."""
+    """The device page as a GET of `?query` shows it, open on `tab`, with the `refused` forms
+    (key -> bound form) in place of blank ones; 400 by default, since the post was refused."""
     from django.contrib import admin
 
     from devices.models import Device
 
     page = copy.copy(request)
-    page.method, page.POST = "GET", QueryDict()
-    page.refused_forms = refused  # type: ignore[attr-defined]
+    page.method, page.POST, page.GET = "GET", QueryDict(), QueryDict(mutable=True)
+    page.GET.update(query or {})
+    page.refused_forms, page.device_page_tab = refused, tab  # type: ignore[attr-defined]
     response = admin.site._registry[Device].change_view(page, str(device_pk))
     response.status_code = status
     return response

@@ -95,7 +95,13 @@ def save_desired(request, device_pk, name: str):
         raise PermissionDenied
     form = DesiredForm(request.POST)
     if not form.is_valid() or shadow_admin._save_desired(request, shadow, form) == REFUSED:
-        return render_device_page(request, device_pk, refused={f"desired:{name}": form})
+        return render_device_page(
+            request,
+            device_pk,
+            refused={f"desired:{name}": form},
+            tab="shadow",
+            query={"shadow": segment(name)},
+        )
     page = reverse("admin:devices_device_change", args=[device_pk])
     return HttpResponseRedirect(f"{page}?{urlencode({'shadow': segment(name)})}#tab-shadow")
 

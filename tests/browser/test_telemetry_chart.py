@@ -62,7 +62,8 @@ def test_the_device_page_draws_its_telemetry_chart(browser, live_server, width, 
     set_viewport(browser, width, height)
     log_in(browser, live_server, "vera", "pw-vera")
 
-    browser.get(f"{live_server.url}/admin/devices/device/{device.pk}/change/")
+    # The chart is on the device page's Telemetry tab.
+    browser.get(f"{live_server.url}/admin/devices/device/{device.pk}/change/#tab-telemetry")
 
     WebDriverWait(browser, 10).until(lambda b: chart_state(b) is not None)
     state = chart_state(browser)

@@ -11,6 +11,8 @@
   if (!tabs.length) return;
 
   function tabFor(hash) {
+    // A refused form is shown again on its tab (devices.pages.render_device_page).
+    if (!hash && page.dataset.initialTab) return page.dataset.initialTab;
     const id = decodeURIComponent(hash.replace(/^#/, ""));
     if (id.startsWith("tab-")) return id.slice(4);
     const target = id && document.getElementById(id);
