@@ -13,6 +13,7 @@ field with what was pasted still in it (devices.pages.render_device_page)."""
 import base64
 
 from django.contrib import messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -64,7 +65,9 @@ def revoke(model_admin, request, object_id: str, certificate_id: str):
     device = _device(model_admin, request, object_id)
     if not request.user.has_perms(REVOKE):
         raise PermissionDenied
-    credential = get_object_or_404(DeviceCredential, device=device, fingerprint=certificate_id)
+    credential = get_object_or_404(
+        DeviceCredential, device=device, fingerprint=certificate_id.lower()
+    )
     form = RevokeForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Not revoked: " + " ".join(form.errors.get("reason", [])))
@@ -80,7 +83,7 @@ def revoke(model_admin, request, object_id: str, certificate_id: str):
 
 
 def _device(model_admin, request, object_id: str) -> Device:
-    device = model_admin.get_object(request, object_id)
+    device = model_admin.get_object(request, unquote(object_id))
     if device is None:
         raise Http404("No such device.")
     if not model_admin.has_view_permission(request, device):

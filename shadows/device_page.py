@@ -37,7 +37,7 @@ def segment(name: str) -> str:
 
 
 def _section(request, device) -> dict:
-    from shadows.admin import DesiredForm, compact, pretty
+    from shadows.admin import DesiredForm, history_rows, pretty
 
     shadows = list(Shadow.objects.filter(device=device).order_by("name")[: SHADOWS_SHOWN + 1])
     wanted = request.GET.get("shadow", services.CLASSIC_SEGMENT)
@@ -60,7 +60,7 @@ def _section(request, device) -> dict:
         "desired": pretty(selected.desired_state),
         "reported": pretty(selected.reported_state),
         "delta": pretty(services.delta_of(selected) if selected.live else {}),
-        "history": [(entry, compact(entry.change)) for entry in history],
+        "history": history_rows(history),
         "history_older": older,
         "history_paged": "history_before" in request.GET,
         "desired_form": (refused or DesiredForm(initial=initial)) if can_edit else None,

@@ -351,10 +351,10 @@ def test_named_shadows_and_history_pages(client, operator):
     client.force_login(operator)
     context = client.get(page_url(device, shadow="sensors")).context
     assert context["shadow"].name == "sensors"
-    versions = [entry.version for entry, _ in context["history"]]
+    versions = [entry["version"] for entry in context["history"]]
     assert versions == list(range(13, 3, -1))
     older = client.get(page_url(device, shadow="sensors", history_before=versions[-1])).context
-    assert [entry.version for entry, _ in older["history"]] == [3, 2, 1]
+    assert [entry["version"] for entry in older["history"]] == [3, 2, 1]
 
 
 # -- configuration and jobs -----------------------------------------------------------------------
