@@ -385,3 +385,15 @@ def test_the_jobs_tab_shows_executions_with_their_status_details(client, operato
     text = open_page(client, operator, device)
     jobs = text.split('id="device-jobs"')[1]
     assert "reboot-7" in jobs and "E42" in jobs and 'data-status="failed"' in jobs
+
+
+@pytest.mark.parametrize("name", ["%00", "x" * 300, "..%2F..", "$weird:name"])
+def test_hostile_shadow_names_are_a_404_or_the_classic_shadow(client, operator, name):
+    device = make_device("sh-6", status=DeviceStatus.ACTIVE)
+    report(device, {"led": "off"})
+    client.force_login(operator)
+    url = f"/config/devices/{device.pk}/shadows/{name}/desired/"
+    assert client.post(url, {"desired": "{}", "version": 1}).status_code == 404
+    response = client.get(page_url(device) + f"?shadow={name}&history_before={'9' * 30}")
+    assert response.status_code == 200
+    assert response.context["shadow"].name == ""
