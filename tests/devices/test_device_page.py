@@ -171,12 +171,15 @@ def test_events_are_newest_first_a_page_at_a_time(client, operator):
 
 
 @pytest.mark.parametrize(
-    "cursor", ["x", "1_", "_1", "9" * 40 + "_1", "-99999999999999999_1", "1%00_2", "1_2_3"]
+    "cursor", ["x", "1_", "_1", "9" * 40 + "_1", "-99999999999999999_1", "1_2_3", "1%00_2"]
 )
 def test_a_hostile_events_cursor_shows_the_first_page(client, operator, cursor):
     device = make_device("ev-2")
     client.force_login(operator)
     response = client.get(page_url(device) + f"?events_before={cursor}")
+    if "%00" in cursor:  # the portal refuses NUL bytes in any input before a view runs
+        assert response.status_code == 400
+        return
     assert response.status_code == 200
     assert [e.event_type for e, _ in response.context["events"]] == ["registered"]
 
@@ -239,7 +242,7 @@ def test_a_generated_key_is_shown_once_and_never_stored(client, fleet_admin):
     client.force_login(fleet_admin)
     response = client.post(issue_url(device), {"action": "generate"})
     assert response.status_code == 200
-    assert response["Cache-Control"] == "no-store"
+    assert "no-store" in response["Cache-Control"]
     key = response.context["private_key"]
     assert key.startswith("-----BEGIN PRIVATE KEY-----") and key in response.text
     assert 'download="cert-5-credentials.pem"' in response.text
@@ -393,7 +396,10 @@ def test_hostile_shadow_names_are_a_404_or_the_classic_shadow(client, operator, 
     report(device, {"led": "off"})
     client.force_login(operator)
     url = f"/config/devices/{device.pk}/shadows/{name}/desired/"
-    assert client.post(url, {"desired": "{}", "version": 1}).status_code == 404
+    refused = 400 if "%00" in name else 404  # NUL bytes are refused before any view runs
+    assert client.post(url, {"desired": "{}", "version": 1}).status_code == refused
+    if refused == 400:
+        return
     response = client.get(page_url(device) + f"?shadow={name}&history_before={'9' * 30}")
     assert response.status_code == 200
     assert response.context["shadow"].name == ""
