@@ -8,15 +8,19 @@ from types import SimpleNamespace
 
 import orjson
 import pytest
+from django.utils import timezone
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from devices.choices import CredentialStatus, DeviceStatus
 from devices.models import DeviceCredential
+from firmware.models import JobExecution
 from fleetportal import topics
+from shadows.configuration import services as configuration
 from tests.browser.conftest import SCREENSHOTS, log_in, set_viewport, submit
-from tests.conftest import make_device, make_user
+from tests.conftest import make_device, make_group, make_user
 from tests.devices.credential_helpers import credentialed, csr_pem, identity_of
+from tests.firmware.helpers import finish, make_job
 from tests.mqtt.clients import DeviceClient
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -55,19 +59,53 @@ def fits(browser) -> dict:
     )
 
 
+def screenshot(browser, name: str, width: int) -> None:
+    """The whole tab: the window made as tall as the page for the picture, then put back."""
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    set_viewport(browser, width, min(max(height, 768), 2400))
+    browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    set_viewport(browser, width, 768 if width > 400 else 844)
+
+
 def assert_fits(browser, where: str) -> None:
     size = fits(browser)
-    assert size["scroll"] <= size["inner"], (where, size)
+    assert size["scroll"] <= size["inner"], (where, size, wider_than_the_window(browser))
+
+
+def wider_than_the_window(browser) -> list[str]:
+    """What sticks out on the right, to say why a page overflows."""
+    return browser.execute_script(
+        "return [...document.querySelectorAll('body *')]"
+        ".filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)"
+        ".filter(e => !e.parentElement.closest('.device-table-wrap'))"
+        ".slice(0, 8).map(e => e.tagName + '#' + e.id + '.' + e.className + ' '"
+        " + Math.round(e.getBoundingClientRect().width));"
+    )
 
 
 def test_an_operator_sees_presence_and_a_reported_value_arrive_live(
     browser, broker, bridge, asgi_live_server
 ):
     make_user("otto", "Fleet operator", is_staff=True)
-    device = credentialed("console-1", status=DeviceStatus.ACTIVE, firmware_version="1.4.2")
+    device = credentialed(
+        "console-1",
+        status=DeviceStatus.ACTIVE,
+        firmware_version="1.4.2",
+        group=make_group("boiler-rooms"),
+        location={"city": "Berlin", "floor": -1},
+        metadata={"room": "B-12"},
+    )
+    make_group("berlin", filters={"field": "location.city", "op": "eq", "value": "Berlin"})
+    configuration.set_value("report_interval", 30, device=device.device, actor="ada")
+    execution = JobExecution.objects.create(
+        job=make_job("reboot-1", devices=[device.device]), device=device.device
+    )
+    finish(execution, "SUCCEEDED", timezone.now(), step="rebooted")
     identity = identity_of(broker, device)
     open_device(browser, asgi_live_server, "otto", device.device)
     assert "offline" in text_within(browser, "#device-presence .device-presence-state")
+    groups = text_within(browser, "#device-groups")
+    assert "boiler-rooms" in groups and "berlin" in groups  # static and dynamic
     page = browser.find_element(By.TAG_NAME, "html")
 
     client = DeviceClient(broker, identity).connect()
@@ -84,6 +122,7 @@ def test_an_operator_sees_presence_and_a_reported_value_arrive_live(
             orjson.dumps({"state": {"reported": {"temperature": 23.5, "battery": 87}}}),
         )
         WebDriverWait(browser, 20).until(lambda b: "23.5" in text_within(b, "#shadow-reported"))
+        assert "Berlin" not in text_within(browser, "#shadow-reported")
         assert browser.find_element(By.TAG_NAME, "html") == page  # the same document: no reload
         assert browser.find_element(By.ID, "shadow-version").text == "1"
     finally:
@@ -92,15 +131,15 @@ def test_an_operator_sees_presence_and_a_reported_value_arrive_live(
     for tab in TABS:
         show_tab(browser, tab)
         assert_fits(browser, f"{tab} at 1366")
-        browser.save_screenshot(str(SCREENSHOTS / f"console-device-{tab}.png"))
+        screenshot(browser, f"console-device-{tab}", 1366)
     set_viewport(browser, 390, 844)
     for tab in TABS:
         show_tab(browser, tab)
         assert_fits(browser, f"{tab} at 390")
     show_tab(browser, "overview")
-    browser.save_screenshot(str(SCREENSHOTS / "console-device-overview-390.png"))
+    screenshot(browser, "console-device-overview-390", 390)
     show_tab(browser, "shadow")
-    browser.save_screenshot(str(SCREENSHOTS / "console-device-shadow-390.png"))
+    screenshot(browser, "console-device-shadow-390", 390)
 
 
 def test_certificates_are_issued_from_a_pasted_csr_and_revoked_from_the_page(
@@ -126,7 +165,7 @@ def test_certificates_are_issued_from_a_pasted_csr_and_revoked_from_the_page(
     )
     assert browser.find_element(By.ID, "tab-credentials").is_displayed()  # the tab it was on
     assert_fits(browser, "refused CSR at 1366")
-    browser.save_screenshot(str(SCREENSHOTS / "console-device-credentials-refused.png"))
+    screenshot(browser, "console-device-credentials-refused", 1366)
 
     paste_and_issue(csr_pem("someone-else"))
     errors = browser.find_element(By.CSS_SELECTOR, "#credential-issue .errorlist").text

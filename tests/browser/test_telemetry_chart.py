@@ -3,6 +3,7 @@ session), in headless Chromium; the period selector draws it again."""
 
 import math
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
@@ -56,7 +57,10 @@ def sensor_with_a_day_of_points():
 
 
 @pytest.mark.parametrize(("width", "height"), [(1366, 768), (390, 844)])
-def test_the_device_page_draws_its_telemetry_chart(browser, live_server, width, height):
+def test_the_device_page_draws_its_telemetry_chart(browser, asgi_live_server, width, height):
+    # Daphne (HTTP and the device page's WebSocket): the page is live, and a refused socket
+    # would be a console error.
+    live_server = SimpleNamespace(url=asgi_live_server)
     make_user("vera", "Fleet viewer", is_staff=True)
     device = sensor_with_a_day_of_points()
     set_viewport(browser, width, height)
