@@ -12,6 +12,7 @@ from django.utils import timezone
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from devices import services
 from devices.choices import CredentialStatus, DeviceStatus
 from devices.models import DeviceCredential
 from firmware.models import JobExecution
@@ -212,3 +213,25 @@ def test_a_viewer_sees_every_tab_and_no_action(browser, broker, asgi_live_server
         assert actions == [], (name, [a.get_attribute("outerHTML")[:80] for a in actions])
     show_tab(browser, "credentials")
     assert "Active" in browser.find_element(By.ID, "device-credentials").text
+
+
+def test_without_its_socket_the_page_says_so_and_refreshes_itself(browser, live_server):
+    """pytest-django's WSGI server has no WebSocket: the page falls back to fetching its parts
+    every data-poll-seconds (15 s) and tells the operator it is not live."""
+    make_user("otto", "Fleet operator", is_staff=True)
+    device = make_device("console-4", status=DeviceStatus.ACTIVE)
+    log_in(browser, live_server, "otto", "pw-otto")
+    browser.get(f"{live_server.url}/admin/devices/device/{device.pk}/change/")
+    WebDriverWait(browser, 10).until(
+        lambda b: (
+            b.find_element(By.ID, "device-live-state").get_attribute("data-state") == "polling"
+        )
+    )
+    assert "refreshing every 15 s" in browser.find_element(By.ID, "device-live-state").text
+    page = browser.find_element(By.TAG_NAME, "html")
+
+    services.transition_device(device, DeviceStatus.MAINTENANCE, actor="otto")
+    WebDriverWait(browser, 40).until(
+        lambda b: "Maintenance" in text_within(b, "#device-overview .device-status")
+    )
+    assert browser.find_element(By.TAG_NAME, "html") == page  # no reload
