@@ -33,11 +33,11 @@ def open_device(browser, server: str, username: str, device) -> None:
     browser.delete_all_cookies()
     log_in(browser, SimpleNamespace(url=server), username, f"pw-{username}")
     browser.get(f"{server}/admin/devices/device/{device.pk}/change/")
-    WebDriverWait(browser, 15).until(
+    WebDriverWait(browser, 30).until(
         lambda b: b.find_element(By.ID, "device-live-state").get_attribute("data-state") == "live"
     )
     # The catch-up fetch on connect has swapped the parts: nothing swaps them until a change.
-    WebDriverWait(browser, 15).until(
+    WebDriverWait(browser, 30).until(
         lambda b: b.find_element(By.ID, "device-page").get_attribute("data-refreshed")
     )
 
@@ -111,7 +111,7 @@ def test_an_operator_sees_presence_and_a_reported_value_arrive_live(
 
     client = DeviceClient(broker, identity).connect()
     try:
-        WebDriverWait(browser, 20).until(
+        WebDriverWait(browser, 30).until(
             lambda b: (
                 "online" in text_within(b, "#device-presence .device-presence-state")
                 and "offline" not in text_within(b, "#device-presence .device-presence-state")
@@ -122,7 +122,7 @@ def test_an_operator_sees_presence_and_a_reported_value_arrive_live(
             topics.shadow_topic("console-1", "", "update"),
             orjson.dumps({"state": {"reported": {"temperature": 23.5, "battery": 87}}}),
         )
-        WebDriverWait(browser, 20).until(lambda b: "23.5" in text_within(b, "#shadow-reported"))
+        WebDriverWait(browser, 30).until(lambda b: "23.5" in text_within(b, "#shadow-reported"))
         assert "Berlin" not in text_within(browser, "#shadow-reported")
         assert browser.find_element(By.TAG_NAME, "html") == page  # the same document: no reload
         assert browser.find_element(By.ID, "shadow-version").text == "1"
