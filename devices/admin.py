@@ -5,7 +5,7 @@ counts, filters that read their values from indexes, searches served by trigram 
 query per page for related rows.
 """
 
-import json
+from functools import partial
 
 from django import forms
 from django.contrib import admin, messages
@@ -15,19 +15,17 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponseRedirect, JsonResponse
-from django.shortcuts import redirect
 from django.urls import path, reverse
-from django.utils import timezone
-from django.utils.formats import localize
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from devices import groups, lifecycle, services
+from devices import admin_device_actions, device_page, groups, lifecycle, services
 from devices.admin_device_list import DeviceListMixin
 from devices.admin_filters import EventTypeFilter
 from devices.choices import DeviceStatus
 from devices.device_list import DEVICE_LIST, GROUP_PARAMETER
+from devices.device_page import summarize
 from devices.exceptions import IllegalTransition
 from devices.group_filters import FilterError
 from devices.models import Device, DeviceEvent, DeviceGroup, SearchValues
@@ -40,7 +38,6 @@ from fleetportal.forms import JSONTextField
 # One admin action runs in one web request and one transaction; larger batches ("select all" on
 # a big fleet) belong to a background job, so the admin refuses them instead of timing out.
 ACTION_MAX_DEVICES = 10_000
-TIMELINE_LENGTH = 50
 
 
 def as_stored(model_admin, request, context, obj):
@@ -49,11 +46,6 @@ def as_stored(model_admin, request, context, obj):
     if context["adminform"].form.errors:
         return model_admin.get_object(request, str(obj.pk)) or obj
     return obj
-
-
-def summarize(data: dict, width: int = 120) -> str:
-    text = json.dumps(data, sort_keys=True, default=str) if data else ""
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 class DeviceActionForm(helpers.ActionForm):
@@ -92,7 +84,7 @@ class DeviceAdmin(DeviceListMixin, FleetModelAdmin):
     search_help_text = "Device ID, name, serial number, or a metadata or location value contains…"
     action_form = DeviceActionForm
     actions = ("to_provisioning", "to_active", "to_maintenance", "to_decommissioned")
-    readonly_fields = ("device_id", "status", "last_seen", "created_at", "updated_at", "timeline")
+    readonly_fields = ("device_id", "status", "last_seen", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("device_id", "device_name", "device_type", "status", "group")}),
         (
@@ -109,7 +101,7 @@ class DeviceAdmin(DeviceListMixin, FleetModelAdmin):
         ),
         ("Connectivity", {"fields": ("last_seen", "last_ip_address", "location")}),
         ("Metadata", {"fields": ("metadata",)}),
-        ("History", {"fields": ("created_at", "updated_at", "timeline")}),
+        ("History", {"fields": ("created_at", "updated_at")}),
     )
     add_fieldsets = (
         (None, {"fields": ("device_id", "device_name", "device_type", "group")}),
@@ -145,10 +137,6 @@ class DeviceAdmin(DeviceListMixin, FleetModelAdmin):
     def get_fieldsets(self, request, obj=None):
         return self.fieldsets if obj else self.add_fieldsets
 
-    def get_inlines(self, request, obj):
-        # The certificates inline: a device being added has none yet.
-        return self.inlines if obj else ()
-
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj else ()
 
@@ -183,46 +171,20 @@ class DeviceAdmin(DeviceListMixin, FleetModelAdmin):
             context["transition_form"] = TransitionForm(device=obj)
         if obj is not None:
             stored = as_stored(self, request, context, obj)
-            context["page_sections"] = DEVICE_PAGE.render_sections(request, stored)
+            # One page with tabs (devices.device_page): the sections of every app, each on its
+            # tab; the device's own form stays on the overview.
+            context["device_tabs"] = device_page.tabs(request, stored)
             context["page_links"] = DEVICE_PAGE.links(request, stored)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_object(self, request, object_id, from_field=None):
         # What the apps' sections need to know, asked in the device's own query.
-        queryset = DEVICE_PAGE.annotate(self.get_queryset(request))
+        queryset = DEVICE_PAGE.annotate(self.get_queryset(request).select_related("group"))
         field = self.opts.pk if from_field is None else self.opts.get_field(from_field)
         try:
             return queryset.get(**{field.name: field.to_python(object_id)})
         except (Device.DoesNotExist, ValidationError, ValueError):
             return None
-
-    @admin.display(description="recent events")
-    def timeline(self, device):
-        events = device.events.order_by("-created_at", "-pk")[:TIMELINE_LENGTH]
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            (
-                (
-                    localize(timezone.localtime(e.created_at)),
-                    e.event_type,
-                    e.actor,
-                    summarize(e.event_data),
-                )
-                for e in events
-            ),
-        )
-        url = (
-            reverse("admin:devices_deviceevent_changelist") + "?" + urlencode({"device": device.pk})
-        )
-        return format_html(
-            '<table class="device-timeline"><thead><tr><th>when</th><th>event</th><th>by</th>'
-            "<th>details</th></tr></thead><tbody>{}</tbody></table>"
-            '<p><a href="{}">All events of this device</a> (newest {} shown)</p>',
-            rows,
-            url,
-            TIMELINE_LENGTH,
-        )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -272,9 +234,25 @@ class DeviceAdmin(DeviceListMixin, FleetModelAdmin):
             )
 
     def get_urls(self):
-        transition = self.admin_site.admin_view(require_POST(self.transition_view))
+        def view(function):
+            return self.admin_site.admin_view(require_POST(partial(function, self)))
+
         return [
-            path("<path:object_id>/transition/", transition, name="devices_device_transition"),
+            path(
+                "<path:object_id>/transition/",
+                view(DeviceAdmin.transition_view),
+                name="devices_device_transition",
+            ),
+            path(
+                "<path:object_id>/credentials/issue/",
+                view(admin_device_actions.issue),
+                name="devices_device_issue_credential",
+            ),
+            path(
+                "<path:object_id>/credentials/<str:certificate_id>/revoke/",
+                view(admin_device_actions.revoke),
+                name="devices_device_revoke_credential",
+            ),
             *super().get_urls(),  # the list's own pages first (DeviceListMixin)
         ]
 
@@ -306,7 +284,9 @@ class DeviceAdmin(DeviceListMixin, FleetModelAdmin):
                     f"Device {device.device_id} is now {DeviceStatus(target).label.lower()}.",
                     messages.SUCCESS,
                 )
-        return redirect("admin:devices_device_change", device.pk)
+        return HttpResponseRedirect(
+            reverse("admin:devices_device_change", args=[device.pk]) + "#tab-overview"
+        )
 
 
 # A filter holds at most MAX_CONDITIONS short conditions; a longer text is not one being typed.
@@ -499,4 +479,4 @@ class DeviceEventAdmin(ReadOnlyAdmin):
 # Identity and provisioning pages register themselves on import.
 from devices import admin_bulk_actions, admin_credentials, admin_provisioning  # noqa: E402, F401
 
-DeviceAdmin.inlines = (admin_credentials.DeviceCredentialInline,)
+device_page.register()

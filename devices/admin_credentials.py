@@ -1,4 +1,5 @@
 """Admin pages for device credentials (certificates): read-only, revocable, expiry at a glance.
+The device page shows a device's own (devices.device_page, with its buttons).
 
 Certificates are never edited; revoking (with a reason) is the one change an operator makes.
 """
@@ -6,7 +7,6 @@ Certificates are never edited; revoking (with a reason) is the one change an ope
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.forms.models import BaseInlineFormSet
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -15,7 +15,6 @@ from devices.models import DeviceCredential
 from fleetportal.actors import actor_for_request
 from fleetportal.paginators import EstimatedCountPaginator
 
-INLINE_LENGTH = 10
 EXPIRY_WINDOWS = (7, 30, 90)
 
 
@@ -126,40 +125,3 @@ class DeviceCredentialAdmin(admin.ModelAdmin):
             + (f" {skipped} were already revoked." if skipped else ""),
             messages.SUCCESS,
         )
-
-
-class RecentCredentialsFormSet(BaseInlineFormSet):
-    def get_queryset(self):
-        # Only the newest few; evaluated once, as the formset reads it several times.
-        if not hasattr(self, "_recent"):
-            self._recent = list(super().get_queryset()[:INLINE_LENGTH])
-        return self._recent
-
-
-class DeviceCredentialInline(admin.TabularInline):
-    """The device page's newest certificates; each links to its own (read-only) page."""
-
-    model = DeviceCredential
-    fk_name = "device"
-    formset = RecentCredentialsFormSet
-    fields = ("certificate", "status", "not_before", "expires_at", "first_used_at", "revoked_at")
-    readonly_fields = fields
-    ordering = ("-created_at",)
-    extra = 0
-    max_num = 0
-    can_delete = False
-    show_change_link = True
-    verbose_name_plural = f"certificates (newest {INLINE_LENGTH})"
-
-    @admin.display(description="certificateId")
-    def certificate(self, credential):
-        return credential.fingerprint[:16] + "…"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -13,6 +13,7 @@ class DevicesConfig(AppConfig):
             consumers,
             credentials,
             hooks,
+            live_events,
         )
         from devices.handlers import register_all
         from devices.models import Device
@@ -21,6 +22,7 @@ class DevicesConfig(AppConfig):
 
         register_all()
         hooks.subscribe(hooks.DevicesTransitioned, credentials.revoke_when_decommissioned)
+        hooks.subscribe(hooks.DevicesTransitioned, live_events.on_devices_transitioned)
         resumable.register(bulk.RESUMABLE)
         resumable.register(bulk_actions.RESUMABLE)
         routing.add_websocket_routes(*consumers.ROUTES)

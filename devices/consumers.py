@@ -1,6 +1,12 @@
-"""The live job pages' WebSockets: a bulk provisioning job's and a bulk action's page hear of
-each step (devices.bulk, devices.bulk_actions emit after it commits) and fetch their parts
-again, at most once per fleetportal.live_consumers.COALESCE_SECONDS."""
+"""The registry's live pages' WebSockets.
+
+- The device page (ws/devices/<pk>/) joins the device's live group (devices.live_events) and tells
+  the page to fetch its parts again, coalesced (fleetportal.live_consumers). A user who may not
+  view devices is refused (4403); a viewer's socket sees the same changes as an operator's — the
+  page, not the socket, offers the actions.
+- A bulk provisioning job's and a bulk action's page hear of each step (devices.bulk,
+  devices.bulk_actions emit after it commits) and fetch their parts again.
+"""
 
 import uuid
 
@@ -8,8 +14,28 @@ from channels.db import database_sync_to_async
 from django.urls import path
 
 from devices import bulk, bulk_actions
-from devices.models import BulkDeviceAction, BulkProvisioningJob
+from devices.live_events import device_group
+from devices.models import BulkDeviceAction, BulkProvisioningJob, Device
 from fleetportal.live_consumers import LivePartsConsumer
+
+VIEW = "devices.view_device"
+
+
+class DevicePageConsumer(LivePartsConsumer):
+    shadow_changed = LivePartsConsumer.announce  # {"type": "shadow.changed"} (shadows.writes)
+    presence_changed = LivePartsConsumer.announce  # {"type": "presence.changed"} (monitoring)
+    device_changed = LivePartsConsumer.announce  # {"type": "device.changed"} (the registry)
+
+    async def group_for(self) -> str | None:
+        pk = self.scope["url_route"]["kwargs"]["pk"]
+        found = await database_sync_to_async(_viewable_device)(self.scope["user"], pk)
+        return None if found is None else device_group(found)
+
+
+def _viewable_device(user, pk):
+    if not (user.is_authenticated and user.is_staff and user.has_perm(VIEW)):
+        return None
+    return Device.objects.filter(pk=pk).values_list("pk", flat=True).first()
 
 
 class JobConsumer(LivePartsConsumer):
@@ -52,6 +78,7 @@ class BulkProvisioningConsumer(JobConsumer):
 
 
 ROUTES = (
+    path("ws/devices/<uuid:pk>/", DevicePageConsumer.as_asgi(), name="ws-device"),
     path("ws/devices/bulk-actions/<uuid:job_id>/", BulkActionConsumer.as_asgi()),
     path("ws/devices/bulk-provisioning/<uuid:job_id>/", BulkProvisioningConsumer.as_asgi()),
 )

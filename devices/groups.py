@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import BooleanField, ExpressionWrapper
 from django.utils import timezone
 
 from devices import hooks
@@ -172,3 +173,27 @@ def announce_move(
 
 def _name(group: DeviceGroup | None) -> str | None:
     return str(group) if group is not None else None
+
+
+# How many dynamic groups the device page tests a device against: each is one boolean in the
+# same query, so the page stays one query however many there are, and bounded.
+MEMBERSHIP_CHECK_LIMIT = 100
+
+
+def dynamic_groups_of(device: Device, limit: int = MEMBERSHIP_CHECK_LIMIT) -> tuple[list, bool]:
+    """The dynamic groups whose filter matches `device` now, by name, and whether more dynamic
+    groups exist than were checked. Two queries: the groups, then one row of the device with
+    a boolean per group (a filter that no longer compiles matches nothing)."""
+    candidates = list(DeviceGroup.objects.exclude(filters={}).order_by("name")[: limit + 1])
+    checked, more = candidates[:limit], len(candidates) > limit
+    flags = {}
+    for n, group in enumerate(checked):
+        try:
+            condition = group.membership()
+        except ValidationError:
+            continue
+        flags[f"in_{n}"] = ExpressionWrapper(condition, output_field=BooleanField())
+    if not flags:
+        return [], more
+    row = Device.objects.filter(pk=device.pk).annotate(**flags).values(*flags).first() or {}
+    return [group for n, group in enumerate(checked) if row.get(f"in_{n}")], more

@@ -8,7 +8,7 @@ class FirmwareConfig(AppConfig):
         from django.urls import path as route
 
         from devices import hooks
-        from firmware import documents, engine, handlers, jobs
+        from firmware import device_page, documents, engine, handlers, jobs
         from firmware.consumers import RolloutConsumer
         from firmware.protocol import firmware_runs
         from fleetportal import request_limits, routing
@@ -18,6 +18,7 @@ class FirmwareConfig(AppConfig):
             route("ws/rollouts/<str:rollout_id>/", RolloutConsumer.as_asgi(), name="ws-rollout")
         )
         handlers.register()
+        device_page.register()
         hooks.subscribe(hooks.DevicesTransitioned, engine.on_devices_transitioned)
         hooks.subscribe(hooks.GroupMembershipChanged, engine.on_membership_changed)
         # "" is the classic shadow, where devices report `firmware_version` (issue 12 point 7).

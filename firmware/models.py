@@ -226,6 +226,8 @@ class JobExecution(models.Model):
             ),
             # A job's executions by status (jobProcessDetails, abort criteria, the admin).
             models.Index(fields=["job", "status"], name="execution_job_status_idx"),
+            # The device page's executions, newest first (firmware.device_page).
+            models.Index(fields=["device", "-queued_at"], name="execution_device_queued_idx"),
             # The engine's timers.
             models.Index(
                 fields=["in_progress_deadline"],

@@ -35,6 +35,13 @@ class Section:
     context: Callable[[HttpRequest, Any], dict | None]
     permission: str = ""  # shown only to users holding it ("" = whoever sees the page)
     order: int = 100
+    # The page's tab it belongs on ("" = a tab of its own, named after the section); pages
+    # without tabs ignore it.
+    tab: str = ""
+
+    @property
+    def tab_name(self) -> str:
+        return self.tab or self.name
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,11 @@ class PageExtensions:
 
     def render_sections(self, request: HttpRequest, obj: Any) -> list[SafeString]:
         """Each section the user may see that has something to show, in order, as HTML."""
+        return [html for _section, html in self.rendered(request, obj)]
+
+    def rendered(self, request: HttpRequest, obj: Any) -> list[tuple[Section, SafeString]]:
+        """(section, HTML) of each section the user may see that has something to show, in
+        order: a page with tabs puts each on its section's tab."""
         rendered = []
         for section in sorted(self._sections.values(), key=lambda s: (s.order, s.name)):
             if section.permission and not request.user.has_perm(section.permission):
@@ -80,7 +92,7 @@ class PageExtensions:
             context = section.context(request, obj)
             if context is not None:
                 html = render_to_string(section.template, {"original": obj, **context}, request)
-                rendered.append(SafeString(html))
+                rendered.append((section, SafeString(html)))
         return rendered
 
     def links(self, request: HttpRequest, obj: Any) -> list[tuple[str, str]]:

@@ -56,6 +56,20 @@ class DesiredForm(forms.Form):
         return value
 
 
+def history_rows(entries) -> list[dict]:
+    """A shadow's history entries as its history table shows them (shadow_history_table.html)."""
+    return [
+        {
+            "version": entry.version,
+            "operation": entry.get_operation_display(),
+            "actor": entry.actor,
+            "created_at": entry.created_at,
+            "change": compact(entry.change),
+        }
+        for entry in entries
+    ]
+
+
 @admin.register(Shadow)
 class ShadowAdmin(FleetModelAdmin):
     list_display = ("device", "shadow_name", "version", "live", "updated_at")
@@ -166,16 +180,7 @@ class ShadowAdmin(FleetModelAdmin):
             "reported": pretty(shadow.reported_state),
             "delta": pretty(services.delta_of(shadow) if shadow.live else {}),
             "form": form,
-            "history": [
-                {
-                    "version": entry.version,
-                    "operation": entry.get_operation_display(),
-                    "actor": entry.actor,
-                    "created_at": entry.created_at,
-                    "change": compact(entry.change),
-                }
-                for entry in history
-            ],
+            "history": history_rows(history),
             "history_length": HISTORY_LENGTH,
             "device_url": reverse("admin:devices_device_change", args=[shadow.device.pk]),
             "owned_by_configuration": shadow.name == CONFIG_SHADOW,

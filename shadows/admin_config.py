@@ -311,6 +311,7 @@ def _device_section(request, device: Device) -> dict:
     return {
         "configuration": device_configuration(device),
         "can_add_config_value": request.user.has_perm("shadows.add_configvalue"),
+        "can_push": request.user.has_perm("shadows.change_configvalue"),
     }
 
 

@@ -22,6 +22,7 @@ import orjson
 import psycopg
 from django.db import connection
 
+from devices.live_events import device_group
 from fleetportal import live, outbox, topics
 from fleetportal.models import OutboxMessage
 from shadows.document import UpdateOutcome
@@ -212,11 +213,6 @@ def _row_of(row: Shadow) -> dict:
         "tokens": row.recent_client_tokens,
         "updated_at": row.updated_at,
     }
-
-
-def device_group(device_pk) -> str:
-    """The channel-layer group of one device's live pages (the UUID: device_ids may hold ':')."""
-    return f"device.{device_pk.hex}"
 
 
 def notify_after_commit(row: Shadow, device_id: str) -> None:

@@ -7,7 +7,14 @@ from fleetportal.bridge import connections, router
 
 def register() -> None:
     # admin registers its pages, tasks its Celery task (autodiscovery looks at monitoring.tasks).
-    from monitoring.presence import admin, device_list, handlers, tasks, writes  # noqa: F401
+    from monitoring.presence import (  # noqa: F401
+        admin,
+        device_list,
+        device_page,
+        handlers,
+        tasks,
+        writes,
+    )
     from monitoring.presence.queries import online_condition
 
     connections.on_connected(handlers.on_connected)
@@ -24,3 +31,4 @@ def register() -> None:
     router.on_batch(writes.begin, writes.flush, writes.end)
     online.define(online_condition)
     device_list.register()
+    device_page.register()

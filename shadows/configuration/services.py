@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from devices import hooks
 from devices.models import Device, DeviceGroup
-from fleetportal import live
+from fleetportal import live, outbox, topics
 from shadows import batch
 from shadows.configuration import CONFIG_SHADOW, states
 from shadows.configuration.keys import ConfigError, check_fits, check_key, check_value
@@ -403,6 +403,26 @@ def render(devices: Iterable[Device], *, actor: str, now: datetime | None = None
     if gone:
         DeviceConfiguration.objects.filter(pk__in=gone).delete()
     return len(patches) - len(refused)
+
+
+def repush(device: Device, *, actor: str) -> bool:
+    """The device page's "push again": whatever differs from the device's `config` shadow is
+    rendered as a new version; when nothing differs but the device has not reported it all,
+    the shadow's current `update/delta` is sent again (through the outbox) for a device that
+    missed it. False when there was nothing to push: the device reports its configuration."""
+    from shadows.document.responses import delta_document
+    from shadows.services import document_of, epoch
+
+    with transaction.atomic():
+        if render([device], actor=actor):
+            return True
+        shadow = Shadow.objects.filter(device=device, name=CONFIG_SHADOW, live=True).first()
+        document = shadow and delta_document(document_of(shadow), epoch(timezone.now()), None)
+        if not document:
+            return False
+        topic = topics.shadow_topic(device.device_id, CONFIG_SHADOW, "update", "delta")
+        outbox.send(topic, document, device_id=device.device_id)
+        return True
 
 
 def _changed_rows(device, configuration, pushed, reported, now) -> list[DeviceConfiguration]:

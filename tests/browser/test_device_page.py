@@ -1,7 +1,7 @@
-"""An operator moves a device through its lifecycle from its admin page, in headless Chromium."""
+"""An operator moves a device through its lifecycle with the device page's buttons (only the
+allowed next states are offered), in headless Chromium."""
 
 import pytest
-from selenium.webdriver.support.ui import Select
 
 from devices.choices import DeviceStatus
 from devices.models import Device
@@ -15,8 +15,7 @@ def transition_form_box(browser) -> dict:
     """Where the form's heading, fields and button are drawn: the union of their boxes."""
     return browser.execute_script(
         "const parts = document.querySelectorAll("
-        "  '#transition-form h2, #transition-form select, #transition-form input[type=text],"
-        "  #transition-form input[type=submit]');"
+        "  '#transition-form h2, #transition-form input[type=text], #transition-form button');"
         "const boxes = [...parts].map(p => p.getBoundingClientRect());"
         "const left = Math.min(...boxes.map(b => b.left));"
         "const right = Math.max(...boxes.map(b => b.right));"
@@ -25,12 +24,16 @@ def transition_form_box(browser) -> dict:
     )
 
 
+def buttons(browser) -> list[str]:
+    form = browser.find_element("id", "transition-form")
+    return [b.get_attribute("value") for b in form.find_elements("css selector", "button")]
+
+
 def move(browser, target: str, reason: str) -> None:
     form = browser.find_element("id", "transition-form")
     browser.execute_script("arguments[0].scrollIntoView()", form)
-    Select(form.find_element("name", "target")).select_by_value(target)
     form.find_element("name", "reason").send_keys(reason)
-    submit(browser, form.find_element("css selector", "input[type=submit]"))
+    submit(browser, form.find_element("css selector", f"button[value={target}]"))
 
 
 @pytest.mark.parametrize("width,height", [(1366, 768), (1920, 1080), (390, 844)])
@@ -43,7 +46,7 @@ def test_the_change_status_form_is_on_screen(browser, live_server, width, height
     browser.get(f"{live_server.url}/admin/devices/device/{device.pk}/change/")
 
     box = transition_form_box(browser)
-    assert box["parts"] == 4 and box["width"] > 200, box
+    assert box["parts"] == 4 and box["width"] > 200, box  # heading, reason, two buttons
     assert box["left"] >= 0 and box["right"] <= box["viewport"] + 1, box
     browser.execute_script(
         "arguments[0].scrollIntoView()", browser.find_element("id", "transition-form")
@@ -57,8 +60,14 @@ def test_an_operator_moves_a_device_through_its_lifecycle_from_its_page(browser,
     log_in(browser, live_server, "otto", "pw-otto")
     page = f"{live_server.url}/admin/devices/device/{device.pk}/change/"
 
+    allowed = {
+        DeviceStatus.PROVISIONING: ["active", "decommissioned"],
+        DeviceStatus.ACTIVE: ["maintenance", "decommissioned"],
+        DeviceStatus.MAINTENANCE: ["active", "decommissioned"],
+    }
     for target in (DeviceStatus.ACTIVE, DeviceStatus.MAINTENANCE, DeviceStatus.ACTIVE):
         browser.get(page)
+        assert buttons(browser) == allowed[Device.objects.get(pk=device.pk).status]
         move(browser, target, f"to {target}")
         messages = browser.find_element("css selector", "ul.messagelist").text
         assert f"is now {target}" in messages, messages

@@ -58,15 +58,16 @@ def sensor_with_a_day_of_points():
 
 @pytest.mark.parametrize(("width", "height"), [(1366, 768), (390, 844)])
 def test_the_device_page_draws_its_telemetry_chart(browser, asgi_live_server, width, height):
-    # Daphne, as in production: log_in lands on the dashboard, whose WebSocket a WSGI
-    # live server would refuse (a console error the test would count).
+    # Daphne, as in production: log_in lands on the live dashboard and the device page is live;
+    # a WSGI live server would refuse their WebSockets (a console error the test would count).
     live_server = SimpleNamespace(url=asgi_live_server)
     make_user("vera", "Fleet viewer", is_staff=True)
     device = sensor_with_a_day_of_points()
     set_viewport(browser, width, height)
     log_in(browser, live_server, "vera", "pw-vera")
 
-    browser.get(f"{live_server.url}/admin/devices/device/{device.pk}/change/")
+    # The chart is on the device page's Telemetry tab.
+    browser.get(f"{live_server.url}/admin/devices/device/{device.pk}/change/#tab-telemetry")
 
     WebDriverWait(browser, 10).until(lambda b: chart_state(b) is not None)
     state = chart_state(browser)

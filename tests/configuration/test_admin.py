@@ -334,7 +334,8 @@ def test_device_page_shows_value_source_and_applied_state(client, staff, site):
     html = response.text
     assert 'id="device-configuration"' in html
     assert f'href="{group_page(site)}">site-a</a>' in html
-    assert "<td>applied</td>" in html and "<td>pending</td>" in html
+    # Each state as a badge, in words and colour.
+    assert 'data-status="applied">applied<' in html and 'data-status="pending">pending<' in html
 
 
 def test_device_page_offers_setting_a_value_to_operators_only(client, request):

@@ -54,7 +54,8 @@ def test_admin_api_and_drift_page_agree_on_each_keys_state(client):
 
     assert on_page == EXPECTED
     assert {key: entry["state"] for key, entry in over_api.items()} == EXPECTED
-    assert "<td>not pushed yet</td>" in page.text and "<td>drift</td>" in page.text
+    # Each state as a badge (colour and words) on the device page.
+    assert ">not pushed yet</span>" in page.text and 'data-status="drift">drift<' in page.text
     drifted = {d.device_id: [k["key"] for k in keys] for d, keys in drift_page.context["devices"]}
     assert drifted == {"d-states": ["drift_key"]}
     assert {d["device_id"]: [k["key"] for k in d["keys"]] for d in drift_api} == drifted

@@ -1,4 +1,5 @@
-"""Admin pages for certificates: expiry view, read-only pages, revoke action, device inline."""
+"""Admin pages for certificates: expiry view, read-only pages, revoke action, the device page's
+newest certificates."""
 
 from datetime import timedelta
 
@@ -124,11 +125,11 @@ def test_device_page_shows_its_newest_ten_certificates(client, staff):
     response = client.get(reverse("admin:devices_device_change", args=[device.device.pk]))
 
     assert response.status_code == 200
-    # The inline comes after the device's fieldsets (whose timeline also names certificates).
-    html = response.content.decode().split('id="credentials-group"')[1]
-    assert "Certificates (newest 10)" in html
+    # The Credentials tab (the events timeline also names certificates).
+    html = response.content.decode().split('id="device-credentials"')[1].split("</fieldset>")[0]
     shown = [c for c in issued if c.fingerprint[:16] in html]
     assert shown == issued[-10:]
+    assert "All certificates of this device" in html
 
 
 def test_device_page_certificates_do_not_add_queries_per_row(

@@ -4,14 +4,17 @@
 // during a fetch is fetched right after it.
 //
 // The page marks its container with data-live-parts, data-parts-url and data-socket-path, and
-// names its state element (connecting / live / error) in data-state-id. A part marked
+// names its state element (connecting / live / polling / error) in data-state-id. A part marked
 // data-keep-while-typing is kept while the operator is typing into one of its text inputs.
+// With data-poll-seconds, the parts are fetched that often while the socket is down (a proxy
+// that refuses WebSockets, a restarting server), so the page never silently goes stale.
 "use strict";
 (function () {
   const root = document.querySelector("[data-live-parts]");
   if (!root) return;
   const state = document.getElementById(root.dataset.stateId);
-  let fetching = false, again = false, retry = 1000;
+  let fetching = false, again = false, retry = 1000, poll = null;
+  const pollSeconds = Number(root.dataset.pollSeconds || 0);
 
   function show(text, name) {
     if (state) { state.textContent = text; state.dataset.state = name; }
@@ -51,10 +54,19 @@
   function connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     const socket = new WebSocket(scheme + location.host + root.dataset.socketPath);
-    socket.onopen = () => { retry = 1000; show("live", "live"); };
+    socket.onopen = () => {
+      retry = 1000;
+      show("live", "live");
+      if (poll) { clearInterval(poll); poll = null; }
+    };
     socket.onmessage = refresh;
     socket.onclose = () => {
-      show("reconnecting…", "connecting");
+      if (pollSeconds > 0) {
+        show("not live: refreshing every " + pollSeconds + " s", "polling");
+        if (!poll) poll = setInterval(refresh, pollSeconds * 1000);
+      } else {
+        show("reconnecting…", "connecting");
+      }
       setTimeout(connect, retry);
       retry = Math.min(retry * 2, 30000);
     };
