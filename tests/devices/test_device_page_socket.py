@@ -15,23 +15,15 @@ from devices.choices import DeviceStatus
 from devices.consumers import DevicePageConsumer
 from fleetportal import live
 from shadows import services as shadow_services
+from tests import live_sockets
 from tests.conftest import make_device, make_user
+from tests.live_sockets import received_within
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def communicator(user, device_pk) -> WebsocketCommunicator:
-    socket = WebsocketCommunicator(DevicePageConsumer.as_asgi(), f"/ws/devices/{device_pk}/")
-    socket.scope["user"] = user
-    socket.scope["url_route"] = {"kwargs": {"pk": device_pk}}
-    return socket
-
-
-async def received_within(socket, seconds: float = 1.5) -> list[str]:
-    messages = []
-    while not await socket.receive_nothing(timeout=seconds):
-        messages.append(await socket.receive_from())
-    return messages
+    return live_sockets.communicator(DevicePageConsumer, user, pk=device_pk)
 
 
 def watch(user, device, change) -> list[str]:
