@@ -6,6 +6,7 @@ and 390 px wide (docs/screenshots/rollout-*.png are copies)."""
 from types import SimpleNamespace
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -78,11 +79,7 @@ def test_an_operator_sees_the_counts_change_live_and_pauses(
     assert "d-000" in failing and "checksum mismatch" in failing
     browser.save_screenshot(str(SCREENSHOTS / f"rollout-running-{width}.png"))
 
-    form = browser.find_element(By.CSS_SELECTOR, "#rollout-actions form input[name=pause]")
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", form)
-    reason = form.find_element(By.XPATH, "../input[@name='reason']")
-    reason.send_keys("checking the failure")
-    submit(browser, form)
+    pause_with_reason(browser, "checking the failure")
     assert browser.find_element(By.ID, "rollout-status").text == "Paused"
     assert "paused" in browser.find_element(By.CSS_SELECTOR, ".messagelist").text
     assert Rollout.objects.get().status == "paused"
@@ -90,6 +87,29 @@ def test_an_operator_sees_the_counts_change_live_and_pauses(
     assert (event.actor, event.reason) == ("otto", "checking the failure")
     browser.find_element(By.CSS_SELECTOR, "#rollout-actions input[name=resume]")
     browser.save_screenshot(str(SCREENSHOTS / f"rollout-paused-{width}.png"))
+
+
+def pause_with_reason(browser, text: str) -> None:
+    """Type a reason and press Pause. The actions part is kept once the operator types into it
+    (data-keep-while-typing), but a live update may still swap it between finding the button
+    and the first key: then find it again in the new part."""
+    for _ in range(5):
+        try:
+            button = browser.find_element(
+                By.CSS_SELECTOR, "#rollout-actions form input[name=pause]"
+            )
+            browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+            reason = button.find_element(By.XPATH, "../input[@name='reason']")
+            reason.send_keys(text)
+        except StaleElementReferenceException:
+            continue
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                continue
+            raise
+        submit(browser, button)
+        return
+    raise AssertionError("the actions part kept being replaced")
 
 
 def test_a_viewer_sees_the_page_live_but_no_button(browser, asgi_live_server):
