@@ -22,7 +22,8 @@ install: $(VENV)/.installed $(PLUGINS)
 run: install
 	bin/run
 
-# The test settings use a throwaway key; nothing secret is needed to test.
+# The test settings use a throwaway key; nothing secret is needed to test. The browser tests drive
+# live pages against real time, so they run after the rest, one at a time.
 test: export FLEETPORTAL_SECRET_KEY ?= test-only-not-secret
 test: install
 	$(VENV)/bin/ruff check .
@@ -30,7 +31,8 @@ test: install
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -n 2
+	$(VENV)/bin/pytest -n 2 --ignore=tests/browser
+	$(VENV)/bin/pytest tests/browser
 
 lint: install
 	$(VENV)/bin/ruff check --fix .

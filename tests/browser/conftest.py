@@ -53,6 +53,18 @@ def submit(browser, button, timeout: float = 10) -> None:
     WebDriverWait(browser, timeout).until(expected_conditions.staleness_of(page))
 
 
+def submit_live(browser, selector: str, timeout: float = 10) -> None:
+    """`submit` on a live page: find the element again if a live update swapped it between
+    finding and clicking it."""
+    for _ in range(20):
+        try:
+            submit(browser, browser.find_element(By.CSS_SELECTOR, selector), timeout)
+            return
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{selector} kept being replaced")
+
+
 def text_of(browser, selector: str) -> str:
     """An element's text on a live page; read again if a live update swapped it meanwhile."""
     for _ in range(20):

@@ -12,7 +12,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from devices.choices import DeviceStatus
 from monitoring.summary import services
-from tests.browser.conftest import SCREENSHOTS, log_in, set_viewport, submit, text_of
+from tests.browser.conftest import SCREENSHOTS, log_in, set_viewport, submit, submit_live, text_of
 from tests.conftest import make_device, make_user
 from tests.monitoring.summary.fleet import hand_counted_fleet
 
@@ -69,8 +69,7 @@ def test_each_role_lands_on_the_dashboard_and_a_count_leads_to_that_many_devices
     browser.save_screenshot(str(SCREENSHOTS / f"console-dashboard-{username}-1366.png"))
 
     assert figure(browser, "status", "active") == "5"
-    tile = browser.find_element(By.CSS_SELECTOR, "#fleet-status .fleet-status-active")
-    submit(browser, tile)
+    submit_live(browser, "#fleet-status .fleet-status-active")
     assert browser.current_url.endswith("/admin/devices/device/?status__exact=active")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")) == 5
     assert "5 devices" in browser.find_element(By.CSS_SELECTOR, ".paginator").text

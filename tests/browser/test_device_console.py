@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import orjson
 import pytest
 from django.utils import timezone
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -33,12 +34,22 @@ def open_device(browser, server: str, username: str, device) -> None:
     browser.delete_all_cookies()
     log_in(browser, SimpleNamespace(url=server), username, f"pw-{username}")
     browser.get(f"{server}/admin/devices/device/{device.pk}/change/")
-    WebDriverWait(browser, 30).until(
-        lambda b: b.find_element(By.ID, "device-live-state").get_attribute("data-state") == "live"
-    )
+    try:
+        wait_until_live(browser)
+    except TimeoutException:
+        # Once in a CI run under load the socket was not up within 30 s (the page polled
+        # meanwhile, as it should): load the page again rather than fail on the machine's load.
+        browser.refresh()
+        wait_until_live(browser)
     # The catch-up fetch on connect has swapped the parts: nothing swaps them until a change.
     WebDriverWait(browser, 30).until(
         lambda b: b.find_element(By.ID, "device-page").get_attribute("data-refreshed")
+    )
+
+
+def wait_until_live(browser) -> None:
+    WebDriverWait(browser, 30).until(
+        lambda b: b.find_element(By.ID, "device-live-state").get_attribute("data-state") == "live"
     )
 
 

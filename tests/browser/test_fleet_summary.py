@@ -11,7 +11,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from monitoring.models import Presence
 from monitoring.summary import services
-from tests.browser.conftest import SCREENSHOTS, log_in, set_viewport, text_of
+from tests.browser.conftest import SCREENSHOTS, log_in, set_viewport, submit_live, text_of
 from tests.conftest import make_user
 from tests.monitoring.summary.fleet import hand_counted_fleet
 
@@ -29,12 +29,12 @@ def test_a_viewer_sees_the_figures_and_one_changes_live(browser, asgi_live_serve
     services.refresh()
     set_viewport(browser, width, height)
     log_in(browser, SimpleNamespace(url=asgi_live_server), "vera", "pw-vera")
-    browser.find_element(By.CSS_SELECTOR, "#fleet-summary-link a").click()  # from the index
-    WebDriverWait(browser, 15).until(
+    submit_live(browser, "#fleet-summary-link a")  # from the index, itself a live page
+    WebDriverWait(browser, 30).until(
         lambda b: b.find_element(By.ID, "fleet-live-state").get_attribute("data-state") == "live"
     )
     # The catch-up fetch on connect has swapped the parts: nothing swaps them until a change.
-    WebDriverWait(browser, 15).until(
+    WebDriverWait(browser, 30).until(
         lambda b: b.find_element(By.ID, "fleet-live").get_attribute("data-refreshed")
     )
     assert figure(browser, "presence", "online") == "2"
