@@ -163,6 +163,7 @@ class Device:
         found = self.env.credentials.current(self.device_id)
         if found is not None:
             self.stats.add("identities_loaded")
+            self.device_id = found.common_name() or self.device_id  # the portal's name for it
             if self.env.credentials.pending(self.device_id):
                 self.env.credentials.discard_pending(self.device_id)  # a rotation never confirmed
             return found
@@ -170,6 +171,7 @@ class Device:
             return None
         async with self.claims or asyncio.Semaphore(1):
             device_id, found = await provisioning.claim(self.env, self.device_id, self.serial)
+        self.env.credentials.alias(self.device_id, device_id)  # found again on the next run
         self.device_id = device_id  # CreateKeysAndCertificate names the device
         self.stats.add("provisioned")
         return found

@@ -35,6 +35,12 @@ class Credentials:
         context.load_cert_chain(str(self.cert_file), str(self.key_file))
         return context
 
+    def common_name(self) -> str:
+        """The certificate's CN: the device id the portal knows the device by."""
+        certificate = x509.load_pem_x509_certificate(self.cert_file.read_bytes())
+        names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return str(names[0].value) if names else ""
+
     def certificate_id(self) -> str:
         """The SHA-256 fingerprint: what the portal calls the certificate's id."""
         certificate = x509.load_pem_x509_certificate(self.cert_file.read_bytes())
@@ -67,13 +73,13 @@ class Store:
         self.directory = Path(directory)
 
     def device_ids(self) -> list[str]:
-        """The devices that have a certificate here, in name order."""
+        """The devices that have a certificate here, in name order (not the aliases)."""
         if not self.directory.is_dir():
             return []
         return sorted(
             path.parent.name
             for path in self.directory.glob(f"*/{CERTIFICATE}")
-            if (path.parent / PRIVATE_KEY).is_file()
+            if (path.parent / PRIVATE_KEY).is_file() and not path.parent.is_symlink()
         )
 
     def current(self, device_id: str) -> Credentials | None:
@@ -101,6 +107,12 @@ class Store:
         os.replace(folder / NEW_PRIVATE_KEY, folder / PRIVATE_KEY)
         os.replace(folder / NEW_CERTIFICATE, folder / CERTIFICATE)
         return Credentials(folder / CERTIFICATE, folder / PRIVATE_KEY)
+
+    def alias(self, name: str, device_id: str) -> None:
+        """Find device_id's credentials under `name` too (a device the portal named)."""
+        link = self.directory / name
+        if name != device_id and not link.exists():
+            link.symlink_to(device_id, target_is_directory=True)
 
     def discard_pending(self, device_id: str) -> None:
         for name in (NEW_PRIVATE_KEY, NEW_CERTIFICATE):

@@ -2,7 +2,9 @@
 PostgreSQL): the devices provision themselves by claim, report their shadow, apply a desired
 change and a configuration change, and leave cleanly — all seen from the portal's side."""
 
+import re
 import stat
+from dataclasses import replace
 
 import pytest
 
@@ -115,3 +117,26 @@ def test_a_second_run_finds_its_certificates_and_does_not_claim_again(broker, br
     assert (stats.count["provisioned"], stats.count["identities_loaded"]) == (0, 2)
     assert stats.errors == {}, stats.last_errors
     assert DeviceCredential.objects.filter(device__device_id__in=ids).count() == 2
+
+
+def test_devices_claim_with_keys_the_portal_makes_and_take_the_name_it_gives(
+    broker, bridge, tmp_path, settings
+):
+    settings.CLAIM_CREATE_KEYS = True
+    claim = claim_template("simkeys", tmp_path / "claim", allow_create_keys=True)
+    env = environment(broker, tmp_path / "devices", claim=replace(claim, create_keys=True))
+    fleet = FleetThread(Fleet(env, quick_profile(), device_ids(2, "unnamed"))).start()
+    try:
+        eventually(lambda: len(fleet.stats.connected_devices) == 2, what="connected")
+    finally:
+        stats = fleet.stop()
+    named = set(stats.connected_devices)
+    assert all(re.fullmatch(r"dev-[0-9a-f]{24}", device_id) for device_id in named), named
+    assert set(Store(tmp_path / "devices").device_ids()) == named
+    assert set(Device.objects.values_list("device_id", flat=True)) >= named
+    assert stats.errors == {}, stats.last_errors
+    # The next run finds them under the names it asked for and connects as the portal's.
+    again = FleetThread(Fleet(env, quick_profile(), device_ids(2, "unnamed"))).start()
+    eventually(lambda: len(again.stats.connected_devices) == 2, what="connected again")
+    stats = again.stop()
+    assert (set(stats.connected_devices), stats.count["provisioned"]) == (named, 0)
