@@ -39,6 +39,7 @@ SENSORS = frozenset(
     }
 )
 CONFIG = "config"
+GET_RETRY_SECONDS = 10.0  # a shadow `get` unanswered this long is asked again
 
 
 class Device:
@@ -69,7 +70,9 @@ class Device:
         self.inflight: dict[int, tuple[str, bytes]] = {}
         self.packet_id = 0
         self.credentials: identity.Credentials | None = None
-        # What the device measures and runs
+        # What the device is, measures and runs (device.json in the store may say otherwise)
+        self.device_type = env.device_type
+        self.hardware_version = env.hardware_version
         self.version = env.firmware_version
         self.battery = self.rng.randint(40, 100)
         self.charging = False
@@ -92,6 +95,8 @@ class Device:
         self.rotation_key = ""
         self.rotation_refusals = 0
         self.malformed_kind = 0
+        self.unanswered_gets: set[str] = set()  # shadows ("" classic, "config") asked, no answer
+        self.next_get = 0.0
         now = self.loop.time()
         self.next_report = now
         self.next_telemetry = now + self.rng.uniform(0, self.timing.telemetry_seconds)
@@ -110,6 +115,14 @@ class Device:
         if self.credentials is None:
             self.stats.error("no_identity", f"{self.device_id}: no certificate and no claim")
             return
+        try:
+            info = self.env.credentials.info(self.device_id)
+        except (OSError, ValueError) as exc:
+            self.stats.error("device_info", f"{self.device_id}: {exc}")
+            return
+        self.device_type = info.get("device_type", self.device_type)
+        self.hardware_version = info.get("hardware_version", self.hardware_version)
+        self.version = info.get("firmware_version", self.version)
         reconnecting = False
         while not self.stopping and not self.silenced:
             pause = self.away_until - self.loop.time()
@@ -233,8 +246,8 @@ class Device:
             self._booted()
         else:
             self._report(full=True)
-        self._publish(f"{shadow}/get", {"clientToken": self._token()})
-        self._publish(f"{config}/get", {"clientToken": self._token()})
+        self.unanswered_gets = {"", CONFIG}
+        self._ask_shadows()
         if "never_start" not in self.faults:
             self._publish(f"{jobs}/start-next", {"clientToken": self._token()})
         if self.rotation == "switching":
@@ -245,11 +258,22 @@ class Device:
                     {"certificateId": pending.certificate_id(), "clientToken": self._token()},
                 )
 
+    def _ask_shadows(self) -> None:
+        """`get` the shadows not answered yet; asked again every GET_RETRY_SECONDS, as firmware
+        does after a request timeout (a get sent while the portal's bridge was down is lost)."""
+        for name in sorted(self.unanswered_gets):
+            self._publish(
+                f"{topics.shadow(self.device_id, name)}/get", {"clientToken": self._token()}
+            )
+        self.next_get = self.loop.time() + GET_RETRY_SECONDS
+
     async def _live(self) -> None:
         """Until the link is lost or the device stops: the device's clocks."""
         timing = self.timing
         while not self.interrupt.done():
             now = self.loop.time()
+            if self.unanswered_gets and now >= self.next_get:
+                self._ask_shadows()
             if now >= self.next_report:
                 self._evolve()
                 self._report()
@@ -272,6 +296,8 @@ class Device:
                 self._malformed()
                 self.next_malformed = now + self._jitter(timing.malformed_every_seconds)
             due = min(self.next_report, self.next_telemetry)
+            if self.unanswered_gets:
+                due = min(due, self.next_get)
             if "offline_and_return" in self.faults:
                 due = min(due, self.next_offline)
             if "rotate_certificate" in self.faults and self.rotation is None:
@@ -316,7 +342,7 @@ class Device:
         if full:
             reported |= {
                 "firmware_version": self.version,
-                "hardware_version": self.env.hardware_version,
+                "hardware_version": self.hardware_version,
             }
         reported |= extra
         self._publish(
@@ -367,14 +393,17 @@ class Device:
         if topic == f"{config}/update/delta":
             self._apply_config(body.get("state") or {}, {})
         elif topic == f"{config}/get/accepted":
+            self.unanswered_gets.discard(CONFIG)
             state = body.get("state") or {}
             self._apply_config(state.get("delta") or {}, state)
         elif topic == f"{shadow}/update/delta":
             self._apply_desired(body.get("state") or {})
         elif topic == f"{shadow}/get/accepted":
+            self.unanswered_gets.discard("")
             self._apply_desired((body.get("state") or {}).get("delta") or {})
         elif topic.endswith("/get/rejected") and body.get("code") == 404:
-            pass  # no such shadow yet: nothing to apply
+            # No such shadow yet: nothing to apply (a delta comes when one is made).
+            self.unanswered_gets.discard(CONFIG if topic.startswith(config) else "")
         elif topic == f"{jobs}/notify-next":
             self._notified(body.get("execution"))
         elif topic == f"{jobs}/start-next/accepted":
@@ -486,8 +515,8 @@ class Device:
             image = firmware.check(
                 document.get("firmware"),
                 self.env.trusted_key,
-                device_type=self.env.device_type,
-                hardware_version=self.env.hardware_version,
+                device_type=self.device_type,
+                hardware_version=self.hardware_version,
             )
         except firmware.FirmwareRefused as exc:
             self._finish_job(
@@ -572,6 +601,9 @@ class Device:
         if pending is None:
             return
         execution = {"jobId": pending["job_id"], "executionNumber": pending["execution_number"]}
+        if pending["boots"] != self.version:
+            # Flash keeps the new image: the next run of the simulator boots it too.
+            self.env.credentials.save_info(self.device_id, firmware_version=pending["boots"])
         self.version = pending["boots"]
         if pending["target"] == "reboot":
             self._report(full=True)

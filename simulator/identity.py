@@ -4,9 +4,13 @@
 The layout is the portal's bulk provisioning bundle unzipped (`ca-chain.pem`, then
 `<device_id>/certificate.pem` and `<device_id>/private.key`), so certificates the portal issued
 are used as they come, and a device that provisioned itself by claim is found again on the next
-run instead of claiming a second time.
+run instead of claiming a second time. An optional `<device_id>/device.json` says what the
+device is (`device_type`, `hardware_version`, `firmware_version`, each optional: the fleet's
+defaults otherwise); a device that booted new firmware writes its version there, as flash keeps
+it across power cycles.
 """
 
+import json
 import os
 import ssl
 from dataclasses import dataclass
@@ -21,6 +25,8 @@ CERTIFICATE, PRIVATE_KEY = "certificate.pem", "private.key"
 NEW_CERTIFICATE, NEW_PRIVATE_KEY = "certificate.new.pem", "private.new.key"
 CA_CHAIN = "ca-chain.pem"
 CLAIM_CERTIFICATE, CLAIM_KEY = "claim.pem", "claim.key"  # manage.py issue_claim_certificate
+DEVICE_INFO = "device.json"  # what the device is: device_type, hardware_version, firmware_version
+INFO_KEYS = ("device_type", "hardware_version", "firmware_version")
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,30 @@ class Store:
         link = self.directory / name
         if name != device_id and not link.exists():
             link.symlink_to(device_id, target_is_directory=True)
+
+    def info(self, device_id: str) -> dict[str, str]:
+        """What device.json says the device is (the keys of INFO_KEYS it gives; {} without one).
+        A file that is not a JSON object of strings is an error naming it."""
+        path = self.directory / device_id / DEVICE_INFO
+        if not path.is_file():
+            return {}
+        try:
+            info = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ValueError(f"{path}: not JSON ({exc})") from exc
+        if not isinstance(info, dict) or not all(
+            isinstance(info.get(key, ""), str) for key in INFO_KEYS
+        ):
+            raise ValueError(f"{path}: must be an object whose {', '.join(INFO_KEYS)} are strings")
+        return {key: info[key] for key in INFO_KEYS if info.get(key)}
+
+    def save_info(self, device_id: str, *, merge: bool = True, **info: str) -> None:
+        """Record what the device is in device.json: merged into what it says (the firmware the
+        device now runs), or in place of it (merge=False: a device fresh from the factory)."""
+        folder = self.directory / device_id
+        folder.mkdir(parents=True, exist_ok=True)
+        merged = (self.info(device_id) if merge else {}) | info
+        _write(folder / DEVICE_INFO, json.dumps(merged, indent=2, sort_keys=True) + "\n", 0o644)
 
     def discard_pending(self, device_id: str) -> None:
         for name in (NEW_PRIVATE_KEY, NEW_CERTIFICATE):

@@ -32,7 +32,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--devices", type=int, required=True, help="How many devices.")
+        parser.add_argument(
+            "--devices",
+            type=int,
+            help="How many devices (required unless --certificates: then all it holds).",
+        )
         parser.add_argument(
             "--profile",
             default="healthy",
@@ -75,7 +79,9 @@ class Command(BaseCommand):
         parser.add_argument("--hardware-version", default="1.0", help="What devices are.")
 
     def handle(self, *args, **options):
-        if options["devices"] < 1:
+        if options["devices"] is None and options["certificates"] is None:
+            raise CommandError("Give --devices (how many), or --certificates to run all it holds.")
+        if options["devices"] is not None and options["devices"] < 1:
             raise CommandError("--devices must be at least 1.")
         try:
             profile = profiles.load(options["profile"])
@@ -114,7 +120,7 @@ class Command(BaseCommand):
         }
         if options["certificates"] is not None:
             store = options["certificates"]
-            ids = Store(store).device_ids()[: options["devices"]]
+            ids = Store(store).device_ids()[: options["devices"]]  # None: all of them
             if not ids:
                 raise CommandError(f"{store} holds no <device_id>/certificate.pem and private.key.")
             device_type = options["device_type"]
