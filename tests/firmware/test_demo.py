@@ -93,6 +93,21 @@ def outcomes(wave: int) -> list[str]:
     return sorted(rows.values_list("outcome", flat=True))
 
 
+def failures() -> list[tuple]:
+    rows = RolloutDevice.objects.filter(rollout__rollout_id=demo.ROLLOUT_ID, outcome="failed")
+    return list(rows.values_list("device__device_id", "wave__number", "failure", "reason"))
+
+
+def seen_since_reporting() -> bool:
+    """Whether every wave-1 device sent something after reporting the new version (the health
+    check's "back online"), so moving the clock past the soak finds it online."""
+    rows = RolloutDevice.objects.filter(rollout__rollout_id=demo.ROLLOUT_ID, wave__number=1)
+    return all(
+        seen is not None and reported is not None and seen > reported
+        for seen, reported in rows.values_list("device__last_seen", "reported_at")
+    )
+
+
 def rollout() -> Rollout:
     return Rollout.objects.get(rollout_id=demo.ROLLOUT_ID)
 
@@ -134,8 +149,9 @@ def test_the_seeded_rollout_passes_its_canaries_and_halts_in_wave_two(
         # Wave 1: three canaries report 1.6.0; past their one-minute soak they count as
         # updated and the manual gate waits for the operator.
         ticking(lambda: outcomes(1) == ["reported"] * 3, timeout=60)
+        eventually(seen_since_reporting, what="the canaries heard from after their report")
         ticking(lambda: rollout().waves.get(number=1).status == "awaiting_approval", at_minutes=2)
-        assert outcomes(1) == ["updated"] * 3
+        assert outcomes(1) == ["updated"] * 3, failures()
         canaries = RolloutDevice.objects.filter(rollout__rollout_id=demo.ROLLOUT_ID, wave__number=1)
         for device_id in canaries.values_list("device__device_id", flat=True):
             assert store.info(device_id)["firmware_version"] == "1.6.0"  # kept for the next run
