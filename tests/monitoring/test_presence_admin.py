@@ -81,3 +81,13 @@ def test_the_demo_fleet_gets_presence_from_its_last_seen():
             "pk", flat=True
         )
     )
+    # Each demo product reads battery and signal where the simulated devices report them; an
+    # operator's own settings survive the next run.
+    types = set(Device.objects.values_list("device_type", flat=True))
+    health = DeviceTypeHealth.objects.all()
+    assert {(h.device_type, h.battery_key, h.signal_key) for h in health} == {
+        (t, "battery", "signal") for t in types
+    }
+    DeviceTypeHealth.objects.filter(device_type="gateway").update(battery_key="power.level")
+    call_command("seed_demo_presence", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    assert DeviceTypeHealth.objects.get(device_type="gateway").battery_key == "power.level"

@@ -1,12 +1,16 @@
 """Seed presence for the demo fleet (`make run`, after `seed_demo`): devices the demo shows as
 heard from lately get an online presence row, the rest of the in-service devices an offline one,
 so the online figures and the `online` filter have something to show before any device connects.
-The heartbeat sweep then ages them as it would real ones."""
+The heartbeat sweep then ages them as it would real ones. Each demo device type also gets health
+settings reading `battery` and `signal` from the reported state, as the simulated devices report
+them (the device page and the health API show them); settings already there are left alone."""
 
 from django.core.management.base import BaseCommand
 from django.db import connection
 
 from devices.choices import DeviceStatus
+from devices.models import Device
+from monitoring.models import DeviceTypeHealth
 from monitoring.presence.choices import PresenceReason
 
 SEED_SQL = """
@@ -39,3 +43,15 @@ class Command(BaseCommand):
                 },
             )
             self.stdout.write(f"Seeded presence for {cursor.rowcount} devices.")
+        types = Device.objects.filter(device_id__startswith="demo-").values_list(
+            "device_type", flat=True
+        )
+        for device_type in sorted(set(types)):
+            DeviceTypeHealth.objects.get_or_create(
+                device_type=device_type,
+                defaults={
+                    "heartbeat_seconds": DeviceTypeHealth.default_heartbeat(),
+                    "battery_key": "battery",
+                    "signal_key": "signal",
+                },
+            )
