@@ -1,7 +1,8 @@
-""" "Run a job on these devices" in headless Chromium: an operator filters the device list with
-the sidebar, follows the entry, sees the filter's devices as the job's targets, picks a firmware
-version, creates the job and lands on its page with the right target count. The list with the
-entry is checked at 390 and 1366 px for horizontal overflow; screenshots go to var/screenshots."""
+"""The device list's "Run a job on these devices" in headless Chromium: an operator filters the
+list with the sidebar, follows the entry, sees the filter's devices as the job's targets, picks a
+firmware version, creates the job and lands on its page with the right target count. The list
+with the entry and the form are checked at 390 and 1366 px for horizontal overflow; screenshots
+go to var/screenshots."""
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -57,8 +58,11 @@ def test_an_operator_runs_a_firmware_job_on_the_filtered_list(browser, live_serv
     assert targets.text == ("The 3 devices matching device type: sensor, firmware version: 1.9.3.")
     assert not browser.find_elements(By.CSS_SELECTOR, ".field-groups")  # no pickers
     Select(browser.find_element(By.NAME, "firmware")).select_by_value(str(version.pk))
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", targets)
-    browser.save_screenshot(str(SCREENSHOTS / "job-on-filter-form-1366.png"))
+    for width, height in [(390, 844), (1366, 768)]:
+        set_viewport(browser, width, height)
+        assert not page_overflows(browser)
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", targets)
+        browser.save_screenshot(str(SCREENSHOTS / f"job-on-filter-form-{width}.png"))
     submit(browser, browser.find_element(By.NAME, "_save"))
 
     job = Job.objects.get()

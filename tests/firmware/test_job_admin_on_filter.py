@@ -1,8 +1,8 @@
-""" "Run a job on these devices" from the filtered device list: the entry is there for those who
-may create jobs (firmware's DEVICE_LIST action; the list's queries stay constant with it), it
-opens the job form on the list's filter, which shows what the targets are in place of the
-pickers, refuses a filter beyond the cap or one it does not know while keeping what the operator
-typed, and lands on the new job's page."""
+"""The device list's "Run a job on these devices": the entry is there for those who may create
+jobs (firmware's DEVICE_LIST action; the list's queries stay constant with it), it opens the job
+form on the list's filter, which shows what the targets are in place of the pickers, refuses a
+filter beyond the cap or one it does not know while keeping what the operator typed, and lands
+on the new job's page."""
 
 import html
 import re
