@@ -66,7 +66,8 @@ class Device:
         self.stopped: asyncio.Future = self.loop.create_future()
         self.interrupt: asyncio.Future = self.loop.create_future()
         self.client: mqtt.Client | None = None
-        self.inflight: dict[int, tuple[str, bytes]] = {}
+        self.inflight: dict[int, tuple[str, bytes]] = {}  # QoS 1 sent, not yet acknowledged
+        self.backlog: list[tuple[str, bytes]] = []  # QoS 1 published while offline
         self.packet_id = 0
         self.credentials: identity.Credentials | None = None
         # What the device measures and runs
@@ -129,6 +130,11 @@ class Device:
                 inflight=self.inflight,
                 packet_id=self.packet_id,
             )
+            # What was published while offline goes now: after what the session resent (older),
+            # before anything new.
+            backlog, self.backlog = self.backlog, []
+            for topic, payload in backlog:
+                self.client.publish(topic, payload)
             self.stats.connected(self.device_id)
             if reconnecting and self.leaving is None:
                 self.stats.add("reconnects")  # a link lost, not a planned leave
@@ -287,9 +293,13 @@ class Device:
         return f"{self.device_id[-24:]}-{self.tokens}"
 
     def _publish(self, topic: str, body: Any, qos: int = 1) -> None:
+        """Publish now, or (QoS 1) as soon as the device is connected again, in order; a QoS 0
+        message sent while offline is lost, as on a real device."""
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-        if self.client is not None:
+        if self.client is not None and self.client.is_open:
             self.client.publish(topic, payload, qos)
+        elif qos:
+            self.backlog.append((topic, payload))
 
     def _evolve(self) -> None:
         rng = self.rng
