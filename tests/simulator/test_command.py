@@ -43,6 +43,7 @@ def test_a_short_run_claims_reports_and_prints_its_summary(
 ):
     printed = run(
         *("--devices", "3", "--seconds", "6", "--prefix", "cmd", "--template", "cmdsim"),
+        *("--status-every", "4"),
         *("--state-dir", str(tmp_path / "state"), "--profile", quick(tmp_path)),
     )
     assert "Created provisioning template cmdsim (sensor)." in printed
@@ -52,6 +53,7 @@ def test_a_short_run_claims_reports_and_prints_its_summary(
         "cmd-00002",
         "cmd-00003",
     }
+    assert "simulator: 3/3 online" in printed  # the status line while it ran
     assert "Simulated 3 device(s)" in printed
     assert "provisioned by claim: 3" in printed
     assert "connected: 3 device(s)" in printed
