@@ -39,6 +39,7 @@ SENSORS = frozenset(
     }
 )
 CONFIG = "config"
+PROVISIONING_ATTEMPTS = 8  # claims that get no answer (1, 2, 4 … 30 s apart) before giving up
 
 
 class Device:
@@ -103,11 +104,23 @@ class Device:
     # --- the device's life -------------------------------------------------------------------
 
     async def run(self) -> None:
-        try:
-            self.credentials = await self._identity()
-        except (provisioning.ProvisioningRefused, OSError, TimeoutError, KeyError) as exc:
-            self.stats.error("provisioning", f"{self.device_id}: provisioning failed: {exc}")
-            return
+        delays = mqtt.backoff_delays(1.0, 30.0)
+        for attempt in range(1, PROVISIONING_ATTEMPTS + 1):
+            try:
+                self.credentials = await self._identity()
+                break
+            except (provisioning.ProvisioningRefused, KeyError) as exc:  # the portal said no
+                self.stats.error("provisioning", f"{self.device_id}: provisioning refused: {exc}")
+                return
+            except (OSError, TimeoutError) as exc:  # no broker, no answer: try again later
+                if attempt == PROVISIONING_ATTEMPTS:
+                    self.stats.error(
+                        "provisioning", f"{self.device_id}: provisioning failed: {exc}"
+                    )
+                    return
+                self.stats.add("provisioning_retries")
+                if await self._wait(next(delays)):
+                    return
         if self.credentials is None:
             self.stats.error("no_identity", f"{self.device_id}: no certificate and no claim")
             return
