@@ -7,7 +7,7 @@ Each simulated device (mutual TLS, its own certificate from a throwaway CA, so t
 it to its own topics) works through its queue as firmware written against the AWS IoT Jobs
 client does: `start-next`, `update` IN_PROGRESS with statusDetails, `update` SUCCEEDED, the next
 `start-next` — one request in flight per device, each answered on …/accepted. Every SUCCEEDED
-also queues `notify` and `notify-next`. All devices run on one thread (bench/mqtt_client.py),
+also queues `notify` and `notify-next`. All devices run on one thread (simulator/mqtt.py),
 so the load generator stays cheap beside the portal on the same cores. Two runs in this process:
 
 1. the raw relay (the ceiling): the same requests answered Mosquitto → paho → Mosquitto with the
@@ -40,7 +40,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from bench import mqtt_client
+from simulator import mqtt as mqtt_client
 from bench.broker_support import start_broker
 from bench.cpu_usage import Usage
 from devices import pki

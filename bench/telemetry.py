@@ -4,7 +4,7 @@
     .venv/bin/python bench/telemetry.py ingest [--devices 200] [--seconds 10]
     .venv/bin/python bench/telemetry.py query [--points 100000000] [--devices 1000]
 
-`ingest`: simulated devices (mutual TLS, one thread: bench/mqtt_client.py) publish telemetry
+`ingest`: simulated devices (mutual TLS, one thread: simulator/mqtt.py) publish telemetry
 messages of 5 numeric fields at QoS 1 as fast as the portal stores them (the generator keeps at
 most WINDOW messages published and not yet stored, read from the telemetry counters in Redis),
 through Mosquitto and `manage.py runbridge`; two runs in this process: the bridge as built (one
@@ -36,7 +36,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 
-from bench import mqtt_client
+from simulator import mqtt as mqtt_client
 from bench.broker_support import start_broker
 from bench.cpu_usage import Usage
 from bench.jobs_protocol import database_backends, tls_context

@@ -160,7 +160,8 @@ def _record_issued(
         pks = {device.pk for device, issued in signed if not isinstance(issued, DomainError)}
         # Primary-key order, as transition_devices locks: two batches cannot deadlock.
         locked = {
-            d.pk: d for d in Device.objects.select_for_update().filter(pk__in=pks).order_by("pk")
+            d.pk: d
+            for d in Device.objects.select_for_update(no_key=True).filter(pk__in=pks).order_by("pk")
         }
         results = [_new_issued(locked, device, issued) for device, issued in signed]
         created = [result for result in results if isinstance(result, DeviceCredential)]
@@ -242,7 +243,7 @@ def mark_connected(device_id: str) -> bool:
         _remember_settled(device_id)
         return False
     with transaction.atomic():
-        device = Device.objects.select_for_update().get(device_id=device_id)
+        device = Device.objects.select_for_update(no_key=True).get(device_id=device_id)
         if device.status != DeviceStatus.PROVISIONING:
             return False  # another bridge got there first
         services.transition_device(
@@ -351,7 +352,7 @@ def request_rotation(
         raise DeviceDecommissioned(device.device_id)
     _, issued = _sign(device.device_id, csr_pem)
     with transaction.atomic():
-        locked = Device.objects.select_for_update().get(pk=device.pk)
+        locked = Device.objects.select_for_update(no_key=True).get(pk=device.pk)
         if locked.is_decommissioned:
             raise DeviceDecommissioned(locked.device_id)
         replayed = client_token and _replayed_rotation(locked, client_token, issued)

@@ -106,7 +106,7 @@ def assign_devices(devices: Iterable[Device], group: DeviceGroup | None, *, acto
     with transaction.atomic():
         target = _lock_static(group) if group is not None else None
         locked = list(
-            Device.objects.select_for_update(of=("self",))
+            Device.objects.select_for_update(of=("self",), no_key=True)
             .filter(pk__in=pks)
             .select_related("group")
             .order_by("pk")

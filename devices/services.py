@@ -133,7 +133,7 @@ def update_device(device: Device, changes: dict[str, Any], *, actor: str) -> Dev
     if refused:
         raise ValidationError(dict.fromkeys(sorted(refused), "This field cannot be changed here."))
     with transaction.atomic():
-        locked = Device.objects.select_for_update().get(pk=device.pk)
+        locked = Device.objects.select_for_update(no_key=True).get(pk=device.pk)
         if locked.is_decommissioned:
             raise DeviceDecommissioned(locked.device_id)
         diff = {}
@@ -167,7 +167,7 @@ def transition_device(
     so two requests for the same move cannot both succeed.
     """
     with transaction.atomic():
-        locked = Device.objects.select_for_update().get(pk=device.pk)
+        locked = Device.objects.select_for_update(no_key=True).get(pk=device.pk)
         if expected is not None and locked.status != expected:
             raise StatusConflict(expected, locked.status)
         _check(locked, target)
@@ -189,7 +189,7 @@ def transition_devices(
     """
     pks = [d.pk for d in devices]
     with transaction.atomic():
-        locked = Device.objects.select_for_update().filter(pk__in=pks).order_by("pk")
+        locked = Device.objects.select_for_update(no_key=True).filter(pk__in=pks).order_by("pk")
         return transition_locked_devices(list(locked), target, actor=actor, reason=reason)
 
 

@@ -3,13 +3,16 @@
 - imports run one way, `fleetportal <- devices <- shadows <- firmware <- monitoring <-
   aws_gateway`: an app never imports one above it (it offers an extension point instead);
 - paho is imported by the bridge's transport only;
-- MQTT topics are spelled in fleetportal/topics.py only; everyone else asks it for them.
+- MQTT topics are spelled in fleetportal/topics.py only; everyone else asks it for them;
+- the device simulator (simulator/) is device code: it imports the standard library,
+  `cryptography` and its own modules, nothing of the portal (it keeps its own topic names).
 
 Each rule is a small function over source text, shown to catch a violation below.
 """
 
 import ast
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,8 @@ LAYERS = {
 }
 PAHO_HOME = "fleetportal/bridge/transport.py"
 TOPICS_HOME = "fleetportal/topics.py"
+SIMULATOR = "simulator"
+SIMULATOR_MAY_IMPORT = {*sys.stdlib_module_names, "cryptography", SIMULATOR}
 # A string that holds an MQTT topic: AWS's reserved topics and the broker's own anywhere in it
 # (an ACL line, a log message), or one that starts like the portal's own topics: devices/<id>/…
 # (URL routes, "devices/<str:…>/", are not topics) and the bridge's fleetportal/claim…, …/broker/….
@@ -58,6 +63,15 @@ def upward_imports(relative: str, source: str) -> list[str]:
         f"{relative}:{line} imports {module}"
         for line, module in imported_modules(ast.parse(source))
         if LAYERS.get(module.split(".")[0], -1) > own
+    ]
+
+
+def simulator_imports(relative: str, source: str) -> list[str]:
+    """What a simulator module imports beyond the standard library, cryptography and itself."""
+    return [
+        f"{relative}:{line} imports {module}"
+        for line, module in imported_modules(ast.parse(source))
+        if module.split(".")[0] not in SIMULATOR_MAY_IMPORT
     ]
 
 
@@ -118,6 +132,15 @@ def test_the_source_keeps_the_rule(rule):
     assert violations(rule) == []
 
 
+def test_the_simulator_imports_nothing_of_the_portal():
+    modules = sorted((ROOT / SIMULATOR).rglob("*.py"))
+    assert modules, "no simulator package"
+    found = []
+    for path in modules:
+        found += simulator_imports(path.relative_to(ROOT).as_posix(), path.read_text())
+    assert found == []
+
+
 # -- each rule catches what it is for --------------------------------------------------------
 
 
@@ -129,6 +152,15 @@ def test_an_app_importing_one_above_it_is_caught():
         "fleetportal/x.py:2 imports devices.models"
     ]
     assert upward_imports("shadows/x.py", "from devices import services\nimport orjson\n") == []
+
+
+def test_a_simulator_module_importing_the_portal_is_caught():
+    source = "import asyncio\nfrom cryptography import x509\nfrom simulator import mqtt\n"
+    assert simulator_imports("simulator/x.py", source) == []
+    for module in ("django.conf", "devices.models", "fleetportal.topics", "paho.mqtt.client"):
+        assert simulator_imports("simulator/x.py", f"import {module}\n") == [
+            f"simulator/x.py:1 imports {module}"
+        ]
 
 
 def test_paho_outside_the_transport_is_caught():
