@@ -1,6 +1,7 @@
 """The device list page (the changelist of devices.admin.DeviceAdmin): its columns and sidebar
 filters from devices.device_list, search in metadata and location values, and the pages that act
-on the current filter — CSV export, "save as a dynamic group", bulk actions as Celery jobs.
+on the current filter — CSV export, "save as a dynamic group", bulk actions as Celery jobs, and
+the entries other apps register for the filtered set (firmware's "Run a job on these devices").
 
 Every one of them reads the list's query string through devices.device_list, so the rows an
 operator sees are the rows exported, saved or acted on.
@@ -152,10 +153,13 @@ class DeviceListMixin:
 
     def changelist_view(self, request, extra_context=None):
         params = device_list.query_params(request.GET)
+        query = urlencode(params)
         context = {
-            "list_query": urlencode(params),
+            "list_query": query,
             "bulk_form": BulkActionForm(user=request.user),
             "bulk_cap": _cap(),
+            # Pages other apps offer for the filtered set (DEVICE_LIST.add_action).
+            "list_actions": DEVICE_LIST.actions_for(request.user, query),
             **(extra_context or {}),
         }
         return super().changelist_view(request, context)

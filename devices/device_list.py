@@ -6,7 +6,9 @@ A filter is a query-string parameter with a few values. Each value compiles to a
 Device (`condition`) and, where the filter language can say the same, to a filter document node
 (`document`; None = it cannot, and saving the list as a group is refused naming the filter).
 Apps above devices add filters with `DEVICE_LIST.add_filter` from their AppConfig.ready (drift
-from shadows, open alerts and presence from monitoring): devices never imports them.
+from shadows, open alerts and presence from monitoring), and pages that act on the filtered set
+with `DEVICE_LIST.add_action` (firmware's "Run a job on these devices"): devices never imports
+them.
 """
 
 from collections.abc import Callable, Mapping
@@ -15,6 +17,8 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import QueryDict
+from django.utils.http import urlencode
 
 from devices import credentials
 from devices.choices import DeviceStatus
@@ -26,6 +30,8 @@ SEARCH = "q"
 GROUP_PARAMETER = "group__id__exact"
 # Search terms longer than this match nothing useful and cost trigram work: cut, not refused.
 MAX_SEARCH = 200
+# A list's query string given as text (an API's target filter): longer is no list's.
+MAX_QUERY = 2000
 EXPIRY_WINDOWS = (7, 30, 90)
 Choices = Callable[[], list[tuple[str, str]]]
 
@@ -45,6 +51,12 @@ class ListFilter:
     # The filter-language node for a value; None when the language cannot express it.
     document: Callable[[str], dict | None] = field(default=lambda value: None)
     order: int = 100
+    # How a value reads to an operator; None: its label among `choices` (fixed lists only).
+    label: Callable[[str], str] | None = None
+
+    def describe(self, value: str) -> str:
+        label = self.label(value) if self.label else dict(self.choices()).get(value, value)
+        return f"{self.title}: {label}"
 
 
 @dataclass(frozen=True)
@@ -77,19 +89,46 @@ def two_way_filter(
     return ListFilter(parameter, title, lambda: [matching, other], compiled, order=order)
 
 
+@dataclass(frozen=True)
+class ListAction:
+    """A page an app offers for every device of the current list, beside the bulk actions:
+    shown to users holding `permission`; `url` receives the list's query string (its filters
+    and search, urlencoded) and returns where the entry leads."""
+
+    name: str
+    label: str
+    permission: str
+    url: Callable[[str], str]
+    order: int = 100
+    # Offered only on a filtered or searched list (not on the whole fleet).
+    needs_filter: bool = False
+
+
 class ListExtensions:
-    """The device list's filters and columns; a name is registered once (a second, different
-    registration raises at start-up, as devices.pages does)."""
+    """The device list's filters, columns and actions on the filtered set; a name is registered
+    once (a second, different registration raises at start-up, as devices.pages does)."""
 
     def __init__(self) -> None:
         self.filters: dict[str, ListFilter] = {}
         self.columns: dict[str, ListColumn] = {}
+        self.actions: dict[str, ListAction] = {}
 
     def add_filter(self, list_filter: ListFilter) -> None:
         _claim(self.filters, list_filter.parameter, list_filter)
 
     def add_column(self, column: ListColumn) -> None:
         _claim(self.columns, column.name, column)
+
+    def add_action(self, action: ListAction) -> None:
+        _claim(self.actions, action.name, action)
+
+    def actions_for(self, user, query: str) -> list[tuple[str, str]]:
+        """(label, url) of each action on the filtered set the user may take, in order."""
+        return [
+            (action.label, action.url(query))
+            for action in sorted(self.actions.values(), key=lambda a: (a.order, a.name))
+            if user.has_perm(action.permission) and (query or not action.needs_filter)
+        ]
 
     def ordered_filters(self) -> list[ListFilter]:
         return sorted(self.filters.values(), key=lambda f: (f.order, f.parameter))
@@ -185,8 +224,45 @@ def filter_document(params: Mapping[str, str]) -> dict:
 
 def query_params(querydict) -> dict[str, str]:
     """The list parameters worth keeping (filters and search) from a request's GET."""
-    wanted = {f.parameter for f in DEVICE_LIST.filters.values()} | {SEARCH}
-    return {k: str(v)[:MAX_SEARCH] for k, v in querydict.items() if k in wanted and v}
+    return {k: str(v)[:MAX_SEARCH] for k, v in querydict.items() if k in _known() and v}
+
+
+def _known() -> set[str]:
+    return {f.parameter for f in DEVICE_LIST.filters.values()} | {SEARCH}
+
+
+def parse_query(text: str) -> dict[str, str]:
+    """A list's query string given as text (the API's target filter), strictly: a parameter
+    the list does not know, or one given twice, is a BadListFilter rather than dropped — a typo
+    must not widen the set to the whole fleet. The values are checked when compiled."""
+    if len(text) > MAX_QUERY:
+        raise BadListFilter(f"At most {MAX_QUERY:,} characters.")
+    given = QueryDict(text.lstrip("?"))
+    if unknown := sorted(set(given) - _known()):
+        names = ", ".join(sorted(_known()))
+        raise BadListFilter(f"Unknown parameter {unknown[0][:40]!r}; the list knows {names}.")
+    if twice := sorted(key for key, values in given.lists() if len(values) > 1):
+        raise BadListFilter(f"{twice[0]!r} is given twice.")
+    if any("\x00" in value for value in given.values()):
+        raise BadListFilter("A value holds a NUL character.")
+    return query_params(given)
+
+
+def query_string(params: Mapping[str, str]) -> str:
+    """The list's parameters as its query string, in the sidebar's order (search last)."""
+    ordered = [(f.parameter, value) for f, value in active_filters(params)]
+    if params.get(SEARCH):
+        ordered.append((SEARCH, params[SEARCH]))
+    return urlencode(ordered)
+
+
+def describe(params: Mapping[str, str]) -> str:
+    """The list's filters and search as an operator reads them ("device type: sensor, search:
+    “berlin”"); BadListFilter for a value no filter offers."""
+    parts = [list_filter.describe(value) for list_filter, value in active_filters(params)]
+    if term := search_term(params):
+        parts.append(f"search: “{term}”")
+    return ", ".join(parts)
 
 
 # -- devices' own filters -----------------------------------------------------------------------
@@ -278,7 +354,17 @@ def _register_own() -> None:
     for order, (name, title) in enumerate(
         [("device_type", "device type"), ("firmware_version", "firmware version")], start=30
     ):
-        add(ListFilter(name, title, _indexed(name), _field_equals(name), _eq(name), order=order))
+        add(
+            ListFilter(
+                name,
+                title,
+                _indexed(name),
+                _field_equals(name),
+                _eq(name),
+                order=order,
+                label=str,
+            )
+        )
     add(
         ListFilter(
             GROUP_PARAMETER,
@@ -287,6 +373,7 @@ def _register_own() -> None:
             lambda v: _group(v).membership(),
             _group_document,
             order=40,
+            label=lambda v: _group(v).name,
         )
     )
     add(

@@ -6,6 +6,8 @@ admin refuses, stores and records exactly what POST /api/v1/jobs/ does, and each
 back on the field it came from. Configs are small fieldsets with AWS's ranges as help text rather
 than JSON (firmware/admin_job_configs.py assembles them and places their refusals). The number
 of devices a selection reaches is counted on demand (a button), never while the operator types.
+Opened on the device list's filter ("Run a job on these devices"), the targets are that filter's
+devices instead of the pickers (firmware/admin_job_filter.py).
 """
 
 import re
@@ -22,7 +24,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from devices.models import Device, DeviceGroup
-from firmware import configs, jobs
+from firmware import admin_job_filter, configs, jobs
 from firmware.admin_job_configs import Placed
 from firmware.choices import TargetSelection
 from firmware.models import FirmwareVersion, Job, JobTemplate
@@ -144,6 +146,8 @@ class JobCreateForm(forms.ModelForm):
     )
     devices = _targets("target_devices", Device)
     groups = _targets("target_groups", DeviceGroup)
+    # On the device list's filter only (the pickers are removed then).
+    device_filter = admin_job_filter.field()
     target_selection = forms.ChoiceField(
         label="Target selection",
         choices=TargetSelection.choices,
@@ -215,6 +219,26 @@ class JobCreateForm(forms.ModelForm):
         css = {"all": ["firmware/job_form.css"]}
         js = ["firmware/job_form.js"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        source = self.data if self.is_bound else self.initial
+        self.on_filter = admin_job_filter.PARAMETER in source
+        self.filter_refusal = ""
+        if self.on_filter:
+            # The filter's devices are the targets, a snapshot: no pickers, no continuous.
+            for name in ("devices", "groups", "target_selection"):
+                del self.fields[name]
+            self.filter_refusal = admin_job_filter.show(
+                self, str(source.get(admin_job_filter.PARAMETER) or "")
+            )
+        else:
+            del self.fields[admin_job_filter.PARAMETER]
+
+    def clean_device_filter(self) -> str:
+        if self.filter_refusal:
+            raise ValidationError(self.filter_refusal)
+        return self.cleaned_data[admin_job_filter.PARAMETER]
+
     def _post_clean(self):
         # The model's own validation is the service's (create_job runs full_clean).
         if self.errors:
@@ -256,17 +280,28 @@ class JobCreateForm(forms.ModelForm):
         fields: dict[str, Any] = {
             "job_id": data["job_id"],
             "description": data.get("description") or "",
-            "target_selection": data["target_selection"],
-            "targets": {
-                "devices": [device.device_id for device in data["devices"]],
-                "groups": [group.name for group in data["groups"]],
-            },
+            **self._targets(),
             **self._what_to_run(),
         }
         fields.update(rollout=self._rollout(placed), abort=self._abort(placed))
         fields.update(timeout=self._timeout(placed), retry=self._retry(placed))
         fields.update(scheduling=self._scheduling(placed))
         return {key: value for key, value in fields.items() if value is not None}
+
+    def _targets(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        if self.on_filter:
+            return {
+                "target_selection": TargetSelection.SNAPSHOT,
+                "targets": {"filter": data[admin_job_filter.PARAMETER]},
+            }
+        return {
+            "target_selection": data["target_selection"],
+            "targets": {
+                "devices": [device.device_id for device in data["devices"]],
+                "groups": [group.name for group in data["groups"]],
+            },
+        }
 
     def _what_to_run(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -358,6 +393,8 @@ class JobCreateForm(forms.ModelForm):
         self.add_error(field if field in self.fields else None, message)
 
     def _target_field(self, message: str) -> tuple[str, str]:
+        if self.on_filter:  # a refusal of the filter, or of devices it reaches (firmware)
+            return admin_job_filter.PARAMETER, admin_job_filter.message(message)
         for field in ("devices", "groups"):
             if message.startswith(f"{field}: "):
                 rest = message.removeprefix(f"{field}: ")
@@ -394,7 +431,7 @@ def reach(
         return "Choose devices or groups first."
     probe = Job(firmware=firmware)  # the job as it would be: its targets, its firmware
     members = Device.objects.in_service().filter(jobs.membership(probe, devices, groups))
-    notes = [f"{_devices(members.count())} in service."]
+    notes = [f"{admin_job_filter.devices(members.count())} in service."]
     if gone := [d.device_id for d in devices if d.is_decommissioned]:
         notes.append("Decommissioned (refused): " + ", ".join(gone[:10]) + ".")
     if firmware is not None:
@@ -402,16 +439,12 @@ def reach(
     return " ".join(notes)
 
 
-def _devices(count: int) -> str:
-    return f"{count:,} device" + ("" if count == 1 else "s")
-
-
 def _firmware_notes(firmware: FirmwareVersion, members: QuerySet) -> list[str]:
     notes = []
     wrong = members.exclude(jobs.compatible(firmware))
     if names := list(wrong.values_list("device_id", flat=True)[:10]):
         notes.append(
-            f"{_devices(wrong.count())} not compatible with {firmware} (refused): "
+            f"{admin_job_filter.devices(wrong.count())} not compatible with {firmware} (refused): "
             + ", ".join(names)
             + "."
         )
@@ -500,13 +533,23 @@ ADD_FIELDSETS: Fieldsets = [
 ]
 
 
-def add_fieldsets(*, refused: bool) -> Fieldsets:
-    """The page's sections. After a refused post none is collapsed: Django keeps a collapsed
-    section closed when its error is on a field that shares a line (all of Abort's), so the
-    operator would not see it."""
+FILTER_TARGETS = (
+    "Targets",
+    {"fields": [admin_job_filter.PARAMETER], "description": admin_job_filter.SNAPSHOT_NOTE},
+)
+
+
+def add_fieldsets(*, refused: bool, on_filter: bool = False) -> Fieldsets:
+    """The page's sections; on the device list's filter, its targets instead of the pickers.
+    After a refused post none is collapsed: Django keeps a collapsed section closed when its
+    error is on a field that shares a line (all of Abort's), so the operator would not see it."""
+    fieldsets = [
+        FILTER_TARGETS if on_filter and name == "Targets" else (name, options)
+        for name, options in ADD_FIELDSETS
+    ]
     if not refused:
-        return ADD_FIELDSETS
+        return fieldsets
     return [
         (name, {**options, "classes": [c for c in options.get("classes", []) if c != "collapse"]})
-        for name, options in ADD_FIELDSETS
+        for name, options in fieldsets
     ]

@@ -9,12 +9,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from firmware import admin_job_form, jobs
+from firmware import admin_job_filter, admin_job_form, jobs
 from firmware.models import FirmwareVersion, Job, JobExecution, JobTemplate
 from fleetportal.actors import actor_for_request
 from fleetportal.admin_base import FleetModelAdmin, ReadOnlyAdmin
@@ -57,7 +57,9 @@ class JobAdmin(ReadOnlyAdmin):
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return admin_job_form.add_fieldsets(refused=request.method == "POST")
+            return admin_job_form.add_fieldsets(
+                refused=request.method == "POST", on_filter=admin_job_filter.given(request)
+            )
         return super().get_fieldsets(request, obj)
 
     def get_readonly_fields(self, request, obj=None):
@@ -81,6 +83,13 @@ class JobAdmin(ReadOnlyAdmin):
         # A job is not edited after it is created: no "continue editing".
         extra_context = {"show_save_and_continue": False, **(extra_context or {})}
         return super().add_view(request, form_url, extra_context)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        response = super().response_add(request, obj, post_url_continue)
+        # A job on the device list's filter: land on its page, where its targets and counts are.
+        if obj.target_filter and "_addanother" not in request.POST:
+            return HttpResponseRedirect(reverse("admin:firmware_job_change", args=[obj.pk]))
+        return response
 
     def save_model(self, request, obj, form, change):
         """Nothing: the form's clean created the job through jobs.create_job (targets too)."""
@@ -118,6 +127,11 @@ class JobAdmin(ReadOnlyAdmin):
 
     @admin.display(description="targets")
     def targets(self, job):
+        if job.target_filter:
+            return (
+                f"The {admin_job_filter.devices(job.target_count)} in service matching "
+                f"{jobs.filter_description(job.target_filter)} when the job was created."
+            )
         devices = ", ".join(job.target_devices.values_list("device_id", flat=True)[:50])
         groups = ", ".join(job.target_groups.values_list("name", flat=True))
         return f"devices: {devices or '—'}; groups: {groups or '—'}"

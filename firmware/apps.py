@@ -8,7 +8,7 @@ class FirmwareConfig(AppConfig):
         from django.urls import path as route
 
         from devices import hooks
-        from firmware import device_page, documents, engine, handlers, jobs
+        from firmware import device_list, device_page, documents, engine, handlers, jobs
         from firmware.consumers import RolloutConsumer
         from firmware.protocol import firmware_runs
         from fleetportal import request_limits, routing
@@ -19,6 +19,7 @@ class FirmwareConfig(AppConfig):
         )
         handlers.register()
         device_page.register()
+        device_list.register()
         hooks.subscribe(hooks.DevicesTransitioned, engine.on_devices_transitioned)
         hooks.subscribe(hooks.GroupMembershipChanged, engine.on_membership_changed)
         # "" is the classic shadow, where devices report `firmware_version` (issue 12 point 7).

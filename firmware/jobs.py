@@ -2,13 +2,15 @@
 what the admin and the REST API call. The engine (firmware/engine.py) does the rest over time.
 
 A job's targets are fixed as JobTarget rows when it is created (one INSERT … SELECT over the
-devices and the groups' members); executions are created later, when the engine releases them.
+devices and the groups' members, or over the devices a device-list filter matches then);
+executions are created later, when the engine releases them.
 Every refusal is a ValidationError naming the field (or a JobError), raised before anything is
 written.
 """
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +22,7 @@ from django.db.models import Count, F, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from devices import device_list
 from devices.models import Device, DeviceEvent, DeviceGroup
 from firmware import configs, downloads, executions, notifications
 from firmware.choices import ExecutionStatus, JobStatus, TargetSelection
@@ -183,9 +186,15 @@ def firmware_document(version: FirmwareVersion) -> dict[str, Any]:
 # --- Targets ---------------------------------------------------------------------------------
 
 
+TARGETS_SHAPE = (
+    'Must be {"devices": [device_id…], "groups": [name…]} or {"filter": "<the device list\'s '
+    'query string>"}.'
+)
+
+
 def _resolve_targets(targets: Any) -> tuple[list[Device], list[DeviceGroup]]:
     if not isinstance(targets, dict) or set(targets) - {"devices", "groups"}:
-        raise _refuse("targets", 'Must be {"devices": [device_id…], "groups": [name…]}.')
+        raise _refuse("targets", TARGETS_SHAPE)
     device_ids, names = targets.get("devices") or [], targets.get("groups") or []
     for key, items, limit in (
         ("devices", device_ids, MAX_TARGET_DEVICES),
@@ -204,6 +213,58 @@ def _resolve_targets(targets: Any) -> tuple[list[Device], list[DeviceGroup]]:
     if gone := sorted(d.device_id for d in devices if d.is_decommissioned):
         raise _refuse("targets", "devices: decommissioned: " + ", ".join(gone[:10]) + ".")
     return devices, groups
+
+
+@dataclass(frozen=True)
+class FilterTargets:
+    """A device-list filter as a job's targets: its parameters, how they read, and how many
+    devices in service match now (exact: the cap refuses anything above it)."""
+
+    params: dict[str, str]
+    description: str
+    count: int
+
+
+def filter_targets(text: Any) -> FilterTargets:
+    """Check a device list's query string as a job's targets: known parameters and values, at
+    least one, and at most settings.BULK_ACTION_MAX_DEVICES devices in service (counted up to
+    one more than the cap, never the whole fleet). Refusals name `targets` ("filter: …")."""
+    if not isinstance(text, str):
+        raise _refuse("targets", "filter: must be the device list's query string, as text.")
+    cap = settings.BULK_ACTION_MAX_DEVICES
+    try:
+        params = device_list.parse_query(text)
+        if not params:
+            raise device_list.BadListFilter(
+                "Choose at least one filter or a search: a job on every device is no filter."
+            )
+        count = filtered_targets(params).order_by().values("pk")[: cap + 1].count()
+        description = device_list.describe(params)
+    except device_list.BadListFilter as exc:
+        raise _refuse("targets", f"filter: {exc}") from None
+    if count > cap:
+        raise _refuse(
+            "targets",
+            f"filter: A job on a filter takes at most {cap:,} devices; this filter matches "
+            "more. Narrow the list first, or target a group.",
+        )
+    if not count:
+        raise _refuse("targets", "filter: The filter matches no device in service.")
+    return FilterTargets(params, description, count)
+
+
+def filter_description(params: Mapping[str, str]) -> str:
+    """A stored target filter as it reads; its query string if it no longer reads (a group
+    deleted since)."""
+    try:
+        return device_list.describe(params)
+    except device_list.BadListFilter:
+        return device_list.query_string(params)
+
+
+def filtered_targets(params: Mapping[str, str]) -> QuerySet:
+    """The devices in service a device-list filter matches now (the list's own query)."""
+    return device_list.filtered_devices(params).in_service()
 
 
 def _refuse_unknown(key: str, asked: list[str], found: set[str]) -> None:
@@ -336,13 +397,9 @@ def create_job(fields: dict[str, Any], *, actor: str, now: datetime | None = Non
         raise JobIdTaken(f"A job with the id {job.job_id!r} exists.")
     _fill_document(job, fields)
     _fill_configs(job, fields, now)
-    devices, groups = _resolve_targets(fields.get("targets"))
+    devices, groups, reached = _targets(job, fields.get("targets"))
     if job.firmware_id is not None:
-        _check_firmware_targets(
-            job.firmware,
-            Device.objects.in_service().filter(membership(job, devices, groups)),
-            _downgrade(job, fields, actor),
-        )
+        _check_firmware_targets(job.firmware, reached, _downgrade(job, fields, actor))
     # A job with a start time waits for it; without one (windows or an end time only), it runs.
     scheduled = "start_time" in job.scheduling_config
     job.status = JobStatus.SCHEDULED if scheduled else JobStatus.IN_PROGRESS
@@ -350,8 +407,34 @@ def create_job(fields: dict[str, Any], *, actor: str, now: datetime | None = Non
         _insert(job)
         job.target_devices.set(devices)
         job.target_groups.set(groups)
-        add_targets(job, target_devices(job, membership(job, devices, groups)), late=False)
+        if job.firmware_id is not None:
+            reached = reached.filter(compatible(job.firmware))
+        add_targets(job, reached, late=False)
     return job
+
+
+def _targets(job: Job, targets: Any) -> tuple[list[Device], list[DeviceGroup], QuerySet]:
+    """(devices named, groups named, the devices in service they reach now). A device-list
+    filter names neither: its matching devices are the targets, a snapshot, kept on the job
+    (target_filter) to say how they were chosen."""
+    if not (isinstance(targets, dict) and "filter" in targets):
+        devices, groups = _resolve_targets(targets)
+        reached = Device.objects.in_service().filter(membership(job, devices, groups))
+        return devices, groups, reached
+    if set(targets) - {"devices", "groups", "filter"}:
+        raise _refuse("targets", TARGETS_SHAPE)
+    if targets.get("devices") or targets.get("groups"):
+        raise _refuse("targets", "filter: give it alone, without devices or groups.")
+    if job.target_selection == TargetSelection.CONTINUOUS:
+        raise _refuse(
+            "target_selection",
+            "A device-list filter is a snapshot: the devices it matches now are the targets. "
+            "For devices that match later, save the filter as a dynamic group and target the "
+            "group continuously.",
+        )
+    chosen = filter_targets(targets["filter"])
+    job.target_filter = chosen.params
+    return [], [], filtered_targets(chosen.params)
 
 
 def _insert(job: Job) -> None:

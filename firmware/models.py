@@ -103,6 +103,10 @@ class Job(models.Model):
     )
     target_devices = models.ManyToManyField(Device, blank=True, related_name="targeting_jobs")
     target_groups = models.ManyToManyField(DeviceGroup, blank=True, related_name="targeting_jobs")
+    # A job created on the device list's filtered set: the list's parameters (filters and
+    # search). Its devices at creation are the targets (a snapshot); kept to say how they were
+    # chosen. Empty for jobs on devices and groups.
+    target_filter = models.JSONField(default=dict, blank=True, editable=False)
     status = models.CharField(
         max_length=16, choices=JobStatus.choices, default=JobStatus.IN_PROGRESS
     )

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "shadows",
     "firmware",
     "monitoring",
+    "aws_gateway",
 ]
 
 MIDDLEWARE = [
@@ -542,6 +543,16 @@ CELERY_IMPORTS.append("devices.bulk_actions")
 # CSV exports of the device list per user per minute (0 = no limit): each streams the filter's
 # rows from a server-side cursor, up to the whole fleet.
 RATE_LIMITS["device-export-user"] = (env_int("FLEETPORTAL_DEVICE_EXPORTS_PER_MINUTE", 10), 60, 0)
+
+
+# --- AWS IoT Core as a second device gateway (aws_gateway/, docs/aws.md) ---
+# Credentials from the environment or AWS's standard chain; the region from there too unless set.
+AWS_REGION = env_str("FLEETPORTAL_AWS_REGION", "")
+# Every AWS client at this endpoint instead of AWS's (a local emulator); empty = AWS itself.
+AWS_ENDPOINT_URL = env_str("FLEETPORTAL_AWS_ENDPOINT_URL", "")
+# botocore's adaptive retries (backoff on throttling) and its timeouts per call.
+AWS_MAX_ATTEMPTS = env_int("FLEETPORTAL_AWS_MAX_ATTEMPTS", 8)
+AWS_TIMEOUT_SECONDS = env_int("FLEETPORTAL_AWS_TIMEOUT_SECONDS", 10)
 
 
 LOGGING = {

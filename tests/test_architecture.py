@@ -1,7 +1,7 @@
 """The architecture's rules, checked on the source (docs/architecture.md):
 
-- imports run one way, `fleetportal <- devices <- shadows <- firmware <- monitoring`: an app never
-  imports one above it (it offers an extension point instead);
+- imports run one way, `fleetportal <- devices <- shadows <- firmware <- monitoring <-
+  aws_gateway`: an app never imports one above it (it offers an extension point instead);
 - paho is imported by the bridge's transport only;
 - MQTT topics are spelled in fleetportal/topics.py only; everyone else asks it for them;
 - the device simulator (simulator/) is device code: it imports the standard library,
@@ -18,7 +18,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = {"fleetportal": 0, "devices": 1, "shadows": 2, "firmware": 3, "monitoring": 4}
+LAYERS = {
+    "fleetportal": 0,
+    "devices": 1,
+    "shadows": 2,
+    "firmware": 3,
+    "monitoring": 4,
+    "aws_gateway": 5,
+}
 PAHO_HOME = "fleetportal/bridge/transport.py"
 TOPICS_HOME = "fleetportal/topics.py"
 SIMULATOR = "simulator"

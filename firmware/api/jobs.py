@@ -6,14 +6,17 @@ Views only translate: every rule is in firmware.jobs (and firmware.configs), who
 400 {field: [messages]} or a JobError mapped in fleetportal/api/exceptions.py.
 """
 
+from typing import Any
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from devices import device_list
 from devices.models import Device
 from firmware import jobs
 from firmware.choices import TargetSelection
@@ -26,8 +29,19 @@ CONFIG_HELP = "Validated against AWS IoT Jobs' ranges; see firmware/configs.py."
 
 
 class TargetsSerializer(serializers.Serializer):
+    """Devices and groups by name, or a filter of the device list (alone)."""
+
     devices = serializers.ListField(child=serializers.CharField(max_length=128), required=False)
     groups = serializers.ListField(child=serializers.CharField(max_length=255), required=False)
+    filter = serializers.CharField(
+        max_length=device_list.MAX_QUERY,
+        required=False,
+        help_text="The device list's query string, e.g. "
+        "`device_type=sensor&firmware_version=1.9.3&online=yes` (its filters and `q` search, "
+        "as in the admin's URL). The devices in service it matches when the job is created are "
+        "its targets (a snapshot: SNAPSHOT target selection only); at most "
+        "FLEETPORTAL_BULK_ACTION_MAX_DEVICES. Not with devices or groups.",
+    )
 
 
 class JobCreateSerializer(serializers.Serializer):
@@ -72,11 +86,15 @@ class JobSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
         read_only_fields = fields
 
-    def get_targets(self, job: Job) -> dict[str, list[str]]:
-        return {
+    @extend_schema_field(TargetsSerializer)
+    def get_targets(self, job: Job) -> dict[str, Any]:
+        targets: dict[str, Any] = {
             "devices": [device.device_id for device in job.target_devices.all()],
             "groups": [group.name for group in job.target_groups.all()],
         }
+        if job.target_filter:
+            targets["filter"] = device_list.query_string(job.target_filter)
+        return targets
 
 
 class JobProcessDetailsSerializer(serializers.Serializer):

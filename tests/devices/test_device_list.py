@@ -5,6 +5,7 @@ group, and bulk actions on the filtered set (capped)."""
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -412,3 +413,64 @@ def test_a_viewer_is_offered_no_bulk_action(client, viewer):
     client.force_login(viewer)
     assert 'id="device-bulk-form"' not in client.get(DEVICES).text
     assert client.post(BULK, {"choice": "status:active"}).status_code == 403
+
+
+# -- what the filtered set reads as, and pages other apps offer for it --------------------------
+
+
+def test_the_filter_reads_as_the_sidebar_says_it():
+    roof = make_group("roof")
+    params = {
+        "q": "berlin",
+        "group__id__exact": str(roof.pk),
+        "device_type": "sensor",
+        "status__exact": "active",
+        "online": "no",
+    }
+    assert device_list.describe(params) == (
+        "status: Active, connectivity: Offline, device type: sensor, group: roof, search: “berlin”"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("colour=red", "Unknown parameter 'colour'; the list knows "),
+        ("q=a&q=b", "'q' is given twice."),
+        ("q=" + "x" * 2001, "At most 2,000 characters."),
+        ("device_type=a%00b", "A value holds a NUL character."),
+    ],
+)
+def test_a_query_string_given_as_text_is_read_strictly(text, message):
+    with pytest.raises(device_list.BadListFilter, match=re.escape(message)):
+        device_list.parse_query(text)
+
+
+def test_a_query_string_given_as_text_keeps_the_lists_parameters():
+    text = "?device_type=sensor&online=yes&q=%20berlin&firmware_version="
+    assert device_list.parse_query(text) == {
+        "device_type": "sensor",
+        "online": "yes",
+        "q": " berlin",
+    }
+
+
+def test_an_action_on_the_filtered_set_shows_to_those_holding_its_permission(operator, viewer):
+    extensions = device_list.ListExtensions()
+    extensions.add_action(
+        device_list.ListAction(
+            "move", "Move these devices", "devices.change_device_status", lambda q: f"/move/?{q}"
+        )
+    )
+    assert extensions.actions_for(operator, "online=yes") == [
+        ("Move these devices", "/move/?online=yes")
+    ]
+    assert extensions.actions_for(viewer, "online=yes") == []
+
+
+def test_an_action_that_needs_a_filter_is_not_offered_on_the_whole_fleet(operator):
+    extensions = device_list.ListExtensions()
+    action = device_list.ListAction("job", "Job", "devices.view_device", str, needs_filter=True)
+    extensions.add_action(action)
+    assert extensions.actions_for(operator, "") == []
+    assert extensions.actions_for(operator, "q=roof") == [("Job", "q=roof")]

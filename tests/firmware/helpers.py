@@ -15,6 +15,27 @@ def at(seconds: float = 0, *, minutes: float = 0) -> datetime:
     return T0 + timedelta(seconds=seconds, minutes=minutes)
 
 
+def job_form(**fields) -> dict:
+    """The admin's add-job form as the browser posts it: every field present, empty unless
+    given."""
+    data = {
+        "job_id": "job-1",
+        "description": "",
+        "run": "document",
+        "firmware": "",
+        "downgrade_reason": "",
+        "template": "",
+        "document_parameters": "",
+        "document": '{"operation": "reboot"}',
+        "target_selection": "SNAPSHOT",
+        "increase_on": "notified",
+        "end_behavior": "",
+        "maintenance_windows": "",
+        "_save": "Save",
+    }
+    return {**data, **fields}
+
+
 def make_version(version: str = "2.0.0", device_type: str = "sensor", **fields) -> FirmwareVersion:
     fields.setdefault("file_size", 1024)
     fields.setdefault("checksum", "ab" * 32)

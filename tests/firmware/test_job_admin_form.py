@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from firmware.models import Job, JobTarget, JobTemplate
 from tests.conftest import make_device, make_group
+from tests.firmware.helpers import job_form as form
 from tests.firmware.helpers import make_version
 
 pytestmark = pytest.mark.django_db
@@ -25,26 +26,6 @@ def fleet():
     for n in range(3):
         make_device(f"sensor-{n}", group=group, firmware_version="1.0.0")
     return group, make_version("2.0.0", security_version=1)
-
-
-def form(**fields):
-    """The add form as the browser posts it: every field present, empty unless given."""
-    data = {
-        "job_id": "job-1",
-        "description": "",
-        "run": "document",
-        "firmware": "",
-        "downgrade_reason": "",
-        "template": "",
-        "document_parameters": "",
-        "document": '{"operation": "reboot"}',
-        "target_selection": "SNAPSHOT",
-        "increase_on": "notified",
-        "end_behavior": "",
-        "maintenance_windows": "",
-        "_save": "Save",
-    }
-    return {**data, **fields}
 
 
 def errors(answer) -> dict:

@@ -176,12 +176,15 @@ def test_each_fault_knob_ends_its_devices_where_it_promises(
         assert not presence.online, device_id
         assert presence.reason not in CLEAN_LEAVE, (device_id, presence.reason)
 
-    # Offline and back: more than one connection seen.
+    # Offline and back: more than one connection seen (a device drops only between jobs, and
+    # the bridge records the reconnection a moment later: waited for, not read once).
+    def reconnected(device_id: str) -> bool:
+        return Presence.objects.get(device__device_id=device_id).connections >= 2
+
     for device_id in having["offline_and_return"]:
         if update_fault[device_id] == "silent_mid_update":
             continue
-        presence = Presence.objects.get(device__device_id=device_id)
-        assert presence.connections >= 2, device_id
+        eventually(lambda d=device_id: reconnected(d), timeout=60, what=f"{device_id} back")
 
     # Malformed messages: refused or dropped and counted, nothing stored.
     assert stats.count["malformed_sent"] >= len(having["malformed_messages"])

@@ -6,15 +6,16 @@
 // The page marks its container with data-live-parts, data-parts-url and data-socket-path, and
 // names its state element (connecting / live / polling / error) in data-state-id. A part marked
 // data-keep-while-typing is kept while the operator is typing into one of its text inputs.
-// With data-poll-seconds, the parts are fetched that often while the socket is down (a proxy
-// that refuses WebSockets, a restarting server), so the page never silently goes stale.
+// While the socket is down (a proxy that refuses WebSockets, a restarting server) the parts are
+// fetched every data-poll-seconds (15 unless the page says otherwise; 0 = never), and the state
+// element says so, so no live page silently goes stale.
 "use strict";
 (function () {
   const root = document.querySelector("[data-live-parts]");
   if (!root) return;
   const state = document.getElementById(root.dataset.stateId);
   let fetching = false, again = false, retry = 1000, poll = null;
-  const pollSeconds = Number(root.dataset.pollSeconds || 0);
+  const pollSeconds = Number(root.dataset.pollSeconds ?? 15);
 
   function show(text, name) {
     if (state) { state.textContent = text; state.dataset.state = name; }

@@ -1,0 +1,50 @@
+"""boto3 clients for AWS IoT Core, its data plane and SQS, made one way for the whole gateway.
+
+Credentials and region come from the environment or AWS's standard configuration chain
+(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws/config, instance roles);
+FLEETPORTAL_AWS_REGION overrides the region. FLEETPORTAL_AWS_ENDPOINT_URL points every client at
+one endpoint instead of AWS's (a local emulator such as moto's server, as the test suite does).
+Throttling is retried by botocore's adaptive mode (client-side rate limiting with backoff).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from django.conf import settings
+
+SERVICES = ("iot", "iot-data", "sqs")
+
+
+def _config() -> Config:
+    return Config(
+        retries={"max_attempts": settings.AWS_MAX_ATTEMPTS, "mode": "adaptive"},
+        connect_timeout=settings.AWS_TIMEOUT_SECONDS,
+        read_timeout=settings.AWS_TIMEOUT_SECONDS,
+    )
+
+
+@cache
+def _session() -> boto3.session.Session:
+    return boto3.session.Session(region_name=settings.AWS_REGION or None)
+
+
+def client(service: str) -> Any:
+    """A client for `service` ("iot", "iot-data" or "sqs"), made once per process."""
+    if service not in SERVICES:
+        raise ValueError(f"Unknown AWS service {service!r}; one of {', '.join(SERVICES)}.")
+    return _client(service, settings.AWS_ENDPOINT_URL, settings.AWS_REGION)
+
+
+@cache
+def _client(service: str, endpoint_url: str, region: str) -> Any:
+    return _session().client(service, endpoint_url=endpoint_url or None, config=_config())
+
+
+def forget_clients() -> None:
+    """Drop the cached session and clients (settings changed: tests, a new endpoint)."""
+    _client.cache_clear()
+    _session.cache_clear()
