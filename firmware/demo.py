@@ -7,6 +7,7 @@ Every function is idempotent: `make run` calls them on each start.
 """
 
 import hashlib
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def simulated_devices() -> QuerySet[Device]:
 class Issued:
     issued: list[str] = field(default_factory=list)
     kept: int = 0
+    retired: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
 
 
@@ -80,11 +82,11 @@ def issue_certificates(directory: Path, *, actor: str = ACTOR) -> Issued:
     in one batch, written with what the device is (device.json: type, hardware, firmware)."""
     store = Store(directory)
     devices = list(simulated_devices().order_by("device_id"))
+    result = Issued(retired=retire(store, {d.device_id for d in devices}))
     live: dict[int, set[str]] = {}
     rows = DeviceCredential.objects.filter(device__in=devices, status=CredentialStatus.ACTIVE)
     for device_pk, fingerprint in rows.values_list("device_id", "fingerprint"):
         live.setdefault(device_pk, set()).add(fingerprint)
-    result = Issued()
     missing = []
     for device in devices:
         held = store.current(device.device_id)
@@ -103,6 +105,15 @@ def issue_certificates(directory: Path, *, actor: str = ACTOR) -> Issued:
         store.save_info(device.device_id, merge=False, **device_info(device))
         result.issued.append(device.device_id)
     return result
+
+
+def retire(store: Store, simulated: set[str]) -> list[str]:
+    """Remove the demo devices that are out of service now (decommissioned, or gone with an old
+    database) from the store, so the simulator stops running them."""
+    gone = [d for d in store.device_ids() if d.startswith(DEMO_PREFIX) and d not in simulated]
+    for device_id in gone:
+        shutil.rmtree(store.directory / device_id)
+    return gone
 
 
 def device_info(device: Device) -> dict[str, str]:

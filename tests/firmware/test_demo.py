@@ -12,6 +12,8 @@ import json
 import pytest
 from django.core.management import call_command
 
+from devices import services
+from devices.choices import DeviceStatus
 from devices.models import Device, DeviceCredential
 from firmware import demo, signing
 from firmware.models import FirmwareVersion
@@ -77,6 +79,11 @@ def test_the_seed_commands_add_nothing_the_second_time(broker, firmware_env, tmp
     assert f"1 certificate(s) issued, {len(live) - 1} kept" in run(
         "seed_demo_devices", "--store", str(store)
     )
+
+    # A device decommissioned since is taken out of the store: the simulator stops running it.
+    services.transition_devices([live[1]], DeviceStatus.DECOMMISSIONED, actor="ada", reason="x")
+    assert "out of service removed" in run("seed_demo_devices", "--store", str(store))
+    assert live[1].device_id not in held.device_ids()
 
     assert "1.6.0 catalogued; rollout temperature-sensors-1-6-0 created (draft)" in run(
         "seed_demo_rollout"
