@@ -236,6 +236,8 @@ def _size(size: dict[str, Any]) -> str:
     def shown(value: Any) -> str:
         if isinstance(value, bool):
             return "yes" if value else "no"
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         return f"{value:,}" if isinstance(value, int | float) else str(value)
 
     return ", ".join(f"{key.replace('_', ' ')} {shown(value)}" for key, value in size.items())

@@ -181,14 +181,14 @@ def main() -> None:
 
     # Issue 14: the summary <= 300 ms at 1,000,000 devices and 100,000 open alerts.
     report.size(devices=fleet_data.device_count(), alerts=args.alerts, samples=args.samples)
-    naive_name, naive_times = rows[2]
+    naive_times = rows[2][1]
     for name, times in rows[:2]:
         report.record(
             f"{name}: p95",
             p(times, 95),
             "ms",
             target=300,
-            baseline=f"{naive_name}: p95",
+            baseline="naive (a COUNT per figure), p95",
             baseline_value=p(naive_times, 95),
         )
     for name, times in rows[2:]:
