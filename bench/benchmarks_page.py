@@ -53,7 +53,8 @@ def render(lines: list[dict[str, Any]]) -> str:
 
 
 def _header(scripts: list[dict[str, Any]]) -> str:
-    dates = sorted({_when(script.get("run")) for script in scripts}) or ["no run yet"]
+    dates = sorted({_when(script["run"]) for script in scripts if script.get("run")})
+    dates = dates or ["no run yet"]
     when = f"on {dates[0]}"
     if len(dates) > 1:
         when = f"in {len(dates)} runs, from {dates[0]} to {dates[-1]}"
@@ -101,11 +102,11 @@ def _summary(scripts: list[dict], figures: dict[str, list[Figure]]) -> str:
         counts = _counts(script, figures.get(script["name"], []))
         for key, value in counts.items():
             totals[key] += value
-        status = "ok" if script.get("status") == 0 else f"**exited with status {script['status']}**"
+        status = _status(script) or "ok"
         rows.append(
             f"| [{script['title']}](#{_anchor(script)}) | {len(figures.get(script['name'], []))} "
             f"| {counts['met']} | {_bold(counts['not met'])} | {_bold(counts['missing'])} "
-            f"| {status} | {_duration(script.get('seconds', 0))} |"
+            f"| {status} | {_duration(script['seconds']) if script.get('run') else '—'} |"
         )
     head = (
         f"## Summary\n\n**{totals['met']} targets met**, {totals['not met']} not met; "
@@ -122,11 +123,7 @@ def _section(script: dict[str, Any], figures: list[Figure]) -> str:
     lines = [
         f'## <a id="{_anchor(script)}"></a>{script["title"]} — `{script["script"]}`',
         "",
-        f"`{' '.join(script['command'])}`, {'quick' if quick else 'full'} size, "
-        f"measured {_when(script.get('run'))} in {_duration(script.get('seconds', 0))}"
-        + ("" if script.get("status") == 0 else f", **exited with status {script['status']}**")
-        + (f"; size: {_size(common)}" if common else "")
-        + ".",
+        _ran(script, quick) + (f"; size: {_size(common)}" if common else "") + ".",
         "",
         "| figure | value | target | baseline (same run) | ratio | result |",
         "|---|---:|---|---|---:|---|",
@@ -140,6 +137,26 @@ def _section(script: dict[str, Any], figures: list[Figure]) -> str:
     if not figures and not script.get("expects"):
         lines.append("| (no figure recorded) | missing | — | — | — | **missing** |")
     return "\n".join(lines)
+
+
+def _ran(script: dict[str, Any], quick: bool) -> str:
+    command = f"`{' '.join(script['command'])}`"
+    if not script.get("run"):
+        return f"{command}: **not run yet**"
+    ran = (
+        f"{command}, {'quick' if quick else 'full'} size, measured {_when(script['run'])} "
+        f"in {_duration(script.get('seconds', 0))}"
+    )
+    return ran + (f", {_status(script)}" if _status(script) else "")
+
+
+def _status(script: dict[str, Any]) -> str:
+    """How the script ended, when that is news: '' for a clean exit."""
+    if not script.get("run"):
+        return "**not run yet**"
+    if script.get("status") != 0:
+        return f"**exited with status {script.get('status')}**"
+    return ""
 
 
 def _row(figure: Figure, common: dict[str, Any], quick: bool) -> str:

@@ -169,23 +169,47 @@ def merge(kept: list[dict], new: list[dict]) -> list[dict]:
     """The kept results with the entries run again replaced by their new lines, in the suite's
     order; a run none of the remaining entries came from is dropped."""
 
-    def entry(line: dict) -> str:
-        return line["name"] if line["kind"] == "script" else line.get("bench", "")
-
     rerun = {line["name"] for line in new if line["kind"] == "script"}
-    entries = [line for line in kept if line["kind"] != "run" and entry(line) not in rerun]
+    entries = [line for line in kept if line["kind"] != "run" and _entry(line) not in rerun]
     entries += [line for line in new if line["kind"] != "run"]
-    order = {bench.name: number for number, bench in enumerate(SUITE)}
-    entries.sort(key=lambda line: order.get(entry(line), len(order)))
-    used = {line["run"] for line in entries if line["kind"] == "script"}
+    used = {line.get("run") for line in entries if line["kind"] == "script"}
     runs = [line for line in kept + new if line["kind"] == "run" and line["started"] in used]
-    return runs + entries
+    return runs + _in_suite_order(entries)
+
+
+def _entry(line: dict) -> str:
+    return line["name"] if line["kind"] == "script" else line.get("bench", "")
+
+
+def _in_suite_order(lines: list[dict]) -> list[dict]:
+    order = {bench.name: number for number, bench in enumerate(SUITE)}
+    return sorted(lines, key=lambda line: order.get(_entry(line), len(order)))
 
 
 def write(lines: list[dict], kept: Path, page: Path) -> None:
     kept.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
-    page.write_text(benchmarks_page.render(lines), encoding="utf-8")
+    page.write_text(
+        benchmarks_page.render(_in_suite_order(lines + not_run(lines))), encoding="utf-8"
+    )
     print(f"wrote {_shown(page)} and {_shown(kept)}")
+
+
+def not_run(lines: list[dict]) -> list[dict]:
+    """A line for each entry of the suite the results have nothing of, so the page lists it
+    as not run yet (its expected figures missing) rather than leaving it out."""
+    ran = {line["name"] for line in lines if line["kind"] == "script"}
+    return [
+        {
+            "kind": "script",
+            "name": bench.name,
+            "title": bench.title,
+            "script": bench.script,
+            "command": bench.arguments(False),
+            "expects": list(bench.expects),
+        }
+        for bench in SUITE
+        if bench.name not in ran
+    ]
 
 
 def _shown(path: Path) -> str:

@@ -112,3 +112,23 @@ def test_running_one_entry_again_replaces_its_figures_and_keeps_the_others():
         ("script", "flood"),
     ]
     assert [line["run"] for line in kept if line["kind"] == "script"] == [first, third]
+
+
+def test_the_page_lists_an_entry_never_run_as_not_run_with_its_figures_missing(tmp_path):
+    started = "2026-12-07T19:00:00+00:00"
+    lines = [
+        {"kind": "run", "started": started, "machine": {}},
+        {"kind": "script", "name": "registry", "title": "Registry", "script": "bench/registry.py"}
+        | {"command": ["bench/registry.py"], "status": 0, "seconds": 5.0, "expects": []}
+        | {"run": started, "mode": "quick"},
+    ]
+    page = tmp_path / "benchmarks.md"
+
+    run_all.write(lines, tmp_path / "kept.jsonl", page)
+
+    text = page.read_text()
+    flood = next(bench for bench in SUITE if bench.name == "flood")
+    assert f"`{' '.join(flood.arguments(False))}`: **not run yet**." in text
+    assert f"| {flood.expects[0]} | missing |" in text
+    assert text.index('## <a id="bench-registry">') < text.index('## <a id="bench-flood">')
+    assert report.read(tmp_path / "kept.jsonl") == lines  # the results keep only what ran
