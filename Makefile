@@ -1,4 +1,5 @@
-# fleetportal: `make run` brings up the portal with a demo fleet; `make test` runs every check.
+# fleetportal: `make run` brings up the portal with a demo fleet; `make test` runs every check;
+# `make bench` measures it (docs/benchmarks.md).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
@@ -33,6 +34,11 @@ test: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -n 2 --ignore=tests/browser
 	$(VENV)/bin/pytest tests/browser
+
+# Every bench/ script (bench/suite.py) at a size for this machine, under /tmp/bench.lock, then
+# docs/benchmarks.md from their figures. FULL=1: the issues' sizes. ONLY="a b": those entries.
+bench: install
+	$(PY) bench/run_all.py $(if $(FULL),--full) $(if $(ONLY),--only $(ONLY))
 
 lint: install
 	$(VENV)/bin/ruff check --fix .

@@ -15,25 +15,18 @@ device and per write, through the ORM) for `--baseline` devices, scaled to the s
 
 import argparse
 import datetime
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("FLEETPORTAL_SECRET_KEY", "bench-only-not-secret")
-os.environ["DATABASE_URL"] = os.environ.get(
-    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fleetportal_bench"
-)
-os.environ["DJANGO_SETTINGS_MODULE"] = "fleetportal.settings"
+from bench.django_setup import setup
 
-import django
-
-django.setup()
+setup("fleetportal_bench")
 
 from django.db import connection, transaction  # noqa: E402
 
-from bench import fleet_data  # noqa: E402
+from bench import fleet_data, report  # noqa: E402
 from devices.group_filters import compile_filters  # noqa: E402
 from devices.models import Device, DeviceEvent  # noqa: E402
 from monitoring.alerts.evaluation import evaluate  # noqa: E402
@@ -150,6 +143,22 @@ def main() -> None:
         else:
             extra = "- | -"
         print(f"| {label} | {raised:,} | {resolved:,} | {seconds * 1000:,.0f} | {extra} |")
+    record(rows, per_device_seconds, matching, args.baseline)
+
+
+def record(rows: list, per_device_seconds: float, matching: int, baseline: int) -> None:
+    """Each evaluation's time; a raise or resolve against the per-device loop, scaled."""
+    report.size(devices=fleet_data.device_count(), matching=matching, baseline_devices=baseline)
+    for label, raised, resolved, seconds in rows:
+        changed = raised or resolved
+        report.record(
+            label,
+            seconds * 1000,
+            "ms",
+            baseline="per-device loop, scaled" if changed else None,
+            baseline_value=per_device_seconds * changed * 1000 if changed else None,
+            note=f"{raised:,} raised, {resolved:,} resolved",
+        )
 
 
 if __name__ == "__main__":

@@ -23,21 +23,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("FLEETPORTAL_SECRET_KEY", "bench-only-not-secret")
-os.environ.setdefault("FLEETPORTAL_LOG_LEVEL", "WARNING")
-os.environ["DATABASE_URL"] = os.environ.get(
-    "BENCH_DATABASE_URL",
-    "postgres://postgres@127.0.0.1:5432/fleetportal_bench_configuration",
-)
-os.environ["DJANGO_SETTINGS_MODULE"] = "fleetportal.settings"
+from bench.django_setup import setup
 
-import django
-
-django.setup()
+setup("fleetportal_bench_configuration")
 
 from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
 
+from bench import report  # noqa: E402
 from devices import services as devices  # noqa: E402
 from devices.models import Device, DeviceGroup  # noqa: E402
 from shadows import services as shadows  # noqa: E402
@@ -171,6 +164,21 @@ def main() -> None:
     for label, seconds, rate in rows:
         print(f"{label:<28} {seconds:>9.2f} {rate:>11,.0f}")
     print(f"\nbatched / one by one: {rows[2][2] / rows[1][2]:.1f}x")
+    record(rows, size)
+
+
+def record(rows: list[tuple[str, float, float]], size: int) -> None:
+    """Devices/s of each path, the batched ones against one by one, and a second Celery worker
+    process against one (what more worker cores buy)."""
+    report.size(devices=size)
+    rates = {label: rate for label, _, rate in rows}
+    one_by_one, one_worker = "one by one (baseline)", "Celery fan-out, 1 process(es)"
+    for label, _, rate in rows:
+        if label in ("check before writing", one_by_one):
+            report.record(label, rate, "/s")
+            continue
+        baseline = one_worker if label == "Celery fan-out, 2 process(es)" else one_by_one
+        report.record(label, rate, "/s", baseline=baseline, baseline_value=rates[baseline])
 
 
 if __name__ == "__main__":

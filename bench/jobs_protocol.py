@@ -40,6 +40,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from bench import report
 from simulator import mqtt as mqtt_client
 from bench.broker_support import start_broker
 from bench.cpu_usage import Usage
@@ -334,6 +335,36 @@ def main() -> None:
 
     finished = JobExecution.objects.filter(status="SUCCEEDED").count()
     print_table(rows, args, finished, load)
+    record(rows, args)
+
+
+def record(rows: list, args) -> None:
+    """Issue 12: >= 2,000 updates/s through the bridge, against the relay (the ceiling, run
+    first)."""
+    report.size(devices=args.devices, seconds=args.seconds, one_process=args.one_process)
+    measured = []
+    for name, elapsed, latencies, _ in rows:
+        every = sorted(v for values in latencies.values() for v in values)
+        updates = len(latencies.get("in-progress", [])) + len(latencies.get("succeeded", []))
+        p99 = shadows.percentile(every, 0.99)
+        measured.append((name, updates / elapsed, len(every) / elapsed, p99))
+    (relay, relay_updates, relay_requests, relay_p99), *bridges = measured
+    report.record(f"{relay}: updates/s", relay_updates, "/s")
+    report.record(f"{relay}: requests/s", relay_requests, "/s")
+    for name, updates, requests, p99 in bridges:
+        for figure, value, of_relay, target in (
+            ("updates/s", updates, relay_updates, 2000),
+            ("requests/s", requests, relay_requests, None),
+            ("p99", p99, relay_p99, None),
+        ):
+            report.record(
+                f"{name}: {figure}",
+                value,
+                "ms" if figure == "p99" else "/s",
+                target=target,
+                baseline=f"{relay}: {figure}",
+                baseline_value=of_relay,
+            )
 
 
 if __name__ == "__main__":

@@ -31,17 +31,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("FLEETPORTAL_SECRET_KEY", "bench-only-not-secret")
-os.environ["DATABASE_URL"] = os.environ.get(
-    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fleetportal_bench_provisioning"
-)
-os.environ["DJANGO_SETTINGS_MODULE"] = "fleetportal.settings"
-# Quiet: every request would log the broker reload and the bridge's progress.
-os.environ.setdefault("FLEETPORTAL_LOG_LEVEL", "WARNING")
+from bench.django_setup import setup
 
-import django
-
-django.setup()
+setup("fleetportal_bench_provisioning")
 
 import orjson  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
@@ -53,6 +45,7 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
+from bench import report  # noqa: E402
 from bench.broker_support import start_broker  # noqa: E402
 from devices import bulk, credentials, pki, provisioning, revocation, services  # noqa: E402
 from devices.models import DeviceCredential, ProvisioningTemplate  # noqa: E402
@@ -66,6 +59,9 @@ CSR_TOPIC = topics.CREATE_FROM_CSR
 TEMPLATE = "bench"
 PROVISION_TOPIC = topics.provision(TEMPLATE)
 BATCH = bulk.PROGRESS_EVERY  # the bulk job's chunk
+# The batch paths bulk provisioning takes: issue 3's >= 500 certificates/s is theirs.
+IN_BATCHES = "credentials.issue_credentials (CSR, + DB, in batches)"
+BULK_JOB = "bulk job rows: register + issue (CSR), in steps"
 
 
 def make_csrs(prefix: str, count: int) -> list[tuple[str, str, ec.EllipticCurvePrivateKey]]:
@@ -277,9 +273,7 @@ def bench_issuance(count: int, claims: int) -> list[tuple[str, int, float, float
             assert all(isinstance(c, DeviceCredential) for c in issued), issued[:3]
 
     rate = count / timed(issue_batches)
-    rows.append(
-        (f"credentials.issue_credentials (CSR, + DB, {BATCH} a batch)", count, rate, ceiling)
-    )
+    rows.append((IN_BATCHES, count, rate, ceiling))
 
     csrs = make_csrs("bulk", count)
     text = "device_id,device_type,csr\n" + "".join(
@@ -289,9 +283,7 @@ def bench_issuance(count: int, claims: int) -> list[tuple[str, int, float, float
     elapsed = timed(lambda: bulk.run_bulk_job(str(job.pk)))
     job.refresh_from_db()
     assert job.succeeded_rows == count, job.row_errors[:3]
-    rows.append(
-        (f"bulk job rows: register + issue (CSR), {BATCH} a step", count, count / elapsed, ceiling)
-    )
+    rows.append((BULK_JOB, count, count / elapsed, ceiling))
 
     csrs = make_csrs("claim", claims)
 
@@ -361,11 +353,31 @@ def main() -> None:
             process.terminate()
             process.wait(10)
 
-    print(f"\n{os.cpu_count()} CPUs; P-256 CSRs; one process\n")
+    print(f"\n{os.cpu_count()} CPUs; P-256 CSRs; one process; batches and steps of {BATCH}\n")
     print("| measurement | n | per second | ceiling per second | of ceiling |")
     print("|---|---:|---:|---:|---:|")
     for name, n, rate, ceiling in rows:
         print(f"| {name} | {n} | {rate:,.0f} | {ceiling:,.0f} | {100 * rate / ceiling:.0f} % |")
+    record(rows, args.window)
+
+
+def record(rows: list[tuple[str, int, float, float]], window: int) -> None:
+    """Issue 3: >= 500 certificates/s from CSRs in one worker process (the batch paths)."""
+    report.size(batch=BATCH, window=window)
+    for name, n, rate, ceiling in rows:
+        if name.endswith("(ceiling)"):
+            report.record(name, rate, "/s", count=n)
+            continue
+        over_mqtt = name.startswith("claim over MQTT")
+        report.record(
+            name,
+            rate,
+            "/s",
+            target=500 if name in (IN_BATCHES, BULK_JOB) else None,
+            baseline="relay, no database (ceiling)" if over_mqtt else "pure crypto (ceiling)",
+            baseline_value=ceiling,
+            count=n,
+        )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ Only watched groups get events. A page that shows a device live joins its group 
 or the layer's group expiry); every process re-reads the watched groups every few tenths of a
 second, and `emit` drops the events of the others before they cost even a commit hook. A
 channel-layer send costs ~0.2-0.3 ms of CPU whether anyone listens or not, so sending every
-accepted update took a third of a core at 1,000 updates/s (docs/benchmarks.md); of a million
+accepted update took a third of a core at 1,000 updates/s (docs/benchmarks-notes.md); of a million
 devices only the few on someone's screen are watched. `join()` returns once every process's
 view includes the new watch, so a page that reads the current state after it misses no change.
 """

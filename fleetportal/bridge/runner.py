@@ -366,7 +366,7 @@ def run_forever(
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     # What is alive now (Django, the apps, their modules) lives as long as the process: frozen,
     # the collector's full collections stop walking it — under load they came every few
-    # seconds and took ~80 ms each (docs/benchmarks.md, the jobs protocol).
+    # seconds and took ~80 ms each (docs/benchmarks-notes.md, the jobs protocol).
     gc.collect()
     gc.freeze()
     threads = []
