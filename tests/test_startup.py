@@ -113,7 +113,7 @@ def database_url() -> str:
     return f"postgres://{db['USER'] or 'postgres'}@{host}:{port}/{db['NAME']}"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_readme_token_and_password_commands_work_from_a_new_shell(var_dir_with_key):
     User.objects.create_user("integrator", password="pw")
     env = clean_env(var_dir_with_key, DATABASE_URL=database_url())
@@ -126,7 +126,7 @@ def test_readme_token_and_password_commands_work_from_a_new_shell(var_dir_with_k
     assert "password:" in reset.stdout
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_readme_claim_certificate_command_works_from_a_new_shell(var_dir_with_key):
     env = clean_env(var_dir_with_key, DATABASE_URL=database_url())
     assert run([sys.executable, "manage.py", "init_ca"], env).returncode == 0

@@ -15,7 +15,7 @@ from devices.models import DeviceEvent
 from tests.conftest import make_device
 from tests.devices.credential_helpers import credentialed, csr_pem, pki_ready  # noqa: F401
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def holding_the_lock(change) -> tuple[threading.Event, threading.Event, threading.Thread]:

@@ -127,7 +127,12 @@ def test_each_fault_knob_ends_its_devices_where_it_promises(
 
     # At real time: updates, failures and the unhealthy devices settle; the rest wait.
     running = {d: WHILE_RUNNING[update_fault[d]] for d in ids}
-    ticking(lambda: matches("rehearsal", running), timeout=90, every=0.5)
+    try:
+        ticking(lambda: matches("rehearsal", running), timeout=150, every=0.5)
+    except AssertionError:
+        shown = outcomes("rehearsal")
+        stuck = {d: (shown.get(d), running[d]) for d in ids if shown.get(d) not in running[d]}
+        raise AssertionError(f"devices not where their knob puts them: {stuck}") from None
     # Past the start deadline: the devices that never started are failed NOT_STARTED.
     ticking(
         lambda: all(
