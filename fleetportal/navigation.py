@@ -44,6 +44,15 @@ GROUPS = (
         ),
     ),
     Group(
+        "gateways",
+        "Gateways",
+        (
+            "devices.devicetypegateway",
+            "aws_gateway.thingsync",
+            "aws_gateway.fleetimport",
+        ),
+    ),
+    Group(
         "identity",
         "Identity",
         (
