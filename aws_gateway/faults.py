@@ -76,6 +76,8 @@ def describe(exc: BaseException) -> str:
         return f"AWS throttled the calls ({error}) through every retry; trying again later."
     if error in CREDENTIALS_REFUSED:
         return f"AWS refused the credentials ({error}): {message}".rstrip(": ")
+    if error in NOT_FOUND:
+        return f"AWS said {error}: {message} (has `manage.py aws_setup` run?)"
     if error:
         return f"AWS said {error}: {message}".rstrip(": ")
     return f"{type(exc).__name__}: {exc}"

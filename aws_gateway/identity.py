@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from django.conf import settings
 
 from aws_gateway import faults
-from devices import credentials, pki
+from devices import credentials
+from devices.pki.authority import leaf_builder
 from devices.pki.base import certificate_pem
 from fleetportal import topics
 
@@ -149,9 +153,18 @@ def ensure_ca_registered(iot: Any) -> str:
 
 
 def _verification_certificate(iot: Any) -> str:
+    """CN = the registration code, signed by the CA, for a day; its key is thrown away. Its only
+    extended key usage is code signing, so no TLS server (the portal's Mosquitto included)
+    accepts it as a client certificate."""
     code = iot.get_registration_code()["registrationCode"]
-    _key, issued = pki.generate_key_and_certificate(credentials.load_authority(), code, 1)
-    return issued.pem
+    ca = credentials.load_authority()
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = (
+        leaf_builder(ca, key.public_key(), code, datetime.now(UTC) - timedelta(minutes=5), 1)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+        .sign(ca.issuing_key, hashes.SHA256())
+    )
+    return certificate_pem(certificate)
 
 
 # -- device certificates --------------------------------------------------------------------------

@@ -77,7 +77,8 @@ def run(pk: str | UUID, *, page_size: int = PAGE_SIZE, reads: int = READS_IN_FLI
         memberships = _import_groups(iot, job)
         with ThreadPoolExecutor(max_workers=reads) as pool:
             while True:
-                _import_page(iot, pool, job, memberships, page_size)
+                if not _import_page(iot, pool, job, memberships, page_size):
+                    return FleetImport.objects.get(pk=job.pk)  # another worker has it
                 if not job.next_token:
                     break
     except faults.AWS_ERRORS as exc:
@@ -156,9 +157,10 @@ class Extras:
 
 def _import_page(
     iot: Any, pool: ThreadPoolExecutor, job: FleetImport, memberships: dict, page_size: int
-) -> None:
-    kwargs = {"maxResults": page_size} | ({"nextToken": job.next_token} if job.next_token else {})
-    page = iot.list_things(**kwargs)
+) -> bool:
+    """Import the page at the job's token; False if another worker took the job meanwhile."""
+    token = job.next_token
+    page = iot.list_things(maxResults=page_size, **({"nextToken": token} if token else {}))
     listed = page["things"]
     known = set(
         RegisteredCertificate.objects.filter(
@@ -167,6 +169,10 @@ def _import_page(
     )
     extras = dict(pool.map(lambda thing: _read_extras(job, thing["thingName"], known), listed))
     with transaction.atomic(), sync_state.importing():
+        # One worker per page: a resumed job and its late original never both write one.
+        locked = FleetImport.objects.select_for_update().get(pk=job.pk)
+        if locked.next_token != token or locked.pages != job.pages:
+            return False
         devices = _devices(job, listed, memberships)
         _import_certificates(job, devices, extras)
         _import_shadows(job, devices, extras)
@@ -176,6 +182,7 @@ def _import_page(
         job.things_seen += len(listed)
         job.heartbeat_at = timezone.now()
         job.save()
+    return True
 
 
 def _read_extras(job: FleetImport, name: str, known: set[str]) -> tuple[str, Extras]:

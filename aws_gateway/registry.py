@@ -108,6 +108,12 @@ def _create_thing(
 def ensure_thing_type(iot: Any, type_name: str) -> bool:
     """Create the thing type if AWS does not have it; True if it was created."""
     try:
+        iot.describe_thing_type(thingTypeName=type_name)
+        return False
+    except faults.AWS_ERRORS as exc:
+        if not faults.is_not_found(exc):
+            raise
+    try:
         iot.create_thing_type(
             thingTypeName=type_name,
             thingTypeProperties={
@@ -148,29 +154,34 @@ def _ensure_group(iot: Any, device: Device, name: str) -> None:
     group = device.group
     wanted = things.aws_name(group.name) if group is not None else None
     current = {
-        group["groupName"]
+        listed["groupName"]
         for page in iot.get_paginator("list_thing_groups_for_thing").paginate(thingName=name)
-        for group in page["thingGroups"]
+        for listed in page["thingGroups"]
     }
     portal_names = {things.aws_name(n) for n in DeviceGroup.objects.values_list("name", flat=True)}
-    for group in sorted((current & portal_names) - {wanted}):
-        iot.remove_thing_from_thing_group(thingGroupName=group, thingName=name)
-    if wanted and wanted not in current:
-        ensure_thing_group(iot, wanted, group.description if group is not None else "")
-        iot.add_thing_to_thing_group(thingGroupName=wanted, thingName=name)
+    for other in sorted((current & portal_names) - {wanted}):
+        iot.remove_thing_from_thing_group(thingGroupName=other, thingName=name)
+    if group is not None and wanted is not None and wanted not in current:
+        _add_to_group(iot, name, wanted, group.description)
 
 
-def ensure_thing_group(iot: Any, group_name: str, description: str = "") -> bool:
+def _add_to_group(iot: Any, name: str, group_name: str, description: str) -> None:
+    """Add the thing to the thing group, creating the group the first time."""
+    try:
+        iot.add_thing_to_thing_group(thingGroupName=group_name, thingName=name)
+        return
+    except faults.AWS_ERRORS as exc:
+        if not faults.is_not_found(exc):
+            raise
     try:
         iot.create_thing_group(
             thingGroupName=group_name,
             thingGroupProperties={"thingGroupDescription": description[:2028]},
         )
     except faults.AWS_ERRORS as exc:
-        if faults.is_already_there(exc):
-            return False
-        raise
-    return True
+        if not faults.is_already_there(exc):  # another worker made it meanwhile
+            raise
+    iot.add_thing_to_thing_group(thingGroupName=group_name, thingName=name)
 
 
 # -- its certificates -----------------------------------------------------------------------------

@@ -58,7 +58,8 @@ def mark_pending(device_pks: Iterable[object]) -> list[object]:
             [SyncState.PENDING, [str(pk) for pk in pks]],
         )
     if not _importing.get():
-        transaction.on_commit(partial(_sync_soon, [str(pk) for pk in pks]))
+        # robust: a broker hiccup must not fail the change; beat's sweep syncs the rows anyway.
+        transaction.on_commit(partial(_sync_soon, [str(pk) for pk in pks]), robust=True)
     return pks
 
 

@@ -44,15 +44,6 @@ GROUPS = (
         ),
     ),
     Group(
-        "gateways",
-        "Gateways",
-        (
-            "devices.devicetypegateway",
-            "aws_gateway.thingsync",
-            "aws_gateway.fleetimport",
-        ),
-    ),
-    Group(
         "identity",
         "Identity",
         (
@@ -95,6 +86,15 @@ GROUPS = (
             "monitoring.presence",
             "monitoring.devicetypehealth",
             "monitoring.webhookdelivery",
+        ),
+    ),
+    Group(
+        "gateways",
+        "Gateways",
+        (
+            "devices.devicetypegateway",
+            "aws_gateway.thingsync",
+            "aws_gateway.fleetimport",
         ),
     ),
 )

@@ -351,7 +351,7 @@ def filter_for_device(topic_filter: str, device_id: str) -> str | None:
 
 
 # AWS IoT Core as a gateway (aws_gateway/): devices there use the same topics on AWS's broker.
-# The topic rule forwards some of them to the portal's SQS queue (aws_gateway/rule.py), and the
+# Topic rules forward some of them to the portal's SQS queue (aws_gateway/rule.py), and the
 # fleet's IoT policy confines each device to its own, as the Mosquitto ACL does.
 
 # The IoT policy variable for the connecting thing: a device connects with its device id as the
@@ -373,7 +373,8 @@ def shadow_documents_filter(named: bool = False) -> str:
 
 
 def job_execution_events_filter() -> str:
-    return tree(JOB_EXECUTION_EVENTS_PREFIX)
+    """Every job execution event: $aws/events/jobExecution/{jobId}/{operation}."""
+    return f"{JOB_EXECUTION_EVENTS_PREFIX}/+/+"
 
 
 def telemetry_filter() -> str:

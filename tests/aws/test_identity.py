@@ -22,9 +22,12 @@ ROLE = "arn:aws:iam::123456789012:role/fleetportal-rules"
 @pytest.fixture
 def aws_identity(aws, identity_env, settings):
     settings.AWS_RULE_ROLE_ARN = ROLE
-    client.client("iot").register_ca_certificate(
+    iot = client.client("iot")
+    iot.register_ca_certificate(
         caCertificate=identity.ca_pem(), verificationCertificate="-", setAsActive=True
     )
+    where = identity.Account("aws", "eu-west-1", "123456789012")
+    identity.ensure_policy(iot, identity.policy_document(where))
     return aws
 
 

@@ -71,7 +71,7 @@ def test_syncing_twice_leaves_one_thing_unchanged(aws):
 
 
 def test_a_change_in_the_portal_reaches_the_thing(aws, operator):
-    device = aws_device("pump-9", firmware_version="1.0.0")
+    device = aws_device("pump-9", firmware_version="1.0.0", model="X")
     registry.sync(device.pk)
 
     services.update_device(device, {"firmware_version": "1.1.0", "model": ""}, actor="ops")
