@@ -149,10 +149,19 @@ class DeviceAdmin(DeviceListMixin, FleetModelAdmin):
             kwargs["queryset"] = DeviceGroup.objects.filter(filters={})
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "gateway" and formfield is not None:
+            # A post without it (a script, a page from before gateways) keeps the gateway.
+            formfield.required = False
+        return formfield
+
     def save_model(self, request, obj, form, change):
         actor = actor_for_request(request)
         if change:
             changes = {name: form.cleaned_data[name] for name in form.changed_data}
+            if not changes.get("gateway", True):
+                del changes["gateway"]
             services.update_device(obj, changes, actor=actor)
         else:
             obj.pk = services.register_device(form.cleaned_data, actor=actor).pk

@@ -71,3 +71,25 @@ def test_the_console_lists_sync_states_and_imports(admin_client):
     assert listing.status_code == 200 and "pump-5" in listing.content.decode()
     assert admin_client.get("/admin/aws_gateway/fleetimport/add/").status_code == 200
     assert admin_client.get("/admin/devices/devicetypegateway/").status_code == 200
+
+
+def test_an_operator_moves_a_device_to_aws_from_its_page(admin_client):
+    device = make_device("valve-9", device_type="valve")
+    form = {
+        "device_id": "valve-9",
+        "device_type": "valve",
+        "device_name": "",
+        "gateway": "aws",
+        "metadata": "{}",
+        "location": "",
+        "credentials-TOTAL_FORMS": "0",
+        "credentials-INITIAL_FORMS": "0",
+    }
+
+    response = admin_client.post(f"/admin/devices/device/{device.pk}/change/", form)
+
+    assert response.status_code == 302
+    device.refresh_from_db()
+    assert device.gateway == "aws"
+    assert ThingSync.objects.get(device=device).state == SyncState.PENDING
+    assert device.events.filter(event_data__changes__gateway=["mosquitto", "aws"]).exists()
