@@ -44,7 +44,7 @@ from shadows.models import Shadow
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 250
-READS_IN_FLIGHT = 16
+READS_IN_FLIGHT = 10  # botocore keeps 10 connections per client
 SKIPPED_KEPT = 100
 REASON = "imported from AWS IoT Core"
 
@@ -161,7 +161,15 @@ def _import_page(
     """Import the page at the job's token; False if another worker took the job meanwhile."""
     token = job.next_token
     page = iot.list_things(maxResults=page_size, **({"nextToken": token} if token else {}))
-    listed = page["things"]
+    return import_things(pool, job, memberships, page["things"], page.get("nextToken") or "")
+
+
+def import_things(
+    pool: ThreadPoolExecutor, job: FleetImport, memberships: dict, listed: list, next_token: str
+) -> bool:
+    """Import these listed things in one transaction, then record `next_token` as where the job
+    stands; False (nothing written) if another worker moved the job on meanwhile."""
+    token = job.next_token
     known = set(
         RegisteredCertificate.objects.filter(
             credential__device__device_id__in=[t["thingName"] for t in listed]
@@ -177,7 +185,7 @@ def _import_page(
         _import_certificates(job, devices, extras)
         _import_shadows(job, devices, extras)
         _mark_synced(devices, {t["thingName"]: t for t in listed})
-        job.next_token = page.get("nextToken") or ""
+        job.next_token = next_token
         job.pages += 1
         job.things_seen += len(listed)
         job.heartbeat_at = timezone.now()
