@@ -104,6 +104,7 @@ class FleetImport(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "fleet import from AWS"
+        verbose_name_plural = "fleet imports from AWS"
         indexes = [running_heartbeat_index("fleet_import_running_heartbeat")]
 
     def __str__(self):

@@ -455,6 +455,7 @@ class DeviceTypeGateway(models.Model):
     class Meta:
         ordering = ["device_type"]
         verbose_name = "default gateway of a device type"
+        verbose_name_plural = "default gateways of device types"
 
     def __str__(self):
         return f"{self.device_type} → {self.gateway}"

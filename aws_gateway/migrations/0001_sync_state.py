@@ -70,6 +70,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'verbose_name': 'fleet import from AWS',
+                'verbose_name_plural': 'fleet imports from AWS',
                 'ordering': ['-created_at'],
                 'indexes': [models.Index(condition=models.Q(('status', 'running')), fields=['heartbeat_at'], name='fleet_import_running_heartbeat')],
             },

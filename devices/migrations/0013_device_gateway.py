@@ -46,6 +46,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 "verbose_name": "default gateway of a device type",
+                "verbose_name_plural": "default gateways of device types",
                 "ordering": ["device_type"],
             },
         ),
