@@ -235,8 +235,8 @@ class Device(models.Model):
             _trigram("serial_number", "device_serial_trgm"),
             # The list's search in metadata and location values (devices.device_list).
             _trigram(SearchValues(), "device_values_trgm"),
-            # A gateway's own devices (the AWS registry sync, the list's gateway filter): the
-            # few devices off the default gateway, without indexing the many on it.
+            # A gateway's own devices (aws_setup's thing types, a gateway's queries by device):
+            # the few devices off the default gateway, without indexing the many on it.
             models.Index(
                 fields=["gateway"],
                 name="device_off_default_gateway_idx",
