@@ -9,6 +9,6 @@ class AwsGatewayConfig(AppConfig):
     verbose_name = "AWS IoT Core"
 
     def ready(self) -> None:
-        from aws_gateway import wiring
+        from aws_gateway import checks, wiring  # noqa: F401 (checks: registers them)
 
         wiring.register()

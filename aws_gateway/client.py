@@ -16,7 +16,8 @@ import boto3
 from botocore.config import Config
 from django.conf import settings
 
-SERVICES = ("iot", "iot-data", "sqs")
+# sts: GetCallerIdentity, for the account id in the IoT policy's resource ARNs.
+SERVICES = ("iot", "iot-data", "sqs", "sts")
 
 
 def _config() -> Config:
@@ -33,7 +34,7 @@ def _session() -> boto3.session.Session:
 
 
 def client(service: str) -> Any:
-    """A client for `service` ("iot", "iot-data" or "sqs"), made once per process."""
+    """A client for `service` (one of SERVICES), made once per process."""
     if service not in SERVICES:
         raise ValueError(f"Unknown AWS service {service!r}; one of {', '.join(SERVICES)}.")
     return _client(service, settings.AWS_ENDPOINT_URL, settings.AWS_REGION)

@@ -234,6 +234,15 @@ SUITE = [
         database="alerts",
         expects=("raise (alerts + events + deliveries)",),
     ),
+    Bench(
+        "aws-import",
+        "Importing an AWS IoT fleet from moto's server",
+        "bench/aws_import.py",
+        quick="--things 2000 --baseline 300 --things-only",
+        full="--things 10000 --baseline 1000",
+        database="aws",
+        expects=("import things and groups",),
+    ),
 ]
 
 

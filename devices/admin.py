@@ -28,7 +28,7 @@ from devices.device_list import DEVICE_LIST, GROUP_PARAMETER
 from devices.device_page import summarize
 from devices.exceptions import IllegalTransition
 from devices.group_filters import FilterError
-from devices.models import Device, DeviceEvent, DeviceGroup, SearchValues
+from devices.models import Device, DeviceEvent, DeviceGroup, DeviceTypeGateway, SearchValues
 from devices.pages import DEVICE_PAGE, GROUP_PAGE
 from fleetportal.actors import actor_for_request
 from fleetportal.admin_base import FleetModelAdmin, ReadOnlyAdmin
@@ -86,7 +86,10 @@ class DeviceAdmin(DeviceListMixin, FleetModelAdmin):
     actions = ("to_provisioning", "to_active", "to_maintenance", "to_decommissioned")
     readonly_fields = ("device_id", "status", "last_seen", "created_at", "updated_at")
     fieldsets = (
-        (None, {"fields": ("device_id", "device_name", "device_type", "status", "group")}),
+        (
+            None,
+            {"fields": ("device_id", "device_name", "device_type", "status", "group", "gateway")},
+        ),
         (
             "Hardware",
             {
@@ -146,10 +149,19 @@ class DeviceAdmin(DeviceListMixin, FleetModelAdmin):
             kwargs["queryset"] = DeviceGroup.objects.filter(filters={})
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "gateway" and formfield is not None:
+            # A post without it (a script, a page from before gateways) keeps the gateway.
+            formfield.required = False
+        return formfield
+
     def save_model(self, request, obj, form, change):
         actor = actor_for_request(request)
         if change:
             changes = {name: form.cleaned_data[name] for name in form.changed_data}
+            if not changes.get("gateway", True):
+                del changes["gateway"]
             services.update_device(obj, changes, actor=actor)
         else:
             obj.pk = services.register_device(form.cleaned_data, actor=actor).pk
@@ -455,6 +467,14 @@ class DeviceGroupAdmin(FleetModelAdmin):
     def members(self, group):
         # A dynamic group's members are computed from its filter, not assigned.
         return "—" if group.is_dynamic else group.member_count
+
+
+@admin.register(DeviceTypeGateway)
+class DeviceTypeGatewayAdmin(FleetModelAdmin):
+    """Which gateway new devices of a type start on (devices registered without one)."""
+
+    list_display = ("device_type", "gateway")
+    search_fields = ("device_type",)
 
 
 @admin.register(DeviceEvent)

@@ -93,6 +93,7 @@ class ProvisioningTemplateAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     "device_type",
+                    "gateway",
                     "group",
                     "initial_status",
                     "parameters",

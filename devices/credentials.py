@@ -19,7 +19,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
-from devices import hooks, pki, revocation, services
+from devices import gateway_doors, hooks, pki, revocation, services
 from devices.choices import CredentialStatus, DeviceStatus, EventType
 from devices.exceptions import DeviceDecommissioned, DeviceError
 from devices.models import Device, DeviceCredential, DeviceEvent, in_service
@@ -166,6 +166,7 @@ def _record_issued(
         results = [_new_issued(locked, device, issued) for device, issued in signed]
         created = [result for result in results if isinstance(result, DeviceCredential)]
         DeviceCredential.objects.bulk_create(created, batch_size=1000)
+        gateway_doors.announce_issued(created)
         # Every locked device that is not decommissioned got a certificate above.
         registered = [d for d in locked.values() if d.status == DeviceStatus.REGISTERED]
         services.transition_locked_devices(
@@ -315,6 +316,7 @@ def revoke_credentials(
         if not rows:
             return []
         revocation.mark_revoked(rows, reason=reason)
+        gateway_doors.announce_revoked(rows)
         DeviceEvent.objects.bulk_create(
             DeviceEvent(
                 device=row.device,
@@ -366,6 +368,7 @@ def request_rotation(
         credential = new_credential(issued, locked.device_id, device=locked)
         credential.replaces = old
         credential.save(force_insert=True)
+        gateway_doors.announce_issued([credential])
         data = _issued_event(credential, "csr")
         if client_token:
             data["clientToken"] = client_token

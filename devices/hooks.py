@@ -35,6 +35,17 @@ class DevicesRegistered:
 
 
 @dataclass(frozen=True)
+class DeviceUpdated:
+    """A device's mutable fields changed (`changed` names them; `previous` holds their old
+    values as the timeline records them: a group by its name)."""
+
+    device: "Device"
+    changed: tuple[str, ...]
+    actor: str
+    previous: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Move:
     device: "Device"
     from_status: str
@@ -85,7 +96,14 @@ class GroupMembershipChanged:
     removed: tuple["Device", ...] = field(default=())
 
 
-Event = DevicesRegistered | DevicesTransitioned | GroupSaved | GroupDeleted | GroupMembershipChanged
+Event = (
+    DevicesRegistered
+    | DeviceUpdated
+    | DevicesTransitioned
+    | GroupSaved
+    | GroupDeleted
+    | GroupMembershipChanged
+)
 E = TypeVar("E")
 
 _subscribers: dict[type, list[Callable[[Any], None]]] = defaultdict(list)

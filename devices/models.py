@@ -22,7 +22,7 @@ from devices.validators import (
     validate_json_object,
     validate_template_name,
 )
-from fleetportal import topics
+from fleetportal import gateways, topics
 
 
 class SearchValues(models.Func):
@@ -178,6 +178,13 @@ class Device(models.Model):
         blank=True,
         related_name="devices",
     )
+    gateway = models.CharField(
+        max_length=32,
+        choices=gateways.choices,
+        default=gateways.MOSQUITTO,
+        help_text="How the portal reaches the device: its own Mosquitto, or a registered gateway "
+        "such as AWS IoT Core. New devices take their device type's default.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -197,6 +204,7 @@ class Device(models.Model):
         "location",
         "metadata",
         "group",
+        "gateway",
     )
 
     class Meta:
@@ -227,6 +235,13 @@ class Device(models.Model):
             _trigram("serial_number", "device_serial_trgm"),
             # The list's search in metadata and location values (devices.device_list).
             _trigram(SearchValues(), "device_values_trgm"),
+            # A gateway's own devices (aws_setup's thing types, a gateway's queries by device):
+            # the few devices off the default gateway, without indexing the many on it.
+            models.Index(
+                fields=["gateway"],
+                name="device_off_default_gateway_idx",
+                condition=~models.Q(gateway=gateways.MOSQUITTO),
+            ),
         ]
 
     def __str__(self):
@@ -412,6 +427,12 @@ class ProvisioningTemplate(models.Model):
     pre_provisioning_hook_url = models.URLField(
         blank=True, help_text="POSTed the AWS hook input; must allow within 5 s."
     )
+    gateway = models.CharField(
+        max_length=32,
+        choices=gateways.choices,
+        blank=True,
+        help_text="The gateway of the devices it registers; empty: the device type's default.",
+    )
     # $aws/certificates/create/json returns a private key on a topic every claim holder can
     # read (device-protocol.md §7.9): off unless the operator accepts that risk.
     allow_create_keys = models.BooleanField(default=False)
@@ -423,6 +444,21 @@ class ProvisioningTemplate(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class DeviceTypeGateway(models.Model):
+    """The gateway new devices of one device type start on, unless registered with another."""
+
+    device_type = models.CharField(max_length=100, unique=True)
+    gateway = models.CharField(max_length=32, choices=gateways.choices)
+
+    class Meta:
+        ordering = ["device_type"]
+        verbose_name = "default gateway of a device type"
+        verbose_name_plural = "default gateways of device types"
+
+    def __str__(self):
+        return f"{self.device_type} → {self.gateway}"
 
 
 def running_heartbeat_index(name: str) -> models.Index:

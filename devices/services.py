@@ -21,7 +21,8 @@ from devices.exceptions import (
     IllegalTransition,
     StatusConflict,
 )
-from devices.models import Device, DeviceEvent, DeviceGroup
+from devices.models import Device, DeviceEvent, DeviceGroup, DeviceTypeGateway
+from fleetportal import gateways
 from fleetportal.bridge import coverage
 
 
@@ -49,6 +50,9 @@ def register_devices(rows: Sequence[dict[str, Any]], *, actor: str) -> list[Regi
     first wins. The valid rows and their REGISTERED events are written in one transaction.
     """
     devices = [_unsaved_device(fields) for fields in rows]
+    _default_gateways(
+        [d for d, fields in zip(devices, rows, strict=True) if not fields.get("gateway")]
+    )
     errors = _field_errors(devices)
     _refuse_taken_ids(devices, errors)
     results: list[Registration] = [
@@ -69,6 +73,20 @@ def _unsaved_device(fields: dict[str, Any]) -> Device:
     device = Device(**fields)
     device.status = DeviceStatus.REGISTERED
     return device
+
+
+def _default_gateways(devices: list[Device]) -> None:
+    """Devices registered without a gateway start on their device type's default (one query)."""
+    types = {device.device_type for device in devices}
+    if not types:
+        return
+    defaults = dict(
+        DeviceTypeGateway.objects.filter(device_type__in=types).values_list(
+            "device_type", "gateway"
+        )
+    )
+    for device in devices:
+        device.gateway = defaults.get(device.device_type) or gateways.MOSQUITTO
 
 
 def _field_errors(devices: list[Device]) -> list[dict[str, list[ValidationError]]]:
@@ -150,7 +168,12 @@ def update_device(device: Device, changes: dict[str, Any], *, actor: str) -> Dev
         record_event(locked, EventType.UPDATED, actor=actor, data={"changes": diff})
         if "group" in diff:
             groups.announce_move([locked], old_group, locked.group, actor=actor)
+        hooks.notify(hooks.DeviceUpdated(locked, tuple(diff), actor, previous=_previous(diff)))
     return locked
+
+
+def _previous(diff: dict[str, list[Any]]) -> dict[str, Any]:
+    return {name: old for name, (old, _new) in diff.items()}
 
 
 def transition_device(

@@ -28,7 +28,7 @@ TONES: dict[str, str] = {
     **dict.fromkeys(
         ("active", "online", "succeeded", "completed", "updated", "passed", "delivered"), OK
     ),
-    **dict.fromkeys(("finished", "resolved", "yes"), OK),
+    **dict.fromkeys(("finished", "resolved", "yes", "synced"), OK),
     # under way
     **dict.fromkeys(
         ("provisioning", "in_progress", "running", "scheduled", "queued", "notified"), WORKING

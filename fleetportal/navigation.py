@@ -88,6 +88,15 @@ GROUPS = (
             "monitoring.webhookdelivery",
         ),
     ),
+    Group(
+        "gateways",
+        "Gateways",
+        (
+            "devices.devicetypegateway",
+            "aws_gateway.thingsync",
+            "aws_gateway.fleetimport",
+        ),
+    ),
 )
 OTHER = Group("other", "Other", ())
 

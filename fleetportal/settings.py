@@ -553,6 +553,25 @@ AWS_ENDPOINT_URL = env_str("FLEETPORTAL_AWS_ENDPOINT_URL", "")
 # botocore's adaptive retries (backoff on throttling) and its timeouts per call.
 AWS_MAX_ATTEMPTS = env_int("FLEETPORTAL_AWS_MAX_ATTEMPTS", 8)
 AWS_TIMEOUT_SECONDS = env_int("FLEETPORTAL_AWS_TIMEOUT_SECONDS", 10)
+# The registry (aws_gateway/registry.py, docs/aws-registry.md): the fleet's IoT policy, what
+# decommissioning does to a thing (delete, or disable: kept, marked decommissioned), and how
+# often beat syncs the devices waiting for it (a batch at a time; failures back off doubling
+# from AWS_SYNC_RETRY_SECONDS up to an hour).
+AWS_POLICY_NAME = env_str("FLEETPORTAL_AWS_POLICY_NAME", "fleetportal-devices")
+AWS_DECOMMISSION = env_str("FLEETPORTAL_AWS_DECOMMISSION", "disable")
+AWS_SYNC_SECONDS = env_int("FLEETPORTAL_AWS_SYNC_SECONDS", 15)
+AWS_SYNC_BATCH = env_int("FLEETPORTAL_AWS_SYNC_BATCH", 200)
+AWS_SYNC_RETRY_SECONDS = env_int("FLEETPORTAL_AWS_SYNC_RETRY_SECONDS", 30)
+# What `manage.py aws_setup` creates: the SQS queue the topic rules forward device reports to,
+# and the IAM role AWS IoT assumes to send there (created outside the portal: IAM is yours).
+AWS_QUEUE_NAME = env_str("FLEETPORTAL_AWS_QUEUE_NAME", "fleetportal-device-reports")
+AWS_RULE_ROLE_ARN = env_str("FLEETPORTAL_AWS_RULE_ROLE_ARN", "")
+CELERY_IMPORTS.append("aws_gateway.tasks")
+CELERY_BEAT_SCHEDULE["aws-registry-sync"] = {
+    "task": "aws_gateway.tasks.sync_due_things",
+    "schedule": AWS_SYNC_SECONDS,
+}
+QUIET_TASKS = QUIET_TASKS | {"aws_gateway.tasks.sync_due_things"}
 
 
 LOGGING = {

@@ -348,3 +348,34 @@ def filter_for_device(topic_filter: str, device_id: str) -> str | None:
     else:
         return None
     return "/".join([*parts[:index], device_id, *parts[index + 1 :]])
+
+
+# AWS IoT Core as a gateway (aws_gateway/): devices there use the same topics on AWS's broker.
+# Topic rules forward some of them to the portal's SQS queue (aws_gateway/rule.py), and the
+# fleet's IoT policy confines each device to its own, as the Mosquitto ACL does.
+
+# The IoT policy variable for the connecting thing: a device connects with its device id as the
+# client id and as its thing's name, so this is the policy's `%u`.
+AWS_THING_NAME_VARIABLE = "${iot:Connection.Thing.ThingName}"
+# AWS IoT Jobs events (JOB_EXECUTION event configuration): $aws/events/jobExecution/{jobId}/{s}.
+JOB_EXECUTION_EVENTS_PREFIX = "$aws/events/jobExecution"
+
+
+def device_roots(device_id: str) -> list[str]:
+    """The roots of a device's own topic trees (device_trees without the wildcard): what an IoT
+    policy names as `…/<root>` and `…/<root>/*`."""
+    return [thing_prefix(device_id), device_prefix(device_id)]
+
+
+def shadow_documents_filter(named: bool = False) -> str:
+    """Every device's classic (or every named) shadow's update/documents topic, for a rule."""
+    return shadow_topic("+", "+" if named else "", "update", "documents")
+
+
+def job_execution_events_filter() -> str:
+    """Every job execution event: $aws/events/jobExecution/{jobId}/{operation}."""
+    return f"{JOB_EXECUTION_EVENTS_PREFIX}/+/+"
+
+
+def telemetry_filter() -> str:
+    return device_filter("telemetry")

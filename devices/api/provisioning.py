@@ -60,6 +60,7 @@ class ProvisioningTemplateSerializer(FleetModelSerializer):
             "description",
             "enabled",
             "device_type",
+            "gateway",
             "group",
             "parameters",
             "device_id_template",

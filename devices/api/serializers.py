@@ -51,6 +51,7 @@ class DeviceSerializer(FleetModelSerializer):
             "location",
             "metadata",
             "group",
+            "gateway",
             "created_at",
             "updated_at",
         ]

@@ -23,7 +23,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from devices import credentials, pki, revocation, services
+from devices import credentials, gateway_doors, pki, revocation, services
 from devices.choices import CredentialStatus, DeviceStatus, EventType
 from devices.models import Device, DeviceCredential, ProvisioningTemplate
 from devices.provisioning import hook
@@ -347,6 +347,7 @@ def _register(
             )
     fields = {
         "device_id": device_id,
+        "gateway": template.gateway,  # empty: the device type's default
         "device_type": template.device_type,
         "group": template.group,
         "metadata": render(template.metadata_template, params),
@@ -372,6 +373,7 @@ def _activate(
     credential.status = CredentialStatus.ACTIVE
     credential.ownership_token_hash = ""
     credential.save(update_fields=["device", "status", "ownership_token_hash"])
+    gateway_doors.announce_issued([credential])
     data = {"certificateId": credential.fingerprint, "template": template.name}
     services.record_event(device, EventType.CREDENTIAL_ISSUED, actor=DEVICE, data=data)
     reason = f"provisioned by claim (template {template.name})"

@@ -31,6 +31,11 @@ class MotoServer:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
 
     def start(self) -> MotoServer:
+        from moto.core.config import default_user_config
+
+        # Certificate ids as AWS computes them (SHA-256 of the DER: the portal's fingerprint),
+        # not moto's default hash of the PEM text. The server runs in this process.
+        default_user_config["iot"] = {"use_valid_cert": True}
         self._server.start()
         return self
 

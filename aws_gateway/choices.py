@@ -1,0 +1,22 @@
+from django.db import models
+
+
+class SyncState(models.TextChoices):
+    """Where a device stands with its thing on AWS IoT Core."""
+
+    PENDING = "pending", "Waiting to sync"
+    SYNCED = "synced", "In sync"
+    FAILED = "failed", "Failed: retrying"
+    REMOVED = "removed", "Removed from AWS"
+
+
+# A fleet import's status is a bulk job's (devices.choices.BulkJobStatus).
+class Decommission(models.TextChoices):
+    """What decommissioning a device does to its thing (FLEETPORTAL_AWS_DECOMMISSION)."""
+
+    DELETE = "delete", "Delete the thing"
+    DISABLE = "disable", "Keep the thing, marked decommissioned"
+
+
+# Timeline entries the AWS gateway adds to a device's events (DeviceEvent.event_type).
+THING_RECREATED = "aws_thing_recreated"
