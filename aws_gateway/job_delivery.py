@@ -34,7 +34,7 @@ from aws_gateway import client, errors, sending, status
 from aws_gateway.choices import LinkPart
 from aws_gateway.models import AwsJob
 from devices.models import Device
-from firmware import downloads, jobs
+from firmware import catalog, downloads, jobs
 from firmware.choices import ExecutionStatus
 from firmware.delegation import Delegated
 from firmware.models import FirmwareVersion, Job, JobExecution
@@ -96,7 +96,7 @@ def _presigned(firmware: FirmwareVersion, seconds: int) -> str:
     s3, bucket = client.client("s3"), settings.AWS_ARTIFACT_BUCKET
     key = f"firmware/{firmware.device_type}/{firmware.version}/{firmware.checksum}.bin"
     if not s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount"):
-        with firmware.artifact.open("rb") as artifact:
+        with catalog.open_artifact(firmware) as artifact:
             s3.upload_fileobj(artifact, bucket, key)
     return s3.generate_presigned_url(
         "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds

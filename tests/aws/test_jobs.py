@@ -18,6 +18,10 @@ from fleetportal import topics
 from fleetportal.models import OutboxMessage
 from tests.aws.helpers import aws_device, drain, forward, make_queue
 from tests.conftest import make_device
+from tests.firmware.catalog_helpers import (  # noqa: F401 - firmware_env is a fixture
+    add,
+    firmware_env,
+)
 from tests.firmware.helpers import at, make_version
 from tests.firmware.rollouts.test_engine import make_rollout
 
@@ -203,3 +207,27 @@ def test_a_job_cancelled_before_aws_had_it_is_never_created_there(aws):
     jobs.cancel_job(job, actor="otto")
     assert job_delivery.create_due() == {"canceled": 1}
     assert client.client("iot").list_jobs()["jobs"] == []
+
+
+@pytest.mark.usefixtures("firmware_env")
+def test_with_an_artifact_bucket_the_aws_job_carries_a_presigned_s3_url(aws, settings):
+    settings.AWS_ARTIFACT_BUCKET = "fleet-firmware"
+    client.client("s3").create_bucket(
+        Bucket="fleet-firmware", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    data = b"firmware image " * 1000
+    firmware = add("3.0.0", data)
+    aws_device("cam-8")
+    jobs.create_job(
+        {"job_id": "fw-s3", "firmware": firmware.pk, "targets": {"devices": ["cam-8"]}},
+        actor="otto",
+    )
+    engine.tick()
+    job_delivery.create_due()
+
+    document = orjson.loads(client.client("iot").get_job_document(jobId="fw-s3")["document"])
+    url = document["firmware"]["url"]
+    assert url.startswith(aws.url) and "fleet-firmware" in url and "Signature" in url
+    key = f"firmware/sensor/3.0.0/{firmware.checksum}.bin"
+    stored = client.client("s3").get_object(Bucket="fleet-firmware", Key=key)["Body"].read()
+    assert stored == data

@@ -230,3 +230,18 @@ def test_the_links_are_in_metrics(aws, client):
     text = client.get("/metrics").content.decode()
     assert 'fleetportal_aws_link_up{part="queue"} 0.0' in text
     assert "fleetportal_aws_shadow_changes_waiting 0.0" in text
+
+
+def test_missing_credentials_are_shown_on_the_link_and_retried(aws, monkeypatch, tmp_path):
+    queue = make_queue()
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    client.forget_clients()
+    pauses = []
+    consumer.run(queue, rounds=1, sleep=pauses.append)
+    link = LinkStatus.objects.get(part=LinkPart.QUEUE)
+    assert not link.healthy and "NoCredentialsError" in link.last_error
+    assert pauses == [1.0]
