@@ -11,13 +11,16 @@ from aws_gateway.models import LinkStatus
 _ERROR_LENGTH = 2000
 
 
-def _row(part: LinkPart):
-    LinkStatus.objects.get_or_create(part=part)
-    return LinkStatus.objects.filter(part=part)
+def _update(part: LinkPart, **changes) -> None:
+    """One UPDATE; the row is created the first time a part reports."""
+    if not LinkStatus.objects.filter(part=part).update(**changes):
+        LinkStatus.objects.get_or_create(part=part)
+        LinkStatus.objects.filter(part=part).update(**changes)
 
 
 def ok(part: LinkPart, *, applied: int = 0, duplicates: int = 0, rejected: int = 0) -> None:
-    _row(part).update(
+    _update(
+        part,
         healthy=True,
         failures=0,
         last_ok_at=timezone.now(),
@@ -28,7 +31,8 @@ def ok(part: LinkPart, *, applied: int = 0, duplicates: int = 0, rejected: int =
 
 
 def failed(part: LinkPart, error: BaseException | str) -> None:
-    _row(part).update(
+    _update(
+        part,
         healthy=False,
         failures=F("failures") + 1,
         last_error=str(error)[:_ERROR_LENGTH],
@@ -37,4 +41,4 @@ def failed(part: LinkPart, error: BaseException | str) -> None:
 
 
 def of(part: LinkPart) -> LinkStatus:
-    return _row(part).get()
+    return LinkStatus.objects.get_or_create(part=part)[0]
