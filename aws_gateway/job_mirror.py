@@ -60,7 +60,8 @@ def apply(states: list[ExecutionState], now: datetime | None = None) -> int:
     now = now or timezone.now()
     if not states:
         return 0
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction: a failure here fails it whole anyway.
+    with transaction.atomic(savepoint=False):
         jobs = dict(
             AwsJob.objects.filter(aws_job_id__in={s.aws_job_id for s in states}).values_list(
                 "aws_job_id", "job_id"

@@ -45,7 +45,8 @@ def apply(documents: list[GatewayDocument], *, actor: str) -> Counter[str]:
     counts: Counter[str] = Counter()
     if not documents:
         return counts
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction: a failure here fails it whole anyway.
+    with transaction.atomic(savepoint=False):
         rows = _locked_rows(documents)
         staged = writes.Writes()
         for doc in documents:
