@@ -7,7 +7,7 @@ AWS = "aws"
 
 def register() -> None:
     gateways.register(gateways.Gateway(AWS, "AWS IoT Core"))
-    from aws_gateway import admin, job_delivery, metrics, shadow_push  # noqa: F401 (admin)
+    from aws_gateway import admin, device_page, job_delivery, metrics, shadow_push  # noqa: F401
     from monitoring.summary import metrics as portal_metrics
     from shadows import gateways as shadow_doors
 
@@ -16,3 +16,4 @@ def register() -> None:
     # Their jobs go to AWS IoT Jobs (docs/aws-state.md, Jobs).
     job_delivery.register(AWS)
     portal_metrics.add_source("aws", metrics.families)
+    device_page.register()

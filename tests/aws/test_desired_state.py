@@ -10,6 +10,7 @@ from botocore.stub import Stubber
 from django.utils import timezone
 
 from aws_gateway import client, shadow_push
+from aws_gateway import client as aws_client
 from aws_gateway.choices import LinkPart
 from aws_gateway.models import LinkStatus, ShadowPush
 from fleetportal.models import OutboxMessage
@@ -116,3 +117,17 @@ def test_a_change_aws_refuses_is_dropped_and_shown_on_the_timeline(aws):
     event = device.events.get(event_type=shadow_push.REFUSED_EVENT)
     assert "InvalidRequestException" in event.event_data["error"]
     assert not LinkStatus.objects.get(part=LinkPart.SHADOWS).healthy
+
+
+def test_the_device_page_shows_what_waits_for_aws_and_why(aws, settings, client, fleet_admin):
+    from django.urls import reverse
+
+    device = aws_device("thermostat-3")
+    settings.AWS_ENDPOINT_URL = f"http://127.0.0.1:{closed_port()}"
+    aws_client.forget_clients()
+    services.set_desired(device, "", {"target": 18}, actor="otto")
+    shadow_push.push_due()
+    client.force_login(fleet_admin)
+    page = client.get(reverse("admin:devices_device_change", args=[device.pk])).content.decode()
+    assert "Shadow changes not on AWS yet" in page
+    assert "EndpointConnectionError" in page
