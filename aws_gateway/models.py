@@ -35,6 +35,8 @@ class ShadowPush(Retried):
 
     class Meta:
         ordering = ["id"]
+        verbose_name = "shadow change for AWS"
+        verbose_name_plural = "shadow changes for AWS"
         indexes = [
             # The pusher: each device's oldest change (DISTINCT ON device, id).
             models.Index(fields=["device", "id"], name="awspush_device_order_idx"),
@@ -63,6 +65,7 @@ class AwsJob(Retried):
 
     class Meta:
         ordering = ["id"]
+        verbose_name = "AWS job"
         indexes = [
             # The sender: jobs not created on AWS yet.
             models.Index(
@@ -97,7 +100,8 @@ class LinkStatus(models.Model):
     rejected = models.BigIntegerField(default=0, help_text="Not what the rules send.")
 
     class Meta:
-        verbose_name_plural = "link statuses"
+        verbose_name = "AWS link status"
+        verbose_name_plural = "AWS link statuses"
 
     def __str__(self):
         return self.get_part_display()

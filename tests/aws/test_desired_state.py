@@ -131,3 +131,15 @@ def test_the_device_page_shows_what_waits_for_aws_and_why(aws, settings, client,
     page = client.get(reverse("admin:devices_device_change", args=[device.pk])).content.decode()
     assert "Shadow changes not on AWS yet" in page
     assert "EndpointConnectionError" in page
+
+
+def test_a_viewer_reads_the_aws_links_in_the_console(aws, client, viewer):
+    from django.urls import reverse
+
+    from aws_gateway import status
+
+    status.failed(LinkPart.SHADOWS, "UnrecognizedClientException: The security token is invalid")
+    client.force_login(viewer)
+    page = client.get(reverse("admin:aws_gateway_linkstatus_changelist"))
+    assert page.status_code == 200
+    assert "The security token is invalid" in page.content.decode()
