@@ -23,9 +23,8 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, transaction
 
-from aws_gateway import client, errors, forwarded, job_delivery, job_mirror, status
+from aws_gateway import client, errors, fleet, forwarded, job_mirror, status
 from aws_gateway.choices import LinkPart
-from aws_gateway.wiring import AWS
 from devices.choices import DeviceStatus
 from devices.models import Device
 from fleetportal import topics
@@ -100,7 +99,7 @@ def _devices_on_aws(device_ids: set[str]) -> dict[str, Any]:
     if not device_ids:
         return {}
     rows = (
-        Device.objects.filter(job_delivery.on_aws(AWS), device_id__in=device_ids)
+        Device.objects.filter(fleet.on_aws(), device_id__in=device_ids)
         .exclude(status=DeviceStatus.DECOMMISSIONED)
         .values_list("device_id", "pk")
     )

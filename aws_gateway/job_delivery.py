@@ -27,13 +27,11 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from aws_gateway import client, errors, sending, status
+from aws_gateway import client, errors, fleet, sending, status
 from aws_gateway.choices import LinkPart
 from aws_gateway.models import AwsJob
-from devices.models import Device
 from firmware import catalog, downloads, jobs
 from firmware.choices import ExecutionStatus
 from firmware.delegation import Delegated
@@ -49,14 +47,6 @@ _CONFIGS = {  # the portal's config fields -> CreateJob's parameters
     "timeout_config": "timeoutConfig",
     "retry_config": "jobExecutionsRetryConfig",
 }
-
-
-def on_aws(gateway: str) -> Q:
-    """Devices on the gateway (nothing while Device has no gateway field: before the registry
-    part's migration, every device is on the portal's broker)."""
-    if not any(field.name == "gateway" for field in Device._meta.get_fields()):
-        return Q(pk__in=[])
-    return Q(gateway=gateway)
 
 
 def delegate(job: Job, delegated: list[Delegated], now: datetime) -> None:
@@ -237,4 +227,4 @@ def cancel_one(now: datetime) -> str | None:
 def register(gateway: str) -> None:
     from firmware import delegation
 
-    delegation.register(gateway, lambda: on_aws(gateway), delegate, canceled)
+    delegation.register(gateway, fleet.on_aws, delegate, canceled)
