@@ -1,11 +1,13 @@
-"""The AWS gateway in the console: each device's thing sync state (with "Sync again now"), and
-the fleet imports from AWS (start one, follow its counters, resume one that stopped)."""
+"""The AWS gateway in the console: each device's thing sync state (with "Sync again now"), the
+fleet imports from AWS (start one, follow its counters, resume one that stopped), and the state
+part's rows — the links' health, shadow changes on their way, AWS jobs — read-only, written by
+its services."""
 
 from django.contrib import admin, messages
 from django.db import transaction
 
 from aws_gateway import importer, sync_state
-from aws_gateway.models import FleetImport, ThingSync
+from aws_gateway.models import AwsJob, FleetImport, LinkStatus, ShadowPush, ThingSync
 from devices.choices import BulkJobStatus
 from fleetportal.actors import actor_for_request
 from fleetportal.admin_base import FleetModelAdmin, ReadOnlyAdmin
@@ -107,3 +109,20 @@ class FleetImportAdmin(FleetModelAdmin):
         for job in stopped:
             importer.queue(job)
         self.message_user(request, f"{len(stopped)} import(s) resumed.", messages.INFO)
+
+
+@admin.register(LinkStatus)
+class LinkStatusAdmin(ReadOnlyAdmin):
+    list_display = ("part", "healthy", "failures", "last_error", "last_error_at", "last_ok_at")
+
+
+@admin.register(ShadowPush)
+class ShadowPushAdmin(ReadOnlyAdmin):
+    list_display = ("thing_name", "shadow_name", "created_at", "attempts", "next_attempt_at")
+    list_select_related = ()
+
+
+@admin.register(AwsJob)
+class AwsJobAdmin(ReadOnlyAdmin):
+    list_display = ("aws_job_id", "job", "created_on_aws_at", "reconciled_at", "last_error")
+    list_select_related = ("job",)

@@ -20,3 +20,11 @@ class Decommission(models.TextChoices):
 
 # Timeline entries the AWS gateway adds to a device's events (DeviceEvent.event_type).
 THING_RECREATED = "aws_thing_recreated"
+
+
+class LinkPart(models.TextChoices):
+    """The parts of the AWS gateway that talk to AWS, each with its own status row."""
+
+    SHADOWS = "shadows", "Shadow delivery (UpdateThingShadow)"
+    QUEUE = "queue", "Reports from SQS (runsqs)"
+    JOBS = "jobs", "Jobs (CreateJob, reconcile)"

@@ -17,9 +17,9 @@ so each SQS message body is a JSON object
 device's telemetry is not always JSON, and fields added to a device's own JSON could collide
 with its keys; decoded, it is exactly what AWS documents for each topic (below).
 
-This is the envelope and the rule set the state part's consumer was written against (its
-aws_gateway/rules.py builds the same rules, by the same names); moto has no rules engine, so
-the tests put on the queue what a rule would send (`forwarded_message`).
+The consumer (aws_gateway.forwarded, aws_gateway.consumer) reads this envelope and accepts the
+topics of fleetportal.topics.forwarded_filters(), the same filters as these rules (a test holds
+them equal); moto has no rules engine, so the tests put on the queue what a rule would send.
 """
 
 from __future__ import annotations

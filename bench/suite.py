@@ -243,6 +243,15 @@ SUITE = [
         database="aws",
         expects=("import things and groups",),
     ),
+    Bench(
+        "aws-sqs",
+        "Device reports consumed from SQS (moto's server)",
+        "bench/aws_sqs.py",
+        quick="--devices 200 --messages 600",
+        full="--devices 1000 --messages 3000",
+        database="aws",
+        expects=("reports from SQS, database side, batched",),
+    ),
 ]
 
 

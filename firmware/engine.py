@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from devices.choices import DeviceStatus
 from devices.models import Device
-from firmware import configs, executions, jobs, notifications, rates
+from firmware import configs, delegation, executions, jobs, notifications, rates
 from firmware.choices import ExecutionStatus, JobStatus, TargetSelection
 from firmware.models import Job, JobExecution, JobTarget
 from firmware.protocol import firmware_runs
@@ -449,6 +449,8 @@ def release(job_pk: Any, now: datetime, report: Report) -> int:
         windows = job.scheduling_config.get("maintenance_windows")
         if windows and not rates.in_window(windows, now):
             return 0
+        # Targets on a gateway with its own jobs service go to it whole (firmware.delegation).
+        delegation.delegate_targets(job, now)
         zones = _open_zones(job, now)
         if zones == []:
             return 0

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from devices import device_list
 from devices.models import Device, DeviceEvent, DeviceGroup
-from firmware import configs, downloads, executions, notifications
+from firmware import configs, delegation, downloads, executions, notifications
 from firmware.choices import ExecutionStatus, JobStatus, TargetSelection
 from firmware.models import FirmwareVersion, Job, JobExecution, JobTarget, JobTemplate
 from firmware.protocol import firmware_runs
@@ -126,6 +126,12 @@ def delivered_document(execution: JobExecution) -> dict[str, Any]:
         return document
     # A wave's device takes one of its rollout's download slots and counts toward its bytes.
     url = downloads.signed_url(firmware, execution.device, rollout=execution.job.rollout_id)
+    return with_artifact_url(document, url)
+
+
+def with_artifact_url(document: dict[str, Any], url: str) -> dict[str, Any]:
+    """A firmware job's document with its artifact at `url` (the firmware block and AWS's OTA
+    files both name it)."""
     delivered = {**document, "firmware": {**document["firmware"], "url": url}}
     ota = document.get("afr_ota")
     if isinstance(ota, dict) and isinstance(ota.get("files"), list):
@@ -543,6 +549,7 @@ def cancel_job(
         cancel_executions(
             JobExecution.objects.filter(job=job, status__in=statuses), now=now, actor=actor
         )
+        delegation.job_canceled(job, force=force)
     return job
 
 

@@ -47,6 +47,11 @@ def get(name: str) -> Gateway:
         raise KeyError(f"No gateway named {name!r}.") from None
 
 
+def of(device: object) -> str:
+    """The name of the gateway `device` is on (`Device.gateway`; mosquitto when unset)."""
+    return getattr(device, "gateway", "") or MOSQUITTO
+
+
 def choices() -> list[tuple[str, str]]:
     """(name, label) of every registered gateway, the default first."""
     return [(g.name, g.label) for g in _GATEWAYS.values()]

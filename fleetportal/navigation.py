@@ -62,6 +62,7 @@ GROUPS = (
             "shadows.configvalue",
             "shadows.deviceconfiguration",
             "shadows.configchange",
+            "aws_gateway.shadowpush",
             Page("Configuration drift", "shadows:config-drift", "shadows.view_deviceconfiguration"),
         ),
     ),
@@ -74,6 +75,7 @@ GROUPS = (
             "firmware.jobexecution",
             "firmware.jobtemplate",
             "firmware.rollout",
+            "aws_gateway.awsjob",
         ),
     ),
     Group(
@@ -86,6 +88,7 @@ GROUPS = (
             "monitoring.presence",
             "monitoring.devicetypehealth",
             "monitoring.webhookdelivery",
+            "aws_gateway.linkstatus",
         ),
     ),
     Group(

@@ -571,7 +571,35 @@ CELERY_BEAT_SCHEDULE["aws-registry-sync"] = {
     "task": "aws_gateway.tasks.sync_due_things",
     "schedule": AWS_SYNC_SECONDS,
 }
-QUIET_TASKS = QUIET_TASKS | {"aws_gateway.tasks.sync_due_things"}
+# The account of thing and job ARNs; empty: asked once of STS (GetCallerIdentity).
+AWS_ACCOUNT_ID = env_str("FLEETPORTAL_AWS_ACCOUNT_ID", "")
+# The SQS queue the AWS IoT rules forward shadow documents, lifecycle events, job execution
+# events and telemetry to (manage.py runsqs; bin/run starts it only when this is set), and an
+# optional queue for messages that are not what the rules send (else they are only deleted).
+AWS_QUEUE_URL = env_str("FLEETPORTAL_AWS_QUEUE_URL", "")
+AWS_DEAD_LETTER_QUEUE_URL = env_str("FLEETPORTAL_AWS_DEAD_LETTER_QUEUE_URL", "")
+# A forwarded message's own payload larger than this is refused (the broker's limit; AWS's
+# shadow documents are at most 8 KB each side of them).
+AWS_MAX_PAYLOAD_BYTES = env_int("FLEETPORTAL_AWS_MAX_PAYLOAD_BYTES", 128 * 1024)
+# Shadow changes and jobs to AWS: retried with doubling pauses up to this long; beat sweeps
+# what is due every FLEETPORTAL_AWS_SEND_SECONDS, and reconciles jobs every ..._RECONCILE_SECONDS.
+AWS_RETRY_MAX_SECONDS = env_int("FLEETPORTAL_AWS_RETRY_MAX_SECONDS", 300)
+AWS_SEND_SECONDS = env_int("FLEETPORTAL_AWS_SEND_SECONDS", 10)
+AWS_RECONCILE_SECONDS = env_int("FLEETPORTAL_AWS_RECONCILE_SECONDS", 300)
+# Firmware artifacts of AWS jobs as presigned S3 URLs from this bucket (uploaded on first use);
+# empty: the portal's own signed download URLs. Valid for ..._URL_SECONDS (SigV4: at most 7 days).
+AWS_ARTIFACT_BUCKET = env_str("FLEETPORTAL_AWS_ARTIFACT_BUCKET", "")
+AWS_ARTIFACT_URL_SECONDS = env_int("FLEETPORTAL_AWS_ARTIFACT_URL_SECONDS", 7 * 86400)
+CELERY_BEAT_SCHEDULE["aws-send"] = {"task": "aws_gateway.tasks.send", "schedule": AWS_SEND_SECONDS}
+CELERY_BEAT_SCHEDULE["aws-reconcile-jobs"] = {
+    "task": "aws_gateway.tasks.reconcile_jobs",
+    "schedule": AWS_RECONCILE_SECONDS,
+}
+QUIET_TASKS = QUIET_TASKS | {
+    "aws_gateway.tasks.sync_due_things",
+    "aws_gateway.tasks.send",
+    "aws_gateway.tasks.reconcile_jobs",
+}
 
 
 LOGGING = {

@@ -379,3 +379,74 @@ def job_execution_events_filter() -> str:
 
 def telemetry_filter() -> str:
     return device_filter("telemetry")
+
+
+# AWS IoT Core as a gateway (aws_gateway/): what its topic rules forward to the portal's SQS
+# queue. Devices on AWS publish to AWS; AWS IoT publishes shadow documents, lifecycle events and
+# job execution events on its reserved topics (developerguide: device-shadow-mqtt.html,
+# life-cycle-events.html, events-jobs.html); a rule per filter below sends each to SQS.
+FORWARDED_DOCUMENTS = "shadow-documents"
+FORWARDED_LIFECYCLE = "lifecycle"
+FORWARDED_JOB_EXECUTION = "job-execution"
+FORWARDED_TELEMETRY = "telemetry"
+_AWS_LIFECYCLE_EVENTS = (LIFECYCLE_CONNECTED, LIFECYCLE_DISCONNECTED)
+# AWS's job execution events: $aws/events/jobExecution/<jobId>/<operation>.
+JOB_EXECUTION_OPERATIONS = (
+    "succeeded",
+    "failed",
+    "rejected",
+    "canceled",
+    "removed",
+    "timed_out",
+    "deleted",
+)
+
+
+def job_execution_event_topic(job_id: str, operation: str) -> str:
+    return f"$aws/events/jobExecution/{job_id}/{operation}"
+
+
+def forwarded_filters() -> dict[str, list[str]]:
+    """The topic filters of the AWS IoT rules that forward to the portal's queue, by kind."""
+    return {
+        FORWARDED_DOCUMENTS: [
+            shadow_topic("+", "", "update", "documents"),
+            shadow_topic("+", "+", "update", "documents"),
+        ],
+        FORWARDED_LIFECYCLE: [lifecycle_topic("+", "+")],
+        FORWARDED_JOB_EXECUTION: [job_execution_event_topic("+", "+")],
+        FORWARDED_TELEMETRY: [device_filter("telemetry")],
+    }
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """What a forwarded message's topic means: its kind and the device (thing) it is about."""
+
+    kind: str
+    device_id: str = ""
+    name: str = ""  # the shadow's name ("" classic), or the lifecycle event type
+    job_id: str = ""
+    operation: str = ""  # a job execution event's operation
+
+
+def parse_forwarded(topic: str) -> Forwarded | None:
+    """The meaning of a topic an AWS IoT rule forwarded, or None if it is none of them."""
+    parts = topic.split("/")
+    if topic.startswith("$aws/things/") and parts[-2:] == ["update", "documents"]:
+        if len(parts) == 6 and parts[2] and parts[3] == "shadow":
+            return Forwarded(FORWARDED_DOCUMENTS, device_id=parts[2])
+        if len(parts) == 8 and parts[2] and parts[3:5] == ["shadow", "name"] and parts[5]:
+            return Forwarded(FORWARDED_DOCUMENTS, device_id=parts[2], name=parts[5])
+        return None
+    if len(parts) == 5 and parts[:3] == ["$aws", "events", "presence"] and parts[4]:
+        if parts[3] in _AWS_LIFECYCLE_EVENTS:
+            return Forwarded(FORWARDED_LIFECYCLE, device_id=parts[4], name=parts[3])
+        return None
+    if len(parts) == 5 and parts[:3] == ["$aws", "events", "jobExecution"]:
+        if _JOB_ID.fullmatch(parts[3]) and parts[4] in JOB_EXECUTION_OPERATIONS:
+            return Forwarded(FORWARDED_JOB_EXECUTION, job_id=parts[3], operation=parts[4])
+        return None
+    if len(parts) == 3 and parts[0] == "devices" and parts[1] and parts[2] == "telemetry":
+        return Forwarded(FORWARDED_TELEMETRY, device_id=parts[1])
+    return None

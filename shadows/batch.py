@@ -27,7 +27,7 @@ from psycopg.types.json import set_json_loads
 
 from devices.choices import DeviceStatus
 from devices.models import Device
-from fleetportal import outbox, topics
+from fleetportal import gateways, outbox, topics
 from fleetportal.bridge import router
 from shadows import services, writes
 from shadows.document import (
@@ -218,6 +218,7 @@ def set_desired_many(
                 now=now,
                 actor=actor,
                 device_id=device.device_id,
+                gateway=gateways.of(device),
             )
         with outbox.one_notify():
             writes.write(staged)

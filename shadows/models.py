@@ -36,6 +36,10 @@ class Shadow(models.Model):
     # its unacknowledged updates after a lost connection gets the first answers again instead
     # of new versions (shadows.services: the repeat window).
     recent_client_tokens = models.JSONField(default=list, db_default=[], blank=True)
+    # The version of the last document the device's gateway sent of this shadow (AWS IoT's
+    # shadow version; shadows.mirror): an older or repeated one changes nothing. Null for the
+    # portal's own broker, where the portal's version is the only one.
+    gateway_version = models.PositiveIntegerField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 

@@ -36,8 +36,9 @@ from django.utils import timezone
 
 from devices.choices import DeviceStatus
 from devices.models import Device
+from fleetportal import gateways as registered_gateways
 from fleetportal import outbox, topics
-from shadows import errors, writes
+from shadows import errors, gateways, writes
 from shadows.document import (
     InvalidRequest,
     ShadowError,
@@ -186,8 +187,9 @@ def update(
             # locks on `version` must not see versions it never made.
             log.info("shadow %s: update %s already applied (repeated)", row, token)
             accepted = accepted_document(request, original.version, epoch(original.created_at))
-            topic = topics.shadow_topic(device.device_id, name, "update", "accepted")
-            outbox.send(topic, accepted, device_id=device.device_id)
+            if not gateways.delivers(registered_gateways.of(device)):
+                topic = topics.shadow_topic(device.device_id, name, "update", "accepted")
+                outbox.send(topic, accepted, device_id=device.device_id)
             return UpdateResult(row, accepted, None, replayed=True)
         outcome = outcome_of(row, request, now)
         staged = writes.Writes()
@@ -200,6 +202,7 @@ def update(
             now=now,
             actor=actor,
             device_id=device.device_id,
+            gateway=registered_gateways.of(device),
         )
         writes.write(staged)
     return UpdateResult(row, outcome.accepted, outcome)

@@ -23,8 +23,10 @@ import psycopg
 from django.db import connection
 
 from devices.live_events import device_group
+from fleetportal import gateways as registered_gateways
 from fleetportal import live, outbox, topics
 from fleetportal.models import OutboxMessage
+from shadows import gateways
 from shadows.document import UpdateOutcome
 from shadows.models import HistoryOperation, Shadow, ShadowHistory
 
@@ -39,9 +41,10 @@ UPDATE_SQL = (
     f"UPDATE {Shadow._meta.db_table} AS s SET desired_state = v.desired, "  # noqa: S608
     "reported_state = v.reported, metadata = v.metadata, version = v.version, "
     "last_client_token = v.token, recent_client_tokens = v.tokens, updated_at = v.updated_at, "
-    "live = true, deleted_at = NULL "
+    "gateway_version = v.gateway_version, live = true, deleted_at = NULL "
     "FROM json_to_recordset(%s::json) AS v(id uuid, desired jsonb, reported jsonb, "
-    "metadata jsonb, version int, token text, tokens jsonb, updated_at timestamptz) "
+    "metadata jsonb, version int, token text, tokens jsonb, updated_at timestamptz, "
+    "gateway_version bigint) "
     "WHERE s.id = v.id"
 )
 HISTORY_SQL = (
@@ -101,6 +104,8 @@ class Writes:
     history: list[dict] = field(default_factory=list)
     replies: list[dict] = field(default_factory=list)
     accepted: list[AcceptedUpdate] = field(default_factory=list)
+    # Changes of devices on another gateway, handed to its door instead of replies (gateways).
+    delegated: dict[str, list[gateways.ShadowChange]] = field(default_factory=dict)
 
 
 def remember_token(row: Shadow, token: str | None) -> None:
@@ -121,8 +126,10 @@ def stage(
     now: datetime,
     actor: str,
     device_id: str,
+    gateway: str = registered_gateways.MOSQUITTO,
 ) -> None:
-    """Apply an accepted outcome to `row` in memory and queue its row, history and replies."""
+    """Apply an accepted outcome to `row` in memory and queue its row, history and replies (or,
+    for a device on a gateway with a door, the change for that gateway: shadows.gateways)."""
     shadow = outcome.shadow
     row.desired_state = shadow.state.get("desired", {})
     row.reported_state = shadow.state.get("reported", {})
@@ -131,6 +138,51 @@ def stage(
     row.live, row.deleted_at = True, None
     remember_token(row, token)
     row.updated_at = now
+    _stage_row(writes, row, change, actor=actor, token=token, now=now)
+    if gateways.delivers(gateway):
+        writes.delegated.setdefault(gateway, []).append(
+            gateways.ShadowChange(
+                row.device_id, device_id, row.pk, row.name, change, row.version, now
+            )
+        )
+    else:
+        _stage_replies(writes, row, outcome, device_id=device_id, now=now)
+    _stage_hooks(writes, row, change, device_id=device_id, now=now)
+    notify_after_commit(row, device_id)
+
+
+def stage_mirrored(
+    writes: Writes,
+    row: Shadow,
+    document: dict[str, Any],
+    *,
+    version: int,
+    now: datetime,
+    actor: str,
+    device_id: str,
+) -> None:
+    """Take a gateway's own document of the shadow (state, metadata; shadows.mirror) as its
+    state at `version`: no replies (the gateway sent its own), the hooks as for an update."""
+    state = document.get("state") or {}
+    row.desired_state = state.get("desired") or {}
+    row.reported_state = state.get("reported") or {}
+    row.metadata = document.get("metadata") or {}
+    row.version = row.gateway_version = version
+    row.live, row.deleted_at, row.updated_at = True, None, now
+    _stage_row(writes, row, state, actor=actor, token=None, now=now)
+    _stage_hooks(writes, row, state, device_id=device_id, now=now)
+    notify_after_commit(row, device_id)
+
+
+def _stage_row(
+    writes: Writes,
+    row: Shadow,
+    change: dict[str, Any] | None,
+    *,
+    actor: str,
+    token: str | None,
+    now: datetime,
+) -> None:
     writes.dirty[row.pk] = row
     writes.history.append(
         {
@@ -144,6 +196,11 @@ def stage(
             "created_at": now,
         }
     )
+
+
+def _stage_replies(
+    writes: Writes, row: Shadow, outcome: UpdateOutcome, *, device_id: str, now: datetime
+) -> None:
     for reply, body in (
         ("accepted", outcome.accepted),
         ("documents", outcome.documents),
@@ -154,6 +211,11 @@ def stage(
             writes.replies.append(
                 {"topic": topic, "payload": body, "device_id": device_id, "created_at": now}
             )
+
+
+def _stage_hooks(
+    writes: Writes, row: Shadow, change: dict[str, Any] | None, *, device_id: str, now: datetime
+) -> None:
     if row.name in _hooks:
         writes.accepted.append(
             AcceptedUpdate(
@@ -167,7 +229,6 @@ def stage(
                 now,
             )
         )
-    notify_after_commit(row, device_id)
 
 
 def write(writes: Writes) -> None:
@@ -188,8 +249,11 @@ def write(writes: Writes) -> None:
                 cursor.execute(sql, [orjson.dumps(rows, default=_row_of).decode()])
     if writes.replies:
         outbox.notify_unless_deferred()
-    accepted = writes.accepted
+    accepted, delegated = writes.accepted, writes.delegated
     writes.dirty, writes.history, writes.replies, writes.accepted = {}, [], [], []
+    writes.delegated = {}
+    for gateway, changes in delegated.items():
+        gateways.deliver(gateway, changes)
     _run_hooks(accepted)
 
 
@@ -212,6 +276,7 @@ def _row_of(row: Shadow) -> dict:
         "token": row.last_client_token,
         "tokens": row.recent_client_tokens,
         "updated_at": row.updated_at,
+        "gateway_version": row.gateway_version,
     }
 
 

@@ -8,10 +8,12 @@ same one; versionNumber counts the device's connections.
 """
 
 import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 from fleetportal import topics
 from monitoring.presence.choices import PresenceReason
-from monitoring.presence.transitions import Change, Signal
+from monitoring.presence.transitions import LOG_REASONS, Change, Connected, Disconnected, Signal
 
 # Our reasons in AWS's words (disconnectReason).
 AWS_REASONS = {
@@ -46,3 +48,22 @@ def message(device_id: str, change: Change, signal: Signal, principal: str) -> t
         payload["clientInitiatedDisconnect"] = reason == "CLIENT_INITIATED_DISCONNECT"
         payload["disconnectReason"] = reason
     return (topics.lifecycle_topic(change.lifecycle, device_id), payload, device_id)
+
+
+# AWS's disconnectReason back to the broker-log reason that means the same (the first wins).
+_FROM_AWS = {}
+for _log_reason, _reason in LOG_REASONS.items():
+    _FROM_AWS.setdefault(AWS_REASONS[_reason], _log_reason)
+
+
+def signal_of(event: dict[str, Any]) -> Signal | None:
+    """The presence signal of a lifecycle event AWS IoT Core published about one of its devices
+    (the AWS gateway forwards them): a connect keyed by the address and AWS's timestamp, a
+    disconnect ending the connection that started before it. None for other event types."""
+    at = datetime.fromtimestamp(event["timestamp"] / 1000, UTC)
+    if event.get("eventType") == topics.LIFECYCLE_CONNECTED:
+        return Connected(at, str(event.get("ipAddress") or ""), 0, logged_at=at)
+    if event.get("eventType") == topics.LIFECYCLE_DISCONNECTED:
+        reason = _FROM_AWS.get(str(event.get("disconnectReason")), "")
+        return Disconnected(at, reason, logged_at=at)
+    return None

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from monitoring.presence.choices import PresenceReason
 
-_LOG_REASONS = {
+LOG_REASONS = {
     "disconnected": PresenceReason.CLIENT_DISCONNECT,
     "connection_closed": PresenceReason.CONNECTION_CLOSED,
     "socket_error": PresenceReason.SOCKET_ERROR,
@@ -69,7 +69,7 @@ class Disconnected:
 
     @property
     def reason(self) -> str:
-        return _LOG_REASONS.get(self.log_reason, PresenceReason.ERROR)
+        return LOG_REASONS.get(self.log_reason, PresenceReason.ERROR)
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,8 @@ def apply(state: State, signal: Signal, *, will_grace: timedelta) -> Change:
 def _connected(state: State, signal: Connected) -> Change:
     if state.connection_started is not None and signal.started < state.connection_started:
         return Change(state)  # an older connection's line, late
+    if state.connection == signal.key and state.connection_started == signal.started:
+        return Change(state)  # the current connection's line again (a redelivery)
     new = replace(
         state,
         connection=signal.key,

@@ -13,7 +13,7 @@ bounded top-N of telemetry drops:
 """
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import cache
 
@@ -193,13 +193,20 @@ def fleet_families(now: datetime) -> Iterator[Metric]:
     )
 
 
-SOURCES = (
+SOURCES = [
     ("bridge", bridge_families),
     ("telemetry", telemetry_families),
     ("outbox", outbox_families),
     ("celery", celery_families),
     ("fleet", fleet_families),
-)
+]
+
+
+def add_source(name: str, read: Callable[[datetime], Iterator[Metric]]) -> None:
+    """Export `read(now)`'s families too (an app above monitoring, e.g. a gateway's link); a
+    source that fails is reported in fleetportal_metrics_source_up like the portal's own."""
+    if name not in {source for source, _ in SOURCES}:
+        SOURCES.append((name, read))
 
 
 @cache

@@ -17,8 +17,8 @@ def test_each_test_starts_from_an_empty_account(aws):
 
 
 def test_an_unknown_service_is_refused_by_name():
-    with pytest.raises(ValueError, match="'s3'"):
-        client.client("s3")
+    with pytest.raises(ValueError, match="'ec2'"):
+        client.client("ec2")
 
 
 def test_the_aws_gateway_is_registered_beside_the_default():

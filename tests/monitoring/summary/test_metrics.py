@@ -133,7 +133,7 @@ def test_redis_away_is_a_source_down_not_a_500(settings, store):
     finally:
         metrics._redis_for.cache_clear()
     up = {k[1][0][1]: v for k, v in got.items() if k[0] == "fleetportal_metrics_source_up"}
-    assert up == {"bridge": 0, "telemetry": 0, "celery": 0, "outbox": 1, "fleet": 1}
+    assert up == {"bridge": 0, "telemetry": 0, "celery": 0, "outbox": 1, "fleet": 1, "aws": 1}
 
 
 def test_a_bridge_push_that_fails_keeps_the_figures_for_the_next(settings, store):
