@@ -8,7 +8,7 @@
 Orders: the first line is the spec (broker address, CA file, certificate directory, its
 devices as [index, device_id, update topic, accepted topic, rejected topic] with `total` for
 spreading); then `{"steady": [t0, seconds]}`
-and `{"stop": true}`. Reports: `progress` while connecting, `ramped` when done (or stopped by
+and `{"stop": true}`. Reports: `progress` twice a second, `ramped` when done (or stopped by
 failures), `steady` with the counts after the steady state.
 
 Each device: a TCP socket bound to its source address before connect (loopback has ~28k
@@ -278,7 +278,14 @@ def say(event: str, **values) -> None:
 
 async def progress(load: Load) -> None:
     while True:
-        say("progress", connected=load.connected, failed=sum(load.failures.values()))
+        say(
+            "progress",
+            connected=load.connected,
+            failed=sum(load.failures.values()),
+            online=len(load.online),
+            updates=load.updates,
+            accepted=load.accepted,
+        )
         await asyncio.sleep(PROGRESS_SECONDS)
 
 
@@ -290,7 +297,6 @@ async def main() -> None:
     keep_alive = asyncio.create_task(load.keep_alive())
     reporter = asyncio.create_task(progress(load))
     seconds = await load.ramp()
-    reporter.cancel()
     say("ramped", seconds=seconds, **load.counts())
     while line := await orders.readline():
         order = json.loads(line)
@@ -300,6 +306,7 @@ async def main() -> None:
         elif order.get("stop"):
             break
     keep_alive.cancel()
+    reporter.cancel()
     for device in list(load.by_index.values()):
         device.close()
 

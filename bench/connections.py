@@ -55,7 +55,8 @@ from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
-from django.db.models import Count, Sum  # noqa: E402
+from django.db.models import Count, Min, Sum  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
 from bench import connection_load  # noqa: E402
 from bench.broker_support import start_broker  # noqa: E402
@@ -64,6 +65,8 @@ from devices import credentials, pki, services  # noqa: E402
 from devices.choices import DeviceStatus  # noqa: E402
 from devices.models import Device, DeviceCredential  # noqa: E402
 from fleetportal import broker, limits, topics  # noqa: E402
+from fleetportal.models import OutboxMessage  # noqa: E402
+from monitoring.models import Presence  # noqa: E402
 from shadows.models import Shadow  # noqa: E402
 
 CACHE = ROOT / "var" / "bench" / "connections"
@@ -215,7 +218,8 @@ class LoadGenerator:
 
     def __init__(self, spec: dict, devices: list[list], processes: int):
         self.processes = []
-        self.reports: dict[int, dict] = {}  # the latest report of each process, by index
+        self.reports: dict[int, dict] = {}  # each process's latest phase report (ramped, steady)
+        self.progress: dict[int, dict] = {}  # … and its latest progress report
         self.lock = threading.Lock()
         share = math.ceil(len(devices) / processes)
         for number in range(processes):
@@ -233,8 +237,17 @@ class LoadGenerator:
 
     def _read(self, number: int, process: subprocess.Popen) -> None:
         for line in process.stdout:
+            report = json.loads(line)
             with self.lock:
-                self.reports[number] = json.loads(line)
+                if report["event"] == "progress":
+                    self.progress[number] = report
+                else:
+                    self.reports[number] = report
+
+    def live(self, field: str) -> int:
+        """The sum of the processes' latest progress reports' `field`."""
+        with self.lock:
+            return sum(r[field] for r in self.progress.values())
 
     @property
     def pids(self) -> list[int]:
@@ -281,35 +294,114 @@ class LoadGenerator:
 # --- the run -------------------------------------------------------------------------------------
 
 
+def open_files(pid: int) -> int:
+    """How many descriptors the process has open now."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except FileNotFoundError:
+        return 0
+
+
 class Samples:
-    """Resident memory of the broker, the bridge and the load generator at connection counts."""
+    """Resident memory of the broker, the bridge and the load generator at connection counts,
+    and the broker's open files (one per connection)."""
 
     def __init__(self, pids: dict[str, list[int]]):
         self.pids = pids
         self.rows: list[tuple[str, int, dict[str, float]]] = []
+        self.broker_files: list[int] = []
 
     def take(self, label: str, connections: int) -> None:
         self.rows.append(
             (label, connections, {name: resident_mb(p) for name, p in self.pids.items()})
         )
+        self.broker_files.append(open_files(self.pids["broker"][0]))
 
 
-def ramp(load: LoadGenerator, samples: Samples) -> tuple[float, list[tuple[float, int]]]:
+def ramp(
+    load: LoadGenerator, samples: Samples, timeline: "Timeline"
+) -> tuple[float, list[tuple[float, int]]]:
     """Wait while the devices connect, sampling memory at each 10,000; returns the ramp's
     seconds and (time, connections) points."""
     started = time.monotonic()
     points, next_sample = [(0.0, 0)], MEMORY_STEP
     while not load.all_at("ramped"):
         time.sleep(0.2)
-        connected = load.total("connected")
+        connected = load.live("connected")
         points.append((time.monotonic() - started, connected))
         if connected >= next_sample:
             samples.take(f"{next_sample // 1000}k connected", connected)
             next_sample += MEMORY_STEP
+        if len(points) % 25 == 0:  # every 5 s
+            timeline.sample("ramp")
         if any(p.poll() is not None for p in load.processes):
             raise RuntimeError("a load-generator process ended during the ramp")
     seconds = max(r["seconds"] for r in load.reports.values())
     return seconds, points
+
+
+class Timeline:
+    """What the portal made of what the devices did, sampled every few seconds: devices online
+    in the portal (presence, from the broker's log), updates sent and written, replies
+    received, and the outbox's backlog (replies and lifecycle events not yet published)."""
+
+    def __init__(self, load: LoadGenerator):
+        self.load = load
+        self.started = time.monotonic()
+        self.rows: list[tuple] = []
+
+    def sample(self, phase: str) -> dict:
+        outbox = OutboxMessage.objects.aggregate(rows=Count("id"), oldest=Min("created_at"))
+        state = {
+            "presence": Presence.objects.filter(online=True).count(),
+            "written": Shadow.objects.aggregate(total=Sum("version"))["total"] or 0,
+            "outbox": outbox["rows"],
+            "oldest": (timezone.now() - outbox["oldest"]).total_seconds() if outbox["rows"] else 0,
+        }
+        self.rows.append(
+            (
+                time.monotonic() - self.started,
+                phase,
+                self.load.live("online"),
+                state["presence"],
+                self.load.live("updates"),
+                state["written"],
+                self.load.live("accepted"),
+                state["outbox"],
+                state["oldest"],
+            )
+        )
+        return state
+
+    def print(self, most: int = 24) -> None:
+        step = max(1, math.ceil(len(self.rows) / most))
+        shown = self.rows[::step] + ([self.rows[-1]] if (len(self.rows) - 1) % step else [])
+        print(
+            "| s | phase | connected | online in the portal | updates sent | written | "
+            "accepted | outbox rows | oldest outbox row, s |"
+        )
+        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+        for t, phase, *counts, oldest in shown:
+            print(
+                f"| {t:.0f} | {phase} | "
+                + " | ".join(f"{c:,}" for c in counts)
+                + f" | {oldest:.0f} |"
+            )
+
+
+def catch_up(timeline: Timeline, connected: int, limit: float = 900.0) -> float:
+    """Seconds after the ramp until the portal has caught up: every device online in the
+    portal (or that count steady for 10 s) and the outbox empty."""
+    started, last_change, last_presence = time.monotonic(), time.monotonic(), -1
+    while time.monotonic() - started < limit:
+        state = timeline.sample("catching up")
+        if state["presence"] != last_presence:
+            last_presence, last_change = state["presence"], time.monotonic()
+        settled = state["presence"] >= connected or time.monotonic() - last_change > 10
+        if state["outbox"] == 0 and settled:
+            break
+        time.sleep(2.0)
+    return time.monotonic() - started
 
 
 def middle_rate(points: list[tuple[float, int]], total: int) -> float:
@@ -331,10 +423,12 @@ def print_cpu(rows: list[tuple[str, float, dict[str, float]]]) -> None:
 
 def print_memory(samples: Samples) -> None:
     names = list(samples.pids)
-    print("| when | connections | " + " | ".join(f"{n} MB" for n in names) + " |")
-    print("|---|---:|" + "---:|" * len(names))
-    for label, connections, mb in samples.rows:
-        print(f"| {label} | {connections:,} | " + " | ".join(f"{mb[n]:.0f}" for n in names) + " |")
+    heading = " | ".join(f"{n} MB" for n in names)
+    print(f"| when | connections | broker open files | {heading} |")
+    print("|---|---:|---:|" + "---:|" * len(names))
+    for (label, connections, mb), files in zip(samples.rows, samples.broker_files, strict=True):
+        memory = " | ".join(f"{mb[n]:.0f}" for n in names)
+        print(f"| {label} | {connections:,} | {files:,} | {memory} |")
     # The slope from the first 10,000 (or no device) to the peak: the load generator's own
     # processes start with the first devices, so their start-up memory is not a device's.
     rows = [row for row in samples.rows if row[0] != "after the steady state"]
@@ -343,7 +437,7 @@ def print_memory(samples: Samples) -> None:
     if peak > low:
         per = {n: (at_peak[n] - at_low[n]) * MEMORY_STEP / (peak - low) for n in names}
         print(
-            f"| per 10,000 connections (from {low:,} to {peak:,}) | | "
+            f"| per 10,000 connections (from {low:,} to {peak:,}) | | | "
             + " | ".join(f"{per[n]:.0f}" for n in names)
             + " |"
         )
@@ -446,12 +540,18 @@ def main() -> None:
             pids["load generator"] += load.pids
             ramping = Usage(dict(pids))
             ramping.start()
-            ramp_seconds, points = ramp(load, samples)
+            timeline = Timeline(load)
+            ramp_seconds, points = ramp(load, samples, timeline)
             cpu_rows.append(("ramp", ramp_seconds, ramping.stop(ramp_seconds)))
             peak = load.total("connected")
             samples.take("all connected" if peak == args.devices else "peak", peak)
             failures = load.merged("failures")
             print(f"  {peak:,} connected in {ramp_seconds:.0f} s; {sum(failures.values())} failed")
+
+            catching_up = Usage(dict(pids))
+            catching_up.start()
+            caught_up = catch_up(timeline, peak)
+            cpu_rows.append(("the portal catching up", caught_up, catching_up.stop(caught_up)))
 
             seconds = minutes * 60
             steady = Usage(dict(pids))
@@ -460,12 +560,16 @@ def main() -> None:
             time.sleep(2)
             steady.start()
             while not load.all_at("steady"):
-                time.sleep(1.0)
+                timeline.sample("steady state")
+                time.sleep(10.0)
                 if any(p.poll() is not None for p in load.processes):
                     raise RuntimeError("a load-generator process ended during the steady state")
+            timeline.sample("steady state, drained")
             cpu_rows.append((f"steady state, {peak:,} connected", seconds, steady.stop(seconds)))
             samples.take("after the steady state", load.total("online"))
             broker_files = open_files_limit(mosquitto.pid)
+            # What the bridge made of the broker's connect lines: every device online?
+            online_in_portal = Presence.objects.filter(online=True).count()
             errors = broker_errors(Path(settings.BROKER_DIR), log_offset)
         finally:
             if load is not None:
@@ -492,6 +596,10 @@ def main() -> None:
             f"{middle_rate(points, peak):,.0f}",
         ),
         ("failed connections", f"{sum(failures.values()):,}"),
+        (
+            "the portal caught up after the ramp (s: presence online, outbox empty)",
+            f"{caught_up:.0f}",
+        ),
         ("TCP connect, p50 / p99 (worst process, ms)", _latency(load, "tcp")),
         (
             "connect until subscribed (TCP, TLS, CONNACK, SUBACK), p50 / p99 (ms)",
@@ -510,6 +618,7 @@ def main() -> None:
             "shadow versions written (database)",
             f"{versions['total'] or 0:,} in {versions['shadows']:,} shadows",
         ),
+        ("devices online in the portal (presence, from the broker's log)", f"{online_in_portal:,}"),
         ("pings sent / answered", f"{load.total('pings'):,} / {load.total('pingresps'):,}"),
         ("connections dropped in the steady state", f"{sum(load.merged('dropped').values()):,}"),
     ]
@@ -519,6 +628,8 @@ def main() -> None:
     print_memory(samples)
     print()
     print_cpu(cpu_rows)
+    print()
+    timeline.print()
     if failures:
         print("\nWhat failed (count, first five kinds):")
         for reason, count in failures.most_common(5):
