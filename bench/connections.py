@@ -389,7 +389,7 @@ class Timeline:
             )
 
 
-def catch_up(timeline: Timeline, connected: int, limit: float = 900.0) -> float:
+def catch_up(timeline: Timeline, connected: int, limit: float = 600.0) -> float:
     """Seconds after the ramp until the portal has caught up: every device online in the
     portal (or that count steady for 10 s) and the outbox empty."""
     started, last_change, last_presence = time.monotonic(), time.monotonic(), -1
