@@ -6,8 +6,8 @@
     imports: a device knows only the broker, its certificate and its topics.
 
 Orders: the first line is the spec (broker address, CA file, certificate directory, its
-devices as [index, device_id, update topic, accepted topic, rejected topic] with `total` for
-spreading); then `{"steady": [t0, seconds]}`
+devices as [index, device_id, update topic, accepted topic, rejected topic]); then
+`{"steady": [t0, seconds, first, connected]}` (its devices' numbers among all connected)
 and `{"stop": true}`. Reports: `progress` twice a second, `ramped` when done (or stopped by
 failures), `steady` with the counts after the steady state.
 
@@ -15,7 +15,7 @@ Each device: a TCP socket bound to its source address before connect (loopback h
 ephemeral ports per source address), TLS with its own certificate, MQTT CONNECT with
 keep-alive 60 s, a SUBSCRIBE to its shadow's update/accepted and /rejected, a PINGREQ every
 60 s (spread over the minute), and during the steady state one reported update every
-`update_seconds` at QoS 1, spread evenly over the fleet by its index.
+`update_seconds` at QoS 1, spread evenly over the devices that connected.
 """
 
 import asyncio
@@ -82,6 +82,18 @@ def update_offset(index: int, total: int, period: float) -> float:
     """Seconds into each period at which device `index` of `total` sends its update: evenly
     spread, so the fleet sends total / period updates per second."""
     return period * index / total
+
+
+def update_schedule(
+    devices_by_index: dict[int, object], first: int, connected: int, period: float
+) -> list[tuple[float, object]]:
+    """(offset, device) for one process's connected devices in index order: they are numbers
+    `first`… of all `connected` devices, spread evenly over the period."""
+    ordered = [device for _, device in sorted(devices_by_index.items())]
+    return [
+        (update_offset(first + number, connected, period), device)
+        for number, device in enumerate(ordered)
+    ]
 
 
 def percentile(sorted_values: list[float], share: float) -> float | None:
@@ -226,12 +238,13 @@ class Load:
                     device.ping()
                     self.pings += 1
 
-    async def steady(self, start: float, seconds: float) -> None:
-        """Reported updates every `update_seconds` per device, from wall-clock `start`."""
-        period, total = self.spec["update_seconds"], self.spec["total"]
-        schedule = sorted(
-            (update_offset(index, total, period), device) for index, device in self.by_index.items()
-        )
+    async def steady(self, start: float, seconds: float, first: int, connected: int) -> None:
+        """Reported updates every `update_seconds` per device, from wall-clock `start`. This
+        process's devices are numbers `first`… of the `connected` devices of all processes:
+        offsets spread over the devices that did connect, not over those asked for, so a run
+        stopped below its target still sends an even connected / period updates per second."""
+        period = self.spec["update_seconds"]
+        schedule = update_schedule(self.by_index, first, connected, period)
         end = start + seconds
         for cycle in range(math.ceil(seconds / period)):
             for offset, device in schedule:

@@ -274,8 +274,14 @@ class LoadGenerator:
             values = [r[field] for r in self.reports.values() if r.get(field) is not None]
         return max(values) if values else None
 
-    def order(self, order: dict) -> None:
-        for process in self.processes:
+    def first_numbers(self) -> list[int]:
+        """Each process's first device number among all connected devices (in process order)."""
+        with self.lock:
+            connected = [self.reports[n]["connected"] for n in range(len(self.processes))]
+        return [sum(connected[:n]) for n in range(len(connected))]
+
+    def order(self, order: dict, processes: list[subprocess.Popen] | None = None) -> None:
+        for process in processes or self.processes:
             process.stdin.write(json.dumps(order) + "\n")
             process.stdin.flush()
 
@@ -519,7 +525,6 @@ def main() -> None:
                 "ca_file": str(Path(settings.BROKER_DIR) / broker.CA_FILE),
                 "cert_dir": str(args.cache / "devices"),
                 "source_addresses": addresses,
-                "total": args.devices,
                 "concurrency": args.concurrency,
                 "connect_timeout": 30,
                 "max_failures": args.max_failures,
@@ -556,7 +561,8 @@ def main() -> None:
             seconds = minutes * 60
             steady = Usage(dict(pids))
             start = time.time() + 2
-            load.order({"steady": [start, seconds]})
+            for process, first in zip(load.processes, load.first_numbers(), strict=True):
+                load.order({"steady": [start, seconds, first, peak]}, [process])
             time.sleep(2)
             steady.start()
             while not load.all_at("steady"):

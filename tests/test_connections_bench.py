@@ -53,6 +53,19 @@ def test_updates_are_spread_evenly_over_the_period():
     assert in_first_second == 167
 
 
+def test_a_run_stopped_below_its_target_still_spreads_updates_over_the_period():
+    # Three processes asked for 16,667 devices each connected 100, 120 and 80 (a broker at its
+    # limit): their updates must cover the whole period, not three slices of it.
+    connected = {0: 100, 1: 120, 2: 80}
+    offsets = []
+    first = 0
+    for process, count in connected.items():
+        devices = {process * 16_667 + n: f"device-{process}-{n}" for n in range(count)}
+        offsets += [o for o, _ in connection_load.update_schedule(devices, first, 300, 300)]
+        first += count
+    assert sorted(offsets) == [float(n) for n in range(300)]
+
+
 def test_open_files_target_goes_up_to_the_hard_limit_and_never_down():
     assert limits.open_files_target(1024, 524_288) == 524_288
     assert limits.open_files_target(1024, 524_288, wanted=60_000) == 60_000
