@@ -39,18 +39,24 @@ def start_broker(
     claim_templates=(),
     build_crl: Callable[[], bytes] | None = None,
     device_rate_limit: int | None = None,
+    ca_directory: Path | None = None,
 ) -> tuple[subprocess.Popen, dict[str, str]]:
     """Start Mosquitto with the portal's generated config; returns it and the env for children.
 
     This process's settings are pointed at the new CA and broker for the rest of the run;
     `build_crl` runs after that (an empty CRL of the new CA by default). `device_rate_limit`
     replaces each device's messages per second (0: no limit in the broker or the bridges).
+    `ca_directory` keeps the CA (and the broker's certificate) there across runs, so that device
+    certificates a bench cached stay valid; a throwaway CA in `directory` by default.
     """
-    ca = pki.create_ca(directory / "ca")
-    pki.write_server_files(directory / "ca", *pki.server_certificate(ca, ["localhost"], []))
+    ca_directory = ca_directory or directory / "ca"
+    exists = pki.ca_exists(ca_directory)
+    ca = pki.load_ca(ca_directory) if exists else pki.create_ca(ca_directory)
+    if not pki.server_files_exist(ca_directory):
+        pki.write_server_files(ca_directory, *pki.server_certificate(ca, ["localhost"], []))
     device_port, claim_port, backend_port = free_ports(3)
     values = {
-        "FLEETPORTAL_CA_DIR": directory / "ca",
+        "FLEETPORTAL_CA_DIR": ca_directory,
         "BROKER_DIR": directory / "broker",
         "BROKER_HOST": "127.0.0.1",
         "BROKER_DEVICE_PORT": device_port,

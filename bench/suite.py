@@ -252,6 +252,15 @@ SUITE = [
         database="aws",
         expects=("reports from SQS, database side, batched",),
     ),
+    Bench(
+        "connections",
+        "Concurrent mutual-TLS device connections",
+        "bench/connections.py",
+        quick="--devices 5000 --minutes 1",
+        full="--full",
+        database="connections",
+        expects=("connections held",),
+    ),
 ]
 
 

@@ -167,6 +167,9 @@ def render_config(
         # Without it a device could take over another's session by choosing its client id.
         "use_username_as_clientid true\n"
         f"allow_anonymous false\nacl_file {d / DEVICE_ACL}\n{limit}"
+        # No cap of its own (Mosquitto's default, said here): the open-files limit runbroker
+        # raises is the cap, one descriptor per device (docs/connections.md).
+        "max_connections -1\n"
         "\n# The portal's bridge: TLS + password, no ACL = full rights.\n"
         f"listener {backend_port}{_bind(backend_bind_address)}\n{tls}"
         f"allow_anonymous false\npassword_file {d / PASSWORD_FILE}\n"

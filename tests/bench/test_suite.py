@@ -10,7 +10,8 @@ from bench import report, run_all
 from bench.suite import SUITE, Bench, by_name
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-NOT_BENCHMARKS = {"bench/run_all.py"}  # the runner itself
+# The runner itself, and the connections bench's load-generator processes.
+NOT_BENCHMARKS = {"bench/run_all.py", "bench/connection_load.py"}
 
 
 def measuring_scripts() -> set[str]:

@@ -5,7 +5,7 @@ import os
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from fleetportal import broker
+from fleetportal import broker, limits
 
 
 class Command(BaseCommand):
@@ -27,7 +27,13 @@ class Command(BaseCommand):
             raise CommandError(
                 f"A broker from {config.parent} is running (pid {broker.running_pid(instance)})."
             )
-        self.stdout.write(f"runbroker: logging to {config.parent / broker.LOG_FILE}")
+        # One open file per device connection: Mosquitto inherits this limit and does not raise
+        # it itself (docs/connections.md).
+        open_files, _ = limits.raise_open_files_limit()
+        self.stdout.write(
+            f"runbroker: logging to {config.parent / broker.LOG_FILE}; "
+            f"up to {open_files:,} open files (connections)"
+        )
         self.stdout.flush()
         # exec, so that signals (Ctrl-C, SIGTERM, SIGHUP for reloads) reach Mosquitto itself.
         os.execv(settings.MOSQUITTO_BINARY, [settings.MOSQUITTO_BINARY, "-c", str(config)])  # noqa: S606
