@@ -223,6 +223,26 @@ def test_runsqs_consumes_the_configured_queue(aws, settings):
     assert Shadow.objects.get(device=device).reported_state == {"on": True}
 
 
+def test_runsqs_finds_the_queue_aws_setup_created_by_its_name(aws, settings):
+    from django.core.management import call_command
+
+    device = aws_device_with_thing("meter-12")
+    settings.AWS_QUEUE_URL = ""
+    queue = make_queue(settings.AWS_QUEUE_NAME)
+    forward(queue, documents_topic("meter-12"), documents(2, reported={"on": False}))
+    call_command("runsqs", "--rounds", "1")
+    assert Shadow.objects.get(device=device).reported_state == {"on": False}
+
+
+def test_runsqs_without_a_queue_says_what_to_do(aws, settings):
+    from django.core.management import CommandError, call_command
+
+    settings.AWS_QUEUE_URL = ""
+    settings.AWS_QUEUE_NAME = "nobody-made-this"
+    with pytest.raises(CommandError, match="'nobody-made-this' cannot be found.*aws_setup"):
+        call_command("runsqs", "--rounds", "1")
+
+
 def test_the_links_are_in_metrics(aws, client):
     from aws_gateway import status
 
