@@ -239,7 +239,7 @@ def test_runsqs_without_a_queue_says_what_to_do(aws, settings):
 
     settings.AWS_QUEUE_URL = ""
     settings.AWS_QUEUE_NAME = "nobody-made-this"
-    with pytest.raises(CommandError, match="'nobody-made-this' cannot be found.*aws_setup"):
+    with pytest.raises(CommandError, match=r"'nobody-made-this' cannot be found.*aws_setup"):
         call_command("runsqs", "--rounds", "1")
 
 
