@@ -2,8 +2,7 @@
 the AWS gateway only — devices on the portal's broker get nothing and cost no query:
 
 - on the Overview tab, where the device's thing stands — in sync, waiting, or failing with AWS's
-  error and the time of the next attempt — and its certificates as AWS knows them (also for a
-  device that was on AWS: its thing to retire);
+  error and the time of the next attempt — and its certificates as AWS knows them;
 - on the Shadow tab, its shadow changes still on their way to AWS, with why they wait, and the
   last change AWS refused.
 """
@@ -20,9 +19,9 @@ CHANGES_SHOWN = 5
 
 
 def _thing_context(request, device) -> dict | None:
+    if gateways.of(device) != AWS:
+        return None  # a device moved off AWS: its thing's retirement is in the Gateways list
     row = ThingSync.objects.filter(device=device).first()
-    if row is None and device.gateway != AWS:
-        return None
     certificates = list(
         RegisteredCertificate.objects.filter(credential__device=device)
         .select_related("credential")

@@ -91,6 +91,8 @@ def test_it_reports_the_bridge_telemetry_outbox_queue_and_fleet(settings, store)
     store.set("fp:metrics:telemetry_points", 200)
     store.set("fp:metrics:telemetry_dropped", 7)
     store.hset("fp:telemetry:dropped", mapping={f"dev-{n}": n for n in range(1, 13)})
+    # Tasks other tests queued with no worker to take them are not this test's.
+    store.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
     store.rpush(settings.CELERY_TASK_DEFAULT_QUEUE, "task-a", "task-b")
     OutboxMessage.objects.create(topic="devices/x/y", payload=b"{}", device_id="x")
     fleet(4)
