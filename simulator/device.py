@@ -39,6 +39,7 @@ SENSORS = frozenset(
     }
 )
 CONFIG = "config"
+PROVISIONING_ATTEMPTS = 8  # claims that get no answer (1, 2, 4 … 30 s apart) before giving up
 
 
 class Device:
@@ -66,7 +67,8 @@ class Device:
         self.stopped: asyncio.Future = self.loop.create_future()
         self.interrupt: asyncio.Future = self.loop.create_future()
         self.client: mqtt.Client | None = None
-        self.inflight: dict[int, tuple[str, bytes]] = {}
+        self.inflight: dict[int, tuple[str, bytes]] = {}  # QoS 1 sent, not yet acknowledged
+        self.backlog: list[tuple[str, bytes]] = []  # QoS 1 published while offline
         self.packet_id = 0
         self.credentials: identity.Credentials | None = None
         # What the device measures and runs
@@ -103,11 +105,23 @@ class Device:
     # --- the device's life -------------------------------------------------------------------
 
     async def run(self) -> None:
-        try:
-            self.credentials = await self._identity()
-        except (provisioning.ProvisioningRefused, OSError, TimeoutError, KeyError) as exc:
-            self.stats.error("provisioning", f"{self.device_id}: provisioning failed: {exc}")
-            return
+        delays = mqtt.backoff_delays(1.0, 30.0)
+        for attempt in range(1, PROVISIONING_ATTEMPTS + 1):
+            try:
+                self.credentials = await self._identity()
+                break
+            except (provisioning.ProvisioningRefused, KeyError) as exc:  # the portal said no
+                self.stats.error("provisioning", f"{self.device_id}: provisioning refused: {exc}")
+                return
+            except (OSError, TimeoutError) as exc:  # no broker, no answer: try again later
+                if attempt == PROVISIONING_ATTEMPTS:
+                    self.stats.error(
+                        "provisioning", f"{self.device_id}: provisioning failed: {exc}"
+                    )
+                    return
+                self.stats.add("provisioning_retries")
+                if await self._wait(next(delays)):
+                    return
         if self.credentials is None:
             self.stats.error("no_identity", f"{self.device_id}: no certificate and no claim")
             return
@@ -130,6 +144,11 @@ class Device:
                 inflight=self.inflight,
                 packet_id=self.packet_id,
             )
+            # What was published while offline goes now: after what the session resent (older),
+            # before anything new.
+            backlog, self.backlog = self.backlog, []
+            for topic, payload in backlog:
+                self.client.publish(topic, payload)
             self.stats.connected(self.device_id)
             if reconnecting and self.leaving is None:
                 self.stats.add("reconnects")  # a link lost, not a planned leave
@@ -288,9 +307,13 @@ class Device:
         return f"{self.device_id[-24:]}-{self.tokens}"
 
     def _publish(self, topic: str, body: Any, qos: int = 1) -> None:
+        """Publish now, or (QoS 1) as soon as the device is connected again, in order; a QoS 0
+        message sent while offline is lost, as on a real device."""
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-        if self.client is not None:
+        if self.client is not None and self.client.is_open:
             self.client.publish(topic, payload, qos)
+        elif qos:
+            self.backlog.append((topic, payload))
 
     def _evolve(self) -> None:
         rng = self.rng

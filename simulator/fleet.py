@@ -84,6 +84,18 @@ class Fleet:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
 
+    def online(self) -> int:
+        """Devices connected right now."""
+        return sum(1 for d in self.devices if d.client is not None and d.client.is_open)
+
+    def status_line(self) -> str:
+        """One line for a console that shows the fleet while it runs."""
+        c, jobs = self.stats.count, sum(self.stats.jobs.values())
+        return (
+            f"simulator: {self.online()}/{len(self.devices)} online, {c['reports']} reports, "
+            f"{jobs} job(s) done, {sum(self.stats.errors.values())} error(s)"
+        )
+
     def device(self, device_id: str) -> Device:
         return next(d for d in self.devices if d.device_id == device_id)
 

@@ -36,7 +36,7 @@ async def claim(env: Environment, device_id: str, serial: str) -> tuple[str, ide
         lambda: context,
         f"claim-{device_id}",
         lambda topic, payload: replies.put_nowait((topic, payload)),
-        attempts=5,
+        attempts=1,  # the device's own loop tries again later (simulator.device)
         clean_session=True,
     )
     try:

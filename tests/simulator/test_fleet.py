@@ -140,3 +140,21 @@ def test_devices_claim_with_keys_the_portal_makes_and_take_the_name_it_gives(
     eventually(lambda: len(again.stats.connected_devices) == 2, what="connected again")
     stats = again.stop()
     assert (set(stats.connected_devices), stats.count["provisioned"]) == (named, 0)
+
+
+def test_a_device_whose_claim_gets_no_answer_tries_again(broker, bridge, tmp_path):
+    claim = claim_template("simlater", tmp_path / "claim")
+    ids = device_ids(1, "patient")
+    fleet = FleetThread(
+        Fleet(environment(broker, tmp_path / "devices", claim=claim), quick_profile(), ids)
+    )
+    with broker.stopped():  # the factory's network is down when the device first powers up
+        fleet.start()
+        eventually(lambda: fleet.stats.count["provisioning_retries"] >= 1, what="a retry")
+    try:
+        eventually(lambda: Device.objects.filter(device_id__in=ids).exists(), timeout=60)
+        eventually(lambda: len(fleet.stats.connected_devices) == 1, what="connected")
+    finally:
+        stats = fleet.stop()
+    assert stats.count["provisioned"] == 1
+    assert stats.errors == {}, stats.last_errors

@@ -71,6 +71,12 @@ class Command(BaseCommand):
             type=Path,
             help="Where devices keep their keys and certificates (default var/simulator).",
         )
+        parser.add_argument(
+            "--status-every",
+            type=float,
+            default=0,
+            help="Print a one-line status every this many seconds (default: only the summary).",
+        )
         parser.add_argument("--firmware-version", default="1.0.0", help="What devices start on.")
         parser.add_argument("--hardware-version", default="1.0", help="What devices are.")
 
@@ -91,14 +97,25 @@ class Command(BaseCommand):
             f"against {env.host}:{env.device_port}; Ctrl-C stops."
         )
         fleet = Fleet(env, profile, ids)
-        stats = asyncio.run(self._run(fleet, options["seconds"]))
+        stats = asyncio.run(self._run(fleet, options["seconds"], options["status_every"]))
         self.stdout.write(stats.summary(len(ids)))
 
-    async def _run(self, fleet: Fleet, seconds: float | None):
+    async def _run(self, fleet: Fleet, seconds: float | None, status_every: float):
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, fleet.stop)
-        return await fleet.run(seconds)
+        status = asyncio.create_task(self._status(fleet, status_every)) if status_every else None
+        try:
+            return await fleet.run(seconds)
+        finally:
+            if status is not None:
+                status.cancel()
+
+    async def _status(self, fleet: Fleet, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            self.stdout.write(fleet.status_line())
+            self.stdout.flush()
 
     def _environment(self, state: Path, options) -> tuple[Environment, list[str]]:
         key = self._firmware_key()
