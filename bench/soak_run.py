@@ -38,6 +38,7 @@ PREFIX, GROUP, TEMPLATE = "soak", "soak-fleet", "soak"
 ACTOR = "soak"
 ROLLOUT = "soak-firmware-2-0-0"
 IMAGE_BYTES = 300_000
+DOWNLOADS_AT_ONCE = 200  # the rollout's download_concurrency: the rest are told to come back
 ROTATE_SHARE = 0.05  # the rehearsal profile has 1 %; the soak rotates more
 MEMORY_TOLERANCE = 0.10
 SETTLE_SECONDS = 60
@@ -338,6 +339,7 @@ def start_rollout(version, minutes: float, devices: int) -> None:
             {"selector": "percent", "percent": 100},
         ],
         "deadlines": {"start_minutes": start, "finish_minutes": 2 * start},
+        "download_concurrency": DOWNLOADS_AT_ONCE,
         "failure_policy": {
             "threshold_percent": 25,
             "min_finished": max(1, first_wave // 2),
@@ -369,7 +371,11 @@ def progress(stack: Stack, elapsed: float) -> str:
             f"{k} {v}" for k, v in sorted(outcomes.items())
         )
     restarts = sum(stack.exits.values())
-    return f"t+{elapsed:.0f} s: online {online}, outbox {outbox}, {shown}, restarts {restarts}"
+    load = os.getloadavg()[0]
+    return (
+        f"t+{elapsed:.0f} s: online {online}, outbox {outbox}, {shown}, restarts {restarts}, "
+        f"load {load:.1f}"
+    )
 
 
 def rollout_summary() -> str:
