@@ -219,7 +219,8 @@ def start_fleet(var: Path, ports, claim_dir: Path, profile_file: Path, devices: 
     return subprocess.Popen(  # noqa: S603
         [
             PY,
-            str(ROOT / "bench" / "soak_fleet.py"),
+            str(ROOT / "bench" / "soak.py"),
+            "--fleet",
             str(var / "fleet-setup.json"),
             str(var / "fleet-record.json"),
         ],
