@@ -82,7 +82,7 @@ def run(minutes: float, devices: int, var: Path, ports: dict[str, int], timing: 
         record_file = var / "fleet-record.json"
         record_file.unlink(missing_ok=True)
         fleet = running = start_fleet(var, ports, claim_dir, profile_file, devices)
-        up_timeout = max(180, devices / 5)
+        up_timeout = max(300, devices / 2)  # claims run about 5 a second on this machine
         wait_for(
             f"{devices} devices provisioned and reporting 1.0.0",
             lambda: reporting(devices),
