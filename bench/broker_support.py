@@ -2,7 +2,6 @@
 
 import atexit
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -11,26 +10,9 @@ from pathlib import Path
 from django.conf import settings
 from django.test import override_settings
 
+from bench.ports import free_ports, port_open
 from devices import pki
 from fleetportal import broker
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def port_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 def start_broker(

@@ -103,6 +103,12 @@ def database_from_url(url: str) -> dict:
         "HOST": parts.hostname or "",
         "PORT": str(parts.port or ""),
         "OPTIONS": dict(parse_qsl(parts.query)),
-        "CONN_MAX_AGE": 60,
+        # No persistent connections: the web server is ASGI, where each request's view runs in
+        # a thread of its own, and a connection kept for reuse stays open with that thread —
+        # the soak (docs/soak.md) saw 95 of PostgreSQL's 100 connections held idle by the web
+        # process and firmware downloads failing with 500. Django: "When using ASGI, persistent
+        # connections should be disabled." The bridge and the workers keep their connection
+        # anyway (Django closes it only at a request's or a task's end).
+        "CONN_MAX_AGE": 0,
         "CONN_HEALTH_CHECKS": True,
     }

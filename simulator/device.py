@@ -88,6 +88,7 @@ class Device:
         self.job_task: asyncio.Task | None = None
         self.finished_jobs: set[tuple[str, Any]] = set()  # (jobId, executionNumber)
         self.ignored_jobs: set[str] = set()
+        self.job_log: dict[str, str] = {}  # jobId -> the last status this device sent for it
         self.silenced = False
         self.away_until = 0.0
         self.leaving: str | None = None  # why it is away: "reboot", "offline", "rotation"
@@ -500,6 +501,7 @@ class Device:
         body: dict[str, Any] = {"status": status, "clientToken": self._token()}
         if details:
             body["statusDetails"] = {key: str(value)[:1024] for key, value in details.items()}
+        self.job_log[job_id] = status
         self._publish(f"{topics.jobs(self.device_id)}/{job_id}/update", body)
 
     def _finish_job(self, execution: dict, status: str, outcome: str, **details: str) -> None:
