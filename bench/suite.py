@@ -261,6 +261,14 @@ SUITE = [
         database="connections",
         expects=("connections held",),
     ),
+    Bench(
+        "soak",
+        "The soak: a simulated fleet through rollouts, configuration changes and kills",
+        "bench/soak.py",
+        quick="--minutes 3 --devices 300",
+        full="--minutes 30 --devices 2000",
+        database="soak",
+    ),
 ]
 
 

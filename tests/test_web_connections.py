@@ -13,7 +13,7 @@ from django.db import connection
 
 from fleetportal.asgi import application
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 REQUESTS = 30
 

@@ -46,8 +46,8 @@ def test_each_entry_has_a_name_of_its_own_and_a_quick_size_below_the_full_one():
 
 
 def test_an_unknown_entry_is_refused_with_the_known_names():
-    with pytest.raises(ValueError, match=r"no such bench: soak .known: .*registry"):
-        by_name(["registry", "soak"])
+    with pytest.raises(ValueError, match=r"no such bench: sauna .known: .*registry"):
+        by_name(["registry", "sauna"])
     assert [b.name for b in by_name(["telemetry-query", "registry"])] == [
         "registry",
         "telemetry-query",
