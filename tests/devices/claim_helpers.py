@@ -193,11 +193,14 @@ def celery_worker(django_db_setup, django_db_blocker, pki_dir, tmp_path_factory,
 
 
 def running(worker: "CeleryWorker"):
-    """Starts the worker and sends this process's tasks to it until the fixture ends."""
+    """Starts the worker and sends this process's tasks to it until the fixture ends, then to
+    whichever worker they went to before (a test's own worker inside the session's must not
+    leave the session's tests sending to a queue nobody reads)."""
+    before = (app.conf.broker_url, app.conf.task_default_queue)
     worker.start()
     route_tasks_to(worker.broker_url, worker.queue)
     try:
         yield worker
     finally:
-        route_tasks_to(None, None)
+        route_tasks_to(*before)
         worker.stop()
