@@ -58,7 +58,14 @@ def test_each_role_lands_on_the_dashboard_and_a_count_leads_to_that_many_devices
     sidebar = browser.find_element(By.ID, "nav-sidebar")
     assert sidebar.is_displayed()
     groups = [c.text for c in sidebar.find_elements(By.CSS_SELECTOR, ".module caption")]
-    assert groups == ["FLEET", "IDENTITY", "STATE & CONFIGURATION", "FIRMWARE", "HEALTH"]
+    assert groups == [
+        "FLEET",
+        "IDENTITY",
+        "STATE & CONFIGURATION",
+        "FIRMWARE",
+        "HEALTH",
+        "GATEWAYS",
+    ]
     badge = browser.find_element(By.CSS_SELECTOR, "#fleet-status .fleet-status-active .badge")
     assert badge.text == "Active" and "badge-ok" in badge.get_attribute("class")
     assert fits(browser)
