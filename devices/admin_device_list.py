@@ -27,7 +27,7 @@ from devices.choices import BulkActionKind, DeviceStatus
 from devices.device_list import DEVICE_LIST, BadListFilter, ListFilter
 from devices.group_filters import FilterError
 from devices.models import DeviceGroup
-from fleetportal import console, rate_limits
+from fleetportal import console, rate_limits, streaming
 from fleetportal.actors import actor_for_request
 from fleetportal.errors import DomainError
 
@@ -185,8 +185,9 @@ class DeviceListMixin:
             )
             response["Retry-After"] = str(wait)
             return response
+        rows = csv_export.rows(device_list.query_params(request.GET))
         response = StreamingHttpResponse(
-            csv_export.rows(device_list.query_params(request.GET)),
+            streaming.for_server(request, rows, reads_database=True),
             content_type="text/csv; charset=utf-8",
         )
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")

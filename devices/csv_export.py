@@ -50,7 +50,8 @@ class _Line:
 
 
 def rows(params: Mapping[str, str]) -> Iterator[str]:
-    """The header and one CSV line per device matching the list's parameters, newest first."""
+    """The header, then the CSV lines of the devices matching the list's parameters, newest
+    first, in blocks of up to CHUNK lines (one hand-over to the server per block)."""
     devices = (
         device_list.filtered_devices(params)
         .select_related("group")
@@ -59,8 +60,14 @@ def rows(params: Mapping[str, str]) -> Iterator[str]:
     )
     writer = csv.writer(_Line())
     yield writer.writerow(COLUMNS)
+    block: list[str] = []
     for device in devices.iterator(chunk_size=CHUNK):
-        yield writer.writerow([safe_cell(v) for v in _values(device)])
+        block.append(writer.writerow([safe_cell(v) for v in _values(device)]))
+        if len(block) == CHUNK:
+            yield "".join(block)
+            block.clear()
+    if block:
+        yield "".join(block)
 
 
 def _values(device: Device) -> Iterable[object]:

@@ -7,7 +7,9 @@ settings.FIRMWARE_URL_KEY (or the secret key; Django's salted_hmac). Changing th
 URL handed out. A device with its JWT fetches `/device/v1/firmware/<id>/artifact` instead, for
 the firmware of a job execution it has pending.
 
-Every answer streams from the artifact storage in chunks; nothing reads a whole image.
+Every answer streams from the artifact storage in chunks; nothing reads a whole image, and under
+ASGI the request's database connection is given back before the bytes go out
+(fleetportal.streaming).
 
 A download for a rollout's wave (the device's pending execution is of a wave's job, or the URL
 was signed with `rollout=<pk>`) takes one of the rollout's download slots and counts its bytes
@@ -17,6 +19,7 @@ Plain jobs' downloads do neither and cost no extra query.
 
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -32,6 +35,7 @@ from firmware.models import FirmwareVersion, JobExecution
 from firmware.rollouts import spread
 from firmware.rollouts.models import Rollout
 from firmware.rollouts.spread import RolloutDownload
+from fleetportal import streaming
 from fleetportal.errors import DomainError
 
 CHUNK_BYTES = 256 * 1024
@@ -206,19 +210,21 @@ def serve(
             refused["Content-Range"] = f"bytes */{size}"
             return _common_headers(refused, firmware)
     part = wanted or ByteRange(0, size - 1)
+    status = 206 if wanted else 200
     response: HttpResponseBase
     if request.method == "HEAD":
-        response = HttpResponse(status=206 if wanted else 200)
-    elif rollout is not None:
-        try:
-            slot = spread.take_slot(rollout, device_id)
-        except spread.Busy as busy:
-            return _busy(busy)
-        # Closing the response (finished or abandoned) closes the Metered, freeing the slot.
-        metered = spread.Metered(slot, _chunks(firmware, part))
-        response = StreamingHttpResponse(metered, status=206 if wanted else 200)
+        response = HttpResponse(status=status)
     else:
-        response = StreamingHttpResponse(_chunks(firmware, part), status=206 if wanted else 200)
+        chunks: Iterator[bytes] = _chunks(firmware, part)
+        if rollout is not None:
+            try:
+                slot = spread.take_slot(rollout, device_id)
+            except spread.Busy as busy:
+                return _busy(busy)
+            # Closing the response (finished or abandoned) closes the Metered, freeing the slot.
+            chunks = spread.Metered(slot, chunks)
+        body = streaming.for_server(request, chunks, reads_database=False)
+        response = StreamingHttpResponse(body, status=status)
     response["Content-Length"] = str(part.length)
     if wanted:
         response["Content-Range"] = f"bytes {part.start}-{part.end}/{size}"

@@ -8,46 +8,18 @@ import secrets
 import time
 
 import pytest
-from asgiref.testing import ApplicationCommunicator
-from django.db import connection
 
-from fleetportal.asgi import application
+from tests.asgi_helpers import Download, open_connections
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 REQUESTS = 30
 
 
-def open_connections() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid()"
-        )
-        return cursor.fetchone()[0]
-
-
 async def get(path: str, client: str) -> int:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"localhost")],
-        "client": (client, 40000),
-        "server": ("localhost", 80),
-    }
-    communicator = ApplicationCommunicator(application, scope)
-    await communicator.send_input({"type": "http.request", "body": b""})
-    start = await communicator.receive_output(10)
-    while (await communicator.receive_output(10)).get("more_body"):
-        pass
-    await communicator.wait(10)
-    return start["status"]
+    request = Download(path, client=client)
+    await request.run()
+    return request.status
 
 
 def test_web_requests_give_their_database_connections_back():

@@ -7,8 +7,6 @@ provisioning.template_errors, shared with the admin.
 import copy
 from collections.abc import Iterator
 
-from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -22,6 +20,7 @@ from rest_framework.response import Response
 from devices import bulk, provisioning
 from devices.models import BulkProvisioningJob, DeviceGroup, ProvisioningTemplate
 from devices.validators import TEMPLATE_NAME_CHARS
+from fleetportal import streaming
 from fleetportal.actors import actor_for_request
 from fleetportal.api.parsers import SafeJSONParser
 from fleetportal.api.permissions import FleetPermissions, HasPermissions
@@ -279,20 +278,9 @@ def uploaded_csv(request) -> str:
 
 
 def zip_response(request, chunks: Iterator[bytes], filename: str) -> StreamingHttpResponse:
-    """Stream a zip being built; under ASGI each chunk is made in the sync thread, one by one.
-
-    Handed a plain generator, Django's ASGI handler would first build the whole zip in memory.
-    """
-    django_request = getattr(request, "_request", request)
-    body = _async_chunks(chunks) if isinstance(django_request, ASGIRequest) else chunks
+    """Stream a zip being built, a chunk at a time (fleetportal.streaming)."""
+    body = streaming.for_server(request, chunks, reads_database=True)
     response = StreamingHttpResponse(body, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"  # private keys
     return response
-
-
-async def _async_chunks(chunks: Iterator[bytes]):
-    done = object()
-    next_chunk = sync_to_async(next, thread_sensitive=True)
-    while (chunk := await next_chunk(chunks, done)) is not done:
-        yield chunk

@@ -1,0 +1,71 @@
+"""Requests through the ASGI application itself (what daphne serves), in the test's process."""
+
+import asyncio
+
+from django.db import connection
+
+from fleetportal.asgi import application
+
+
+def open_connections() -> int:
+    """Connections to the test database other than this thread's own."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+class Download:
+    """One GET through the ASGI application; with `go_on`, it stops after its first chunk until
+    that is set, like a device on a slow link."""
+
+    def __init__(
+        self,
+        url: str,
+        go_on: asyncio.Event | None = None,
+        headers: tuple = (),
+        client: str = "10.9.8.7",
+    ):
+        if "://" in url:
+            url = "/" + url.split("://", 1)[1].partition("/")[2]
+        self.path, _, self.query = url.partition("?")
+        self.headers = [(b"host", b"localhost"), *headers]
+        self.go_on, self.first_chunk = go_on, asyncio.Event()
+        self.status, self.body = 0, b""
+        self.client = client
+
+    async def run(self) -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": self.path,
+            "raw_path": self.path.encode(),
+            "query_string": self.query.encode(),
+            "headers": self.headers,
+            "client": (self.client, 40000),
+            "server": ("localhost", 80),
+        }
+        asked = False
+
+        async def receive():
+            nonlocal asked
+            if not asked:
+                asked = True
+                return {"type": "http.request", "body": b""}
+            await asyncio.Event().wait()  # the device never hangs up
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                self.status = message["status"]
+                return
+            self.body += message.get("body", b"")
+            if self.go_on is not None and not self.first_chunk.is_set():
+                self.first_chunk.set()
+                await self.go_on.wait()
+
+        await application(scope, receive, send)
