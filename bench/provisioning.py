@@ -59,6 +59,7 @@ CSR_TOPIC = topics.CREATE_FROM_CSR
 TEMPLATE = "bench"
 PROVISION_TOPIC = topics.provision(TEMPLATE)
 BATCH = bulk.PROGRESS_EVERY  # the bulk job's chunk
+CLAIMANT = topics.Claimant.of("bench-claim", TEMPLATE)  # the claim certificate asking
 # The batch paths bulk provisioning takes: issue 3's >= 500 certificates/s is theirs.
 IN_BATCHES = "credentials.issue_credentials (CSR, + DB, in batches)"
 BULK_JOB = "bulk job rows: register + issue (CSR), in steps"
@@ -289,7 +290,7 @@ def bench_issuance(count: int, claims: int) -> list[tuple[str, int, float, float
 
     def claim():
         for _, pem, _ in csrs:
-            provisioning.create_from_csr(pem)
+            provisioning.create_from_csr(pem, CLAIMANT)
 
     rows.append(
         ("claim create_from_csr (+ CRL hold, reload)", claims, claims / timed(claim), ceiling)

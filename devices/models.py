@@ -182,6 +182,7 @@ class Device(models.Model):
         max_length=32,
         choices=gateways.choices,
         default=gateways.MOSQUITTO,
+        db_default=gateways.MOSQUITTO,  # rows written by SQL alone (loaders, bench fleets) too
         help_text="How the portal reaches the device: its own Mosquitto, or a registered gateway "
         "such as AWS IoT Core. New devices take their device type's default.",
     )
