@@ -39,22 +39,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("FLEETPORTAL_SECRET_KEY", "bench-only-not-secret")
-os.environ["DATABASE_URL"] = os.environ.get(
-    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fleetportal_bench_connections"
-)
-os.environ["DJANGO_SETTINGS_MODULE"] = "fleetportal.settings"
-os.environ.setdefault("FLEETPORTAL_LOG_LEVEL", "WARNING")
+from bench.django_setup import empty_device_tables, setup  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+setup("fleetportal_bench_connections")
 
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
 from django.db.models import Count, Min, Sum  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
@@ -119,16 +111,6 @@ def ensure_certificates(cache: Path, device_ids: list[str]) -> None:
 
 
 # --- the registry --------------------------------------------------------------------------------
-
-
-def empty_tables() -> None:
-    name = connection.settings_dict["NAME"]
-    assert "bench" in name, f"refusing to empty {name}: not a bench database"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE shadows_shadowhistory, shadows_shadow, devices_deviceevent, "
-            "devices_devicecredential, devices_device, fleetportal_outboxmessage CASCADE"
-        )
 
 
 def register(cert_directory: Path, device_ids: list[str]) -> None:
@@ -492,7 +474,7 @@ def main() -> None:
 
     call_command("ensuredb")
     call_command("migrate", verbosity=0)
-    empty_tables()
+    empty_device_tables()
     names = [device_id(n) for n in range(args.devices)]
     ensure_certificates(args.cache, names)
     register(args.cache / "devices", names)

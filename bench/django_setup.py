@@ -33,3 +33,17 @@ def setup(default_database: str) -> None:
     os.environ["DATABASE_URL"] = database_url(default_database)
     os.environ["DJANGO_SETTINGS_MODULE"] = "fleetportal.settings"
     django.setup()
+
+
+def empty_device_tables() -> None:
+    """Empty the devices, their credentials, shadows, events and outbox: only in a database
+    whose name says it is a bench's."""
+    from django.db import connection
+
+    name = connection.settings_dict["NAME"]
+    assert "bench" in name, f"refusing to empty {name}: not a bench database"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE shadows_shadowhistory, shadows_shadow, devices_deviceevent, "
+            "devices_devicecredential, devices_device, fleetportal_outboxmessage CASCADE"
+        )

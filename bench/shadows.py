@@ -35,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.django_setup import setup  # noqa: E402
+from bench.django_setup import empty_device_tables, setup  # noqa: E402
 
 setup("fleetportal_bench_shadows")
 
@@ -43,7 +43,6 @@ import orjson  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
 from django.db.models import Sum  # noqa: E402
 
 from bench import report  # noqa: E402
@@ -56,17 +55,6 @@ from fleetportal.bridge.partitions import Partition, partition_of  # noqa: E402
 from fleetportal.bridge.transport import Connection  # noqa: E402
 from fleetportal.models import BridgePartition  # noqa: E402
 from shadows.models import Shadow  # noqa: E402
-
-
-def empty_tables() -> None:
-    name = connection.settings_dict["NAME"]
-    assert "bench" in name, f"refusing to empty {name}: not a bench database"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE shadows_shadowhistory, shadows_shadow, devices_deviceevent, "
-            "devices_devicecredential, devices_device, fleetportal_outboxmessage CASCADE"
-        )
-
 
 # --- the devices --------------------------------------------------------------------------------
 
@@ -409,7 +397,7 @@ def main() -> None:
 
     call_command("ensuredb")
     call_command("migrate", verbosity=0)
-    empty_tables()
+    empty_device_tables()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
