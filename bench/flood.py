@@ -32,6 +32,7 @@ from django.test import override_settings
 
 from bench import report, shadows
 from bench.broker_support import restart_broker, start_broker
+from bench.django_setup import empty_device_tables
 from devices import services
 from devices.choices import DeviceStatus
 from devices.models import Device
@@ -91,7 +92,7 @@ def main() -> None:
 
     call_command("ensuredb")
     call_command("migrate", verbosity=0)
-    shadows.empty_tables()
+    empty_device_tables()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)

@@ -41,6 +41,7 @@ from django.db import connection
 from django.utils import timezone
 
 from bench import report
+from bench.django_setup import empty_device_tables
 from simulator import mqtt as mqtt_client
 from bench.broker_support import start_broker
 from bench.cpu_usage import Usage
@@ -54,7 +55,7 @@ PING_SECONDS = 30
 
 
 def empty_tables() -> None:
-    shadows.empty_tables()
+    empty_device_tables()
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE firmware_jobexecution, firmware_job CASCADE")
 

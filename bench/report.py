@@ -24,7 +24,8 @@ from typing import Any
 RESULTS_ENV = "BENCH_RESULTS"
 NAME_ENV = "BENCH_NAME"
 LOWER, HIGHER = "lower", "higher"
-# Which way is better when a unit says it; anything else must say `better=`.
+# Which way is better when a unit says it (any rate, "things/s", is higher); anything else must
+# say `better=`.
 BETTER_BY_UNIT = {"ms": LOWER, "s": LOWER, "/s": HIGHER}
 
 _size: dict[str, Any] = {}
@@ -93,7 +94,7 @@ def record(
 ) -> Figure:
     """Record one figure (and return it). A value that could not be measured is None (a NaN
     counts as None): the page shows it missing rather than a number nobody measured."""
-    better = better or BETTER_BY_UNIT.get(unit)
+    better = better or BETTER_BY_UNIT.get(unit) or (HIGHER if unit.endswith("/s") else None)
     if better not in (LOWER, HIGHER):
         raise ValueError(f"say which way is better for {name!r} ({unit!r}): better=LOWER/HIGHER")
     figure = Figure(

@@ -37,6 +37,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from bench import report
+from bench.django_setup import empty_device_tables
 from simulator import mqtt as mqtt_client
 from bench.broker_support import start_broker
 from bench.cpu_usage import Usage
@@ -49,7 +50,7 @@ NAMES = ("temperature", "humidity", "pressure", "battery", "rssi")
 
 
 def empty_tables() -> None:
-    shadows.empty_tables()
+    empty_device_tables()
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {tables.POINTS}, {tables.MINUTES}, {tables.HOURS}")
         cursor.execute(f"DELETE FROM {tables.STATE}")

@@ -252,3 +252,7 @@ def test_sections_from_another_machine_are_flagged():
     )
     assert "| cores | 8 |" in text
     assert "**The sections were measured on different machines**" in text
+
+
+def test_any_rate_is_better_higher_without_being_told():
+    assert report.record("import things", 250.0, "things/s", target=100)
