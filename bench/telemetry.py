@@ -356,7 +356,7 @@ def query_main(args) -> None:
         print(f"| {name} | {times[len(times) // 2]:.1f} | {times[-1]:.1f} |")
     report.size(points=total, devices=args.devices, runs=args.runs)
     report.record("generating the points", total / generation, "/s")
-    report.record("rolling every point up", rolled / rollup, "/s")
+    report.record("rolling every point up", float(rolled) / rollup, "/s")
     # Issue 14: the 7-day chart <= 100 ms, even cold (the slowest run is the first).
     chart_name = queried[0][0]
     raw_p50 = raw[len(raw) // 2]
