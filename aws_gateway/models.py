@@ -133,14 +133,16 @@ class Retried(models.Model):
 
 class ShadowPush(Retried):
     """A shadow change the portal accepted for a device on AWS and has not delivered yet
-    (UpdateThingShadow): written in the change's transaction, sent in order per device, deleted
-    once AWS accepted it — an outbox for AWS (aws_gateway.shadow_push)."""
+    (UpdateThingShadow, or DeleteThingShadow for a deletion): written in the change's
+    transaction, sent in order per device, deleted once AWS accepted it — an outbox for AWS
+    (aws_gateway.shadow_push)."""
 
     id = models.BigAutoField(primary_key=True)
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="aws_shadow_pushes")
     thing_name = models.CharField(max_length=128)
     shadow_name = models.CharField(max_length=64, blank=True, help_text="Empty: classic.")
     state = models.JSONField(null=True, help_text="The change's state, as accepted.")
+    deletion = models.BooleanField(default=False, help_text="The change deletes the shadow.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
