@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("aws_gateway", "0003_state_roles"),
+        ("aws_gateway", "0004_certificate_issuer"),
     ]
 
     operations = [
