@@ -35,10 +35,18 @@ def record(fleet: Fleet) -> dict:
             "faults": sorted(device.faults),
             "version": device.version,
             "jobs": device.job_log,
+            "undelivered_jobs": undelivered_jobs(device),
             "ignored_jobs": sorted(device.ignored_jobs),
         }
         for device in fleet.devices
     }
+
+
+def undelivered_jobs(device) -> list[str]:
+    """Jobs whose last update the device published but the broker never acknowledged: still
+    waiting for a connection (the fleet was stopped mid-reboot) or for its PUBACK."""
+    waiting = [topic for topic, _ in (*device.backlog, *device.inflight.values())]
+    return sorted({t.split("/")[-2] for t in waiting if "/jobs/" in t and t.endswith("/update")})
 
 
 async def run(fleet: Fleet):
