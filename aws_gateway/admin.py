@@ -118,7 +118,14 @@ class LinkStatusAdmin(ReadOnlyAdmin):
 
 @admin.register(ShadowPush)
 class ShadowPushAdmin(ReadOnlyAdmin):
-    list_display = ("thing_name", "shadow_name", "created_at", "attempts", "next_attempt_at")
+    list_display = (
+        "thing_name",
+        "shadow_name",
+        "delete",
+        "created_at",
+        "attempts",
+        "next_attempt_at",
+    )
     list_select_related = ()
 
 

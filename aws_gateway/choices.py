@@ -18,6 +18,14 @@ class Decommission(models.TextChoices):
     DISABLE = "disable", "Keep the thing, marked decommissioned"
 
 
+class CertificateIssuer(models.TextChoices):
+    """Who signed a device certificate AWS knows: the portal's CA (registered with AWS by the
+    portal), or not (AWS's own fleet provisioning, or a CA the team registered there itself)."""
+
+    PORTAL = "portal", "The portal's CA"
+    AWS = "aws", "AWS (not the portal's CA)"
+
+
 # Timeline entries the AWS gateway adds to a device's events (DeviceEvent.event_type).
 THING_RECREATED = "aws_thing_recreated"
 

@@ -22,6 +22,12 @@ def is_permanent(error: BaseException) -> bool:
     return status in _PERMANENT_STATUS and code not in _TRANSIENT_CODES
 
 
+def code(error: BaseException) -> str:
+    """AWS's error code ("ResourceNotFoundException"), "" for a failure without an answer."""
+    response = getattr(error, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
 def describe(error: BaseException) -> str:
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})

@@ -2,6 +2,12 @@
 device certificate the portal issues registered and activated (RegisterCertificate), attached to
 its thing and to the fleet's IoT policy, and marked REVOKED on AWS when the portal revokes it.
 
+Certificates AWS issued (its own fleet provisioning: CreateKeysAndCertificate or
+CreateCertificateFromCsr, then RegisterThing against the team's provisioning template) come in
+with an import. The portal did not sign them and holds no key: it never registers them, leaves
+their policies as the template attached them (the fleet's policy is not theirs), and revokes
+them on AWS only — its CRL lists what its own CA signed.
+
 The policy confines each device to its own topics exactly as the Mosquitto ACL does
 (fleetportal/broker.py: `pattern readwrite $aws/things/%u/#` and `devices/%u/#`): a thing may
 connect only with its own name as client id and only through a certificate attached to it, and
@@ -18,12 +24,14 @@ from typing import Any
 
 import orjson
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from django.conf import settings
 
 from aws_gateway import faults
+from aws_gateway.choices import CertificateIssuer
 from devices import credentials
 from devices.pki.authority import leaf_builder
 from devices.pki.base import certificate_pem
@@ -105,6 +113,42 @@ def ensure_policy(iot: Any, document: dict[str, Any]) -> str:
     return "updated"
 
 
+def policy_differs(iot: Any, document: dict[str, Any]) -> bool:
+    """Whether the fleet's policy exists with another document (ensure_policy would update it)."""
+    try:
+        current = iot.get_policy(policyName=settings.AWS_POLICY_NAME)
+    except faults.AWS_ERRORS as exc:
+        if not faults.is_not_found(exc):
+            raise
+        return False
+    return orjson.loads(current["policyDocument"]) != document
+
+
+def templates_using_policy(iot: Any, policy_name: str) -> list[str]:
+    """The fleet provisioning templates that attach this policy (by name) to the certificates
+    AWS issues through them: changing it changes what those devices may do."""
+    found = []
+    for page in iot.get_paginator("list_provisioning_templates").paginate():
+        for template in page["templates"]:
+            name = template["templateName"]
+            body = iot.describe_provisioning_template(templateName=name)["templateBody"]
+            if policy_name in _policy_names(body):
+                found.append(name)
+    return found
+
+
+def _policy_names(template_body: str) -> set[str]:
+    try:
+        resources = orjson.loads(template_body).get("Resources") or {}
+    except (orjson.JSONDecodeError, AttributeError):
+        return set()
+    return {
+        resource.get("Properties", {}).get("PolicyName")
+        for resource in resources.values()
+        if isinstance(resource, dict) and resource.get("Type") == "AWS::IoT::Policy"
+    }
+
+
 def _make_room_for_a_version(iot: Any, name: str) -> None:
     versions = iot.list_policy_versions(policyName=name)["policyVersions"]
     old = sorted(
@@ -127,6 +171,17 @@ def certificate_id(pem: str) -> str:
     fingerprint)."""
     der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
     return hashlib.sha256(der).hexdigest()
+
+
+def issuer(pem: str) -> str:
+    """Whether the portal's issuing CA signed this certificate (CertificateIssuer.PORTAL) or
+    someone else did (AWS, for a certificate AWS's fleet provisioning issued)."""
+    certificate = x509.load_pem_x509_certificate(pem.encode())
+    try:
+        certificate.verify_directly_issued_by(credentials.load_authority().issuing_cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return CertificateIssuer.AWS
+    return CertificateIssuer.PORTAL
 
 
 def ensure_ca_registered(iot: Any) -> str:
@@ -193,10 +248,12 @@ def register_certificate(iot: Any, pem: str) -> Registered:
     return Registered(answer["certificateId"], answer["certificateArn"])
 
 
-def attach(iot: Any, thing_name: str, registered: Registered) -> None:
-    """Attach the certificate to its thing and to the fleet's policy (both idempotent)."""
+def attach(iot: Any, thing_name: str, registered: Registered, *, with_policy: bool = True) -> None:
+    """Attach the certificate to its thing and (`with_policy`) to the fleet's policy; both are
+    idempotent. AWS-issued certificates keep the policies their provisioning template attached."""
     iot.attach_thing_principal(thingName=thing_name, principal=registered.certificate_arn)
-    iot.attach_policy(policyName=settings.AWS_POLICY_NAME, target=registered.certificate_arn)
+    if with_policy:
+        iot.attach_policy(policyName=settings.AWS_POLICY_NAME, target=registered.certificate_arn)
 
 
 def revoke_certificate(iot: Any, certificate_id_: str) -> None:

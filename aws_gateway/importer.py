@@ -272,7 +272,8 @@ def _skip(job: FleetImport, thing: str, why: str) -> None:
 
 def _import_certificates(job: FleetImport, devices: dict[str, Device], extras: dict) -> None:
     """Credentials for the things' ACTIVE and REVOKED certificates (others are left out), linked
-    to AWS's certificate; a device registered by this import with an active one is active."""
+    to AWS's certificate and to who signed it (the portal's CA, or AWS: fleet provisioning's);
+    a device registered by this import with an active one is active."""
     rows, links = [], []
     for name, device in devices.items():
         for description in extras[name].certificates:
@@ -294,6 +295,7 @@ def _import_certificates(job: FleetImport, devices: dict[str, Device], extras: d
                 certificate_id=description["certificateId"],
                 certificate_arn=description["certificateArn"],
                 aws_status=description["status"],
+                issuer=identity.issuer(description["certificatePem"]),
             )
             for row, description in fresh
         ],

@@ -8,9 +8,16 @@ its broker devices paced by the portal's engine, its AWS devices by one AWS job 
 job's later joiners by another, `<job id>-late-<n>`), all of them executions of the one job.
 
 `create_due` calls CreateJob (SNAPSHOT, the things' ARNs, the document, the job's rollout,
-abort, timeout and retry configs in AWS's words); an AWS job that exists already (a crash
-after CreateJob, before the commit) counts as created. AWS refusing the job itself fails its
-executions with the reason, so the job's counts and a rollout's gates see it.
+abort, timeout and retry configs in AWS's words, and its maintenance windows as
+schedulingConfig.maintenanceWindows); an AWS job that exists already (a crash after CreateJob,
+before the commit) counts as created. AWS refusing the job itself fails its executions with the
+reason, so the job's counts and a rollout's gates see it.
+
+Maintenance windows: a plain job's (scheduling_config, UTC like the engine reads them) or a
+rollout wave's window (window_cron, window_duration_minutes). AWS evaluates them in UTC, so a
+wave's window must be in UTC for its AWS devices: the rollout is refused otherwise when it is
+created or started (firmware.delegation.window_refused); one that got past that (a device
+moved to AWS while its wave ran) is failed here with the reason rather than sent unwindowed.
 
 The document: the portal's job document; a firmware job's artifact as a presigned S3 URL when
 AWS_ARTIFACT_BUCKET is set (the artifact is uploaded there on first use), else the portal's own
@@ -35,7 +42,7 @@ from aws_gateway.models import AwsJob
 from firmware import catalog, downloads, jobs
 from firmware.choices import ExecutionStatus
 from firmware.delegation import Delegated
-from firmware.models import FirmwareVersion, Job, JobExecution
+from firmware.models import FirmwareVersion, Job, JobExecution, JobTarget
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,11 @@ _CONFIGS = {  # the portal's config fields -> CreateJob's parameters
     "timeout_config": "timeoutConfig",
     "retry_config": "jobExecutionsRetryConfig",
 }
+UTC_ZONES = frozenset({"UTC", "Etc/UTC"})  # AWS IoT Jobs reads maintenance windows in UTC
+
+
+class WindowNotInUtc(Exception):
+    """A wave's window is in a zone other than UTC for some of its devices on AWS."""
 
 
 def delegate(job: Job, delegated: list[Delegated], now: datetime) -> None:
@@ -115,8 +127,10 @@ def create_one(now: datetime) -> str | None:
             return CANCELED
         try:
             _create_on_aws(row)
+        except WindowNotInUtc as refusal:
+            return _refused(row, str(refusal), now)
         except errors.AWS_ERRORS as error:
-            if _code(error) != "ResourceAlreadyExistsException":
+            if errors.code(error) != "ResourceAlreadyExistsException":
                 return _failed(row, error, now)
         row.created_on_aws_at, row.last_error = now, ""
         row.save(update_fields=["created_on_aws_at", "last_error"])
@@ -131,6 +145,8 @@ def _create_on_aws(row: AwsJob) -> None:
         for field, aws_name in _CONFIGS.items()
         if getattr(job, field)
     }
+    if windows := maintenance_windows(row):
+        configs["schedulingConfig"] = {"maintenanceWindows": windows}
     client.client("iot").create_job(
         jobId=row.aws_job_id,
         targets=[client.thing_arn(thing) for thing in row.things],
@@ -139,6 +155,25 @@ def _create_on_aws(row: AwsJob) -> None:
         targetSelection="SNAPSHOT",
         **configs,
     )
+
+
+def maintenance_windows(row: AwsJob) -> list[dict[str, Any]]:
+    """The job's windows as CreateJob takes them ([] for none); WindowNotInUtc for a wave's
+    window in another zone for any of these things."""
+    job = row.job
+    if not job.window_cron:
+        return camel(job.scheduling_config.get("maintenance_windows") or [])
+    zone = (
+        JobTarget.objects.filter(job=job, device__device_id__in=row.things)
+        .exclude(time_zone__in=UTC_ZONES)
+        .values_list("time_zone", flat=True)
+        .first()
+    )
+    if zone is not None:
+        raise WindowNotInUtc(
+            f"AWS runs maintenance windows in UTC; this wave's window is in {zone or 'no zone'}."
+        )
+    return [{"startTime": job.window_cron, "durationInMinutes": job.window_duration_minutes}]
 
 
 def camel(value: Any) -> Any:
@@ -155,28 +190,28 @@ def _camel_key(key: str) -> str:
     return head + "".join(word.capitalize() for word in rest)
 
 
-def _code(error: BaseException) -> str:
-    response = getattr(error, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
 def _failed(row: AwsJob, error: BaseException, now: datetime) -> str:
     reason = errors.describe(error)
     status.failed(LinkPart.JOBS, f"{row.aws_job_id}: {reason}")
     if errors.is_permanent(error):
-        log.warning("AWS refused job %s: %s", row.aws_job_id, reason)
-        JobExecution.objects.filter(
-            job=row.job, device__device_id__in=row.things, status=ExecutionStatus.QUEUED
-        ).update(
-            status=ExecutionStatus.FAILED,
-            status_details={"reason": f"AWS refused the job: {reason}"[:500]},
-            last_updated_at=now,
-            followed_up_at=now,
-        )
-        row.created_on_aws_at, row.last_error = now, reason
-        row.save(update_fields=["created_on_aws_at", "last_error"])
-        return REFUSED
+        return _refused(row, f"AWS refused the job: {reason}", now)
     return sending.wait_again(row, reason, now)
+
+
+def _refused(row: AwsJob, reason: str, now: datetime) -> str:
+    """The AWS job will never be created: its executions fail with the reason."""
+    log.warning("AWS job %s not created: %s", row.aws_job_id, reason)
+    JobExecution.objects.filter(
+        job=row.job, device__device_id__in=row.things, status=ExecutionStatus.QUEUED
+    ).update(
+        status=ExecutionStatus.FAILED,
+        status_details={"reason": reason[:500]},
+        last_updated_at=now,
+        followed_up_at=now,
+    )
+    row.created_on_aws_at, row.last_error = now, reason
+    row.save(update_fields=["created_on_aws_at", "last_error"])
+    return REFUSED
 
 
 def canceled(job: Job, force: bool) -> None:
@@ -227,4 +262,4 @@ def cancel_one(now: datetime) -> str | None:
 def register(gateway: str) -> None:
     from firmware import delegation
 
-    delegation.register(gateway, fleet.on_aws, delegate, canceled)
+    delegation.register(gateway, fleet.on_aws, delegate, canceled, window_zones=UTC_ZONES)

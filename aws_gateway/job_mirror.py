@@ -3,7 +3,8 @@
 Two sources say what AWS's executions did: the job execution events a rule forwards to the
 queue (`$aws/events/jobExecution/<jobId>/<operation>`: terminal states only), and the
 reconcile on beat (ListJobExecutionsForJob for every AWS job of an active portal job: every
-state, IN_PROGRESS included, and anything an event lost). Both become ExecutionStates and go
+state, IN_PROGRESS included, and anything an event lost; it also ends executions past a
+wave's start deadline: aws_gateway.start_deadline). Both become ExecutionStates and go
 through `apply`, one lock query and one bulk UPDATE per batch.
 
 Exactly once in effect: a state only moves an execution forward — QUEUED to IN_PROGRESS or a
@@ -26,7 +27,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from aws_gateway import client
+from aws_gateway import client, start_deadline
 from aws_gateway.models import AwsJob
 from firmware import executions
 from firmware.choices import ExecutionStatus, JobStatus
@@ -138,15 +139,18 @@ def _move(execution: JobExecution, state: ExecutionState, now: datetime) -> bool
 
 
 def reconcile(now: datetime | None = None) -> int:
-    """Every AWS job of an active portal job, read back from AWS (ListJobExecutionsForJob);
+    """Every AWS job of an active portal job, read back from AWS (ListJobExecutionsForJob),
+    then its executions past a wave's start deadline cancelled (aws_gateway.start_deadline);
     returns how many executions changed. AWS errors propagate (the task records them)."""
     now = now or timezone.now()
     changed = 0
     rows = AwsJob.objects.filter(
         created_on_aws_at__isnull=False, job__status=JobStatus.IN_PROGRESS
     ).order_by("id")
-    for row in rows:
+    for row in rows.select_related("job"):
         changed += apply(list(_listed(row.aws_job_id)), now)
+        # After the states are read: an execution that started is not cancelled for silence.
+        changed += start_deadline.cancel_not_started(row, now)
         AwsJob.objects.filter(pk=row.pk).update(reconciled_at=now)
     return changed
 

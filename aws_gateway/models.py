@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from aws_gateway.choices import LinkPart, SyncState
+from aws_gateway.choices import CertificateIssuer, LinkPart, SyncState
 from devices.choices import BulkJobStatus
 from devices.models import Device, DeviceCredential, running_heartbeat_index
 from firmware.models import Job
@@ -58,7 +58,9 @@ class ThingSync(models.Model):
 
 
 class RegisteredCertificate(models.Model):
-    """A portal certificate registered with AWS IoT (RegisterCertificate), and its AWS status."""
+    """A device certificate AWS IoT knows, and its AWS status: one the portal's CA issued and the
+    portal registered (RegisterCertificate), or one AWS issued (its fleet provisioning) that an
+    import brought in — the portal holds no key of either and revokes the latter on AWS only."""
 
     credential = models.OneToOneField(
         DeviceCredential,
@@ -69,6 +71,9 @@ class RegisteredCertificate(models.Model):
     certificate_id = models.CharField(max_length=64, unique=True)
     certificate_arn = models.CharField(max_length=2048)
     aws_status = models.CharField(max_length=32, help_text="ACTIVE, REVOKED, INACTIVE, …")
+    issuer = models.CharField(
+        max_length=10, choices=CertificateIssuer.choices, default=CertificateIssuer.PORTAL
+    )
     registered_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -128,14 +133,16 @@ class Retried(models.Model):
 
 class ShadowPush(Retried):
     """A shadow change the portal accepted for a device on AWS and has not delivered yet
-    (UpdateThingShadow): written in the change's transaction, sent in order per device, deleted
-    once AWS accepted it — an outbox for AWS (aws_gateway.shadow_push)."""
+    (UpdateThingShadow, or DeleteThingShadow for a deletion): written in the change's
+    transaction, sent in order per device, deleted once AWS accepted it — an outbox for AWS
+    (aws_gateway.shadow_push)."""
 
     id = models.BigAutoField(primary_key=True)
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="aws_shadow_pushes")
     thing_name = models.CharField(max_length=128)
     shadow_name = models.CharField(max_length=64, blank=True, help_text="Empty: classic.")
     state = models.JSONField(null=True, help_text="The change's state, as accepted.")
+    deletion = models.BooleanField(default=False, help_text="The change deletes the shadow.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

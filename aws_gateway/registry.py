@@ -1,6 +1,7 @@
 """Registry sync, portal → AWS: a device on the AWS gateway is a thing (aws_gateway.things) of
 its device type's thing type, in the thing group of its static group, with its certificates
-registered, attached to it and to the fleet's policy (aws_gateway.identity).
+registered, attached to it and to the fleet's policy (aws_gateway.identity); certificates AWS
+issued (imported: its fleet provisioning's) are attached to it and keep their own policies.
 
 `sync(pk)` brings one device's thing in line with the portal, from whatever state AWS is in: it
 asks AWS what is there and changes only what differs, so running it twice, or again after a
@@ -20,7 +21,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from aws_gateway import client, faults, identity, sync_state, things
-from aws_gateway.choices import THING_RECREATED, Decommission, SyncState
+from aws_gateway.choices import THING_RECREATED, CertificateIssuer, Decommission, SyncState
 from aws_gateway.models import RegisteredCertificate, ThingSync
 from aws_gateway.wiring import AWS
 from devices import services
@@ -100,8 +101,11 @@ def _create_thing(
         note = f"The thing was deleted on AWS outside the portal; recreated {timezone.now():%c}."
         services.record_event(device, THING_RECREATED, actor=SYSTEM, data={"thing": name})
         fields["note"] = note
-        # Its certificates were detached with it: register and attach them again.
-        RegisteredCertificate.objects.filter(credential__device=device).delete()
+        # Its certificates were detached with it: register and attach the portal's again (an
+        # AWS-issued one cannot be registered; it is attached again as it is).
+        RegisteredCertificate.objects.filter(
+            credential__device=device, issuer=CertificateIssuer.PORTAL
+        ).delete()
     return fields
 
 
@@ -218,4 +222,9 @@ def _register_and_attach(
             certificate_arn=registered.certificate_arn,
             aws_status=identity.ACTIVE,
         )
-    identity.attach(iot, name, identity.Registered(known.certificate_id, known.certificate_arn))
+    identity.attach(
+        iot,
+        name,
+        identity.Registered(known.certificate_id, known.certificate_arn),
+        with_policy=known.issuer == CertificateIssuer.PORTAL,
+    )

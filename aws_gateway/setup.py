@@ -4,6 +4,10 @@ queue device reports arrive on, the topic rules that forward them (aws_gateway/r
 job execution events those rules carry. Each step asks AWS what is there and changes only what
 differs, and says what it did; a second run changes nothing and says so.
 
+AWS's own fleet provisioning is left alone: aws_setup never touches a provisioning template, and
+it does not change the fleet's policy when a template attaches a policy of that name to the
+certificates AWS issues (the step is not done, and says which template).
+
 The rules' IAM role (AWS IoT's right to send to the queue) is the operator's to create:
 FLEETPORTAL_AWS_RULE_ROLE_ARN names it; without it the rules are not created, and the run says
 so and fails.
@@ -47,15 +51,29 @@ def run() -> list[Step]:
     iot, sqs = client.client("iot"), client.client("sqs")
     steps = [Step("CA certificate (the portal's issuing CA)", identity.ensure_ca_registered(iot))]
     document = identity.policy_document(identity.account(client.client("sts"), iot))
-    steps.append(
-        Step(f"IoT policy {settings.AWS_POLICY_NAME}", identity.ensure_policy(iot, document))
-    )
+    steps.append(_policy(iot, document))
     steps += [_thing_type(iot, name) for name in sorted(_thing_types())]
     queue_url, outcome = _ensure_queue(sqs)
     steps.append(Step(f"SQS queue {settings.AWS_QUEUE_NAME}", outcome, queue_url))
     steps += [_rule(iot, forward, queue_url) for forward in rule.FORWARDS]
     steps.append(Step("job execution events", _ensure_job_execution_events(iot)))
     return steps
+
+
+def _policy(iot: Any, document: dict[str, Any]) -> Step:
+    """The fleet's policy, unless changing it would change a provisioning template's devices."""
+    what = f"IoT policy {settings.AWS_POLICY_NAME}"
+    if identity.policy_differs(iot, document):
+        using = identity.templates_using_policy(iot, settings.AWS_POLICY_NAME)
+        if using:
+            return Step(
+                what,
+                NOT_DONE,
+                f"the fleet provisioning template(s) {', '.join(using)} attach it to the "
+                "certificates AWS issues: change it yourself, or name the portal's policy "
+                "otherwise (FLEETPORTAL_AWS_POLICY_NAME)",
+            )
+    return Step(what, identity.ensure_policy(iot, document))
 
 
 def _thing_types() -> set[str]:

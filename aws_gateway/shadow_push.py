@@ -14,6 +14,14 @@ portal's (shadows.mirror), and the row is deleted. A network error, throttling, 
 refused or the thing not there yet: the row waits (1, 2, 4 … s, at most AWS_RETRY_MAX_SECONDS)
 and the link shows the error. AWS refusing the change itself (400/409/413): the row is dropped,
 the refusal goes on the device's timeline and the link.
+
+A deleted shadow (shadows.services.delete) is a row too, in the same order: DeleteThingShadow
+(the classic or the named shadow); a thing or shadow AWS does not have counts as deleted. Then
+shadows.mirror.deleted: AWS's documents up to its version at the delete are stale from then on
+(one the queue delivers late cannot bring the shadow back), and a report taken meanwhile is
+deleted again (unless a later change of the shadow is queued: that change re-creates it). A
+change queued before a deletion of the same shadow is still sent (in order) but its answer is
+not mirrored: the shadow is about to go.
 """
 
 import logging
@@ -55,6 +63,7 @@ def queue(changes: list[ShadowChange]) -> None:
             thing_name=change.device_id,
             shadow_name=change.name,
             state=change.state,
+            deletion=change.deleted,
             created_at=change.at,
             next_attempt_at=change.at,
         )
@@ -77,10 +86,15 @@ def push_one(now: datetime) -> str | None:
         if row is None:
             return None
         try:
-            document = _update_and_read(row)
+            document = _delete(row) if row.deletion else _update_and_read(row)
         except errors.AWS_ERRORS as error:
             return _failed(row, error, now)
-        mirror.apply([_mirrored(row, document, now)], actor=ACTOR)
+        if row.deletion:
+            version = int(document["version"]) if document.get("version") else None
+            again = not _later(row)  # else the portal's copy is a change still on its way
+            mirror.deleted(_key(row), version, now, actor=ACTOR, again=again)
+        elif not _later(row, deletion=True):
+            mirror.apply([_mirrored(row, document, now)], actor=ACTOR)
         row.delete()
         status.ok(LinkPart.SHADOWS, applied=1)
         return PUSHED
@@ -93,6 +107,28 @@ def _update_and_read(row: ShadowPush) -> dict:
     data.update_thing_shadow(thingName=row.thing_name, payload=payload, **named)
     answer = data.get_thing_shadow(thingName=row.thing_name, **named)
     return orjson.loads(answer["payload"].read())
+
+
+def _delete(row: ShadowPush) -> dict:
+    """DeleteThingShadow; AWS's answer ({"version", "timestamp"}), {} when there was none."""
+    named = {"shadowName": row.shadow_name} if row.shadow_name else {}
+    try:
+        answer = client.client("iot-data").delete_thing_shadow(thingName=row.thing_name, **named)
+    except errors.AWS_ERRORS as error:
+        if errors.code(error) == "ResourceNotFoundException":
+            return {}  # no such thing or shadow: deleted already
+        raise
+    return orjson.loads(answer["payload"].read() or b"{}")
+
+
+def _later(row: ShadowPush, **only: bool) -> bool:
+    """A change of the same shadow is queued after this one (`deletion=True`: a deletion)."""
+    later = ShadowPush.objects.filter(device_id=row.device_id, shadow_name=row.shadow_name)
+    return later.filter(id__gt=row.id, **only).exists()
+
+
+def _key(row: ShadowPush) -> mirror.ShadowKey:
+    return mirror.ShadowKey(row.device_id, row.thing_name, row.shadow_name)
 
 
 def _mirrored(row: ShadowPush, document: dict, now: datetime) -> mirror.GatewayDocument:

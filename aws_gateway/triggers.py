@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from django.db.models import Q
+
 from aws_gateway import sync_state
+from aws_gateway.choices import CertificateIssuer
 from aws_gateway.wiring import AWS
 from devices import hooks
 from devices.gateway_doors import CredentialDoor
@@ -45,4 +48,9 @@ def on_credentials(credentials: Sequence[DeviceCredential]) -> None:
     sync_state.mark_pending(credential.device_id for credential in credentials)
 
 
-CREDENTIAL_DOOR = CredentialDoor(issued=on_credentials, revoked=on_credentials)
+CREDENTIAL_DOOR = CredentialDoor(
+    issued=on_credentials,
+    revoked=on_credentials,
+    # Imported certificates AWS signed (its fleet provisioning): revoked on AWS, not in the CRL.
+    issued_elsewhere=Q(aws_certificate__issuer=CertificateIssuer.AWS),
+)

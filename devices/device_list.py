@@ -24,6 +24,7 @@ from devices import credentials
 from devices.choices import DeviceStatus
 from devices.group_filters import FilterError, validate_filters
 from devices.models import Device, DeviceGroup, SearchValues
+from fleetportal import gateways
 
 SEARCH = "q"
 # The name Django's own foreign-key filter used, so existing links keep working.
@@ -374,6 +375,17 @@ def _register_own() -> None:
             _group_document,
             order=40,
             label=lambda v: _group(v).name,
+        )
+    )
+    # Few devices are off the default gateway: device_off_default_gateway_idx serves those.
+    add(
+        ListFilter(
+            "gateway",
+            "gateway",
+            gateways.choices,
+            lambda v: Q(gateway=_choice(gateways.choices, v)),
+            lambda v: _eq("gateway")(_choice(gateways.choices, v)),
+            order=50,
         )
     )
     add(

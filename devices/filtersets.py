@@ -12,7 +12,7 @@ from rest_framework.exceptions import ValidationError
 from devices.choices import DeviceStatus
 from devices.group_filters import FilterError
 from devices.models import Device, DeviceEvent, DeviceGroup
-from fleetportal import timestamps
+from fleetportal import gateways, timestamps
 
 AFTER = "At or after this time (ISO 8601)."
 BEFORE = "Strictly before this time (ISO 8601)."
@@ -63,6 +63,12 @@ class DeviceFilterSet(filters.FilterSet):
         choices=DeviceStatus.choices,
         distinct=False,
         help_text="Repeat to match any of several statuses.",
+    )
+    # A registered gateway's name; few devices are off the default one, and those have their
+    # own index (device_off_default_gateway_idx).
+    gateway = filters.ChoiceFilter(
+        choices=gateways.choices,
+        help_text="The device's gateway: mosquitto (the portal's own broker) or aws.",
     )
     group = filters.ModelChoiceFilter(
         to_field_name="name",

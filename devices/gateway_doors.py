@@ -6,16 +6,24 @@ A gateway registered above devices (fleetportal.gateways) opens its door from it
 
     gateway_doors.open_credential_door("aws", CredentialDoor(issued=..., revoked=...))
 
+A door may also name the certificates of its devices that another CA signed (AWS's, for
+devices AWS's own fleet provisioning enrolled): they are recorded and revoked like any other,
+but the portal's CRL never lists them.
+
 The door is called inside the transaction that records the change, with the certificates of
 devices on that gateway only; like a registry hook it defers anything leaving the process with
 `transaction.on_commit`. The default gateway, `mosquitto`, has no door: its devices keep the
 portal's behaviour unchanged.
 """
 
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import reduce
 from typing import TYPE_CHECKING
+
+from django.db.models import Q
 
 if TYPE_CHECKING:
     from devices.models import DeviceCredential
@@ -25,10 +33,13 @@ CredentialsCall = Callable[[Sequence["DeviceCredential"]], None]
 
 @dataclass(frozen=True)
 class CredentialDoor:
-    """A gateway's calls for certificates of its devices: newly issued (active), and revoked."""
+    """A gateway's calls for certificates of its devices: newly issued (active), and revoked;
+    and which of its certificates another CA signed (`issued_elsewhere`, a filter on
+    DeviceCredential): the portal's CRL leaves those out, as its CA cannot revoke them."""
 
     issued: CredentialsCall
     revoked: CredentialsCall
+    issued_elsewhere: Q | None = None
 
 
 _DOORS: dict[str, CredentialDoor] = {}
@@ -41,6 +52,12 @@ def open_credential_door(gateway: str, door: CredentialDoor) -> None:
 
 def close_credential_door(gateway: str) -> None:
     _DOORS.pop(gateway, None)
+
+
+def issued_elsewhere() -> Q | None:
+    """The certificates recorded in the portal that its CA did not sign, by every open door."""
+    filters = [door.issued_elsewhere for door in _DOORS.values() if door.issued_elsewhere]
+    return reduce(operator.or_, filters) if filters else None
 
 
 def announce_issued(credentials: Iterable["DeviceCredential"]) -> None:

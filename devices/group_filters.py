@@ -12,6 +12,8 @@ An empty document ({}) is not a filter: the group is static and its members are 
 
 Fields
     device_type, status, manufacturer, model      text columns of the device
+    gateway                                        the device's gateway: mosquitto, aws
+                                                   (fleetportal/gateways.py)
     firmware_version, hardware_version             text, with version-aware lt/lte/gt/gte
     group                                          the name of a *static* group (its members)
     online                                         true/false: devices.online decides
@@ -40,7 +42,7 @@ Operators
     Field                         eq/ne  in  lt..gte  exists  prefix
     device_type, manufacturer,     yes   yes    -      yes     yes
       model
-    status                         yes   yes    -       -       -
+    status, gateway                yes   yes    -       -       -
     firmware/hardware_version      yes   yes  version   yes     yes
     group                          yes   yes    -      yes      -
     online                         yes    -     -       -       -
@@ -104,7 +106,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from devices.choices import DeviceStatus
-from fleetportal import timestamps, versions
+from fleetportal import gateways, timestamps, versions
 
 MAX_DEPTH = 10
 MAX_CONDITIONS = 100
@@ -130,6 +132,7 @@ FIELD_OPS = {
     **{name: {"eq", "ne", "in", "exists", "prefix"} for name in TEXT_FIELDS},
     **{name: set(OPERATORS) for name in VERSION_FIELDS},
     "status": {"eq", "ne", "in"},
+    "gateway": {"eq", "ne", "in"},
     "group": {"eq", "ne", "in", "exists"},
     "online": {"eq", "ne"},
     "last_seen": {"lt", "lte", "gt", "gte", "exists"},
@@ -285,11 +288,17 @@ def _check_value(family, field, op, value, path, groups) -> str | None:
         return f"{path}: longer than {MAX_TEXT} characters"
     if field == "status" and value not in DeviceStatus.values:
         return f"{path}: unknown status {value!r}; one of {', '.join(DeviceStatus.values)}"
+    if field == "gateway" and value not in _gateway_names():
+        return f"{path}: unknown gateway {value!r}; one of {', '.join(_gateway_names())}"
     if field in VERSION_FIELDS and op in COMPARISONS and not versions.is_version(value):
         return f"{path}: {value!r} is not a version; compare with dotted numbers such as '1.10.0'"
     if field == "group":
         groups.append((value, path))
     return None
+
+
+def _gateway_names() -> list[str]:
+    return [name for name, _ in gateways.choices()]
 
 
 def check_json_value(op: str, value: Any, path: str) -> str | None:

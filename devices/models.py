@@ -297,7 +297,8 @@ class DeviceEvent(models.Model):
 
 
 class DeviceCredential(models.Model):
-    """An X.509 certificate the portal's CA issued; the private key is never stored."""
+    """A device's X.509 certificate, issued by the portal's CA (or by another, imported through a
+    gateway: devices.gateway_doors); the private key is never stored."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # Null only while a claim-issued certificate waits for RegisterThing (pending activation).

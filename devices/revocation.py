@@ -7,7 +7,8 @@ atomically and the broker reloaded (fleetportal.broker); then the device's live 
 over (fleetportal.bridge.transport.evict) so it must reconnect, and is refused.
 
 The CRL lists revoked certificates (with their reason) and claim certificates pending activation
-(certificateHold): the portal's PENDING_ACTIVATION (§3.1).
+(certificateHold): the portal's PENDING_ACTIVATION (§3.1). Certificates another CA signed (a
+gateway's door names them: AWS's fleet provisioning) are not the portal CA's to list.
 """
 
 import logging
@@ -18,7 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from devices import pki
+from devices import gateway_doors, pki
 from devices.choices import CredentialStatus
 from devices.models import DeviceCredential
 from fleetportal import broker
@@ -56,10 +57,15 @@ def build_current_crl() -> bytes:
     from devices.credentials import load_authority  # credentials imports this module
 
     ca = load_authority()
-    rows = (
-        DeviceCredential.objects.exclude(status=CredentialStatus.ACTIVE)
-        .filter(expires_at__gt=timezone.now())
-        .values_list("serial_number", "status", "revoked_at", "created_at", "revocation_reason")
+    rows = DeviceCredential.objects.exclude(status=CredentialStatus.ACTIVE).filter(
+        expires_at__gt=timezone.now()
+    )
+    elsewhere = gateway_doors.issued_elsewhere()
+    if elsewhere is not None:
+        # Another CA's serial numbers are not the portal CA's to revoke (a gateway's door).
+        rows = rows.exclude(elsewhere)
+    rows = rows.values_list(
+        "serial_number", "status", "revoked_at", "created_at", "revocation_reason"
     )
     entries = [
         (

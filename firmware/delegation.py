@@ -10,8 +10,11 @@ is called inside the engine's transaction to queue the hand-over in it.
 
 From then on those executions are the gateway's to move: it mirrors the states its own service
 reports into them, so everything reading executions (job counts, abort criteria, the staged
-rollouts' outcomes and gates, completion) reads them unchanged. A job with devices on both
-gateways stays one portal job: its broker devices paced by the engine, the others by the gateway.
+rollouts' outcomes and gates, completion) reads them unchanged, and to end: the engine's
+start deadline leaves them alone (the gateway cancels a silent one on its side first). A job
+with devices on both gateways stays one portal job: its broker devices paced by the engine, the
+others by the gateway. A gateway whose service reads maintenance windows in some zones only
+(AWS: UTC) says so (`window_zones`); a rollout whose window it cannot follow is refused.
 """
 
 from collections.abc import Callable
@@ -19,11 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Max, Q
+from django.db.models import Max, Q, QuerySet
 
 from devices.models import Device
 from firmware.choices import ExecutionStatus
 from firmware.models import Job, JobExecution, JobTarget
+from fleetportal import gateways
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class _Door:
     condition: Callable[[], Q]
     delegate: Delegate
     canceled: Canceled | None = None
+    window_zones: frozenset[str] | None = None  # None: windows in any zone
 
 
 _doors: dict[str, _Door] = {}
@@ -54,11 +59,40 @@ def register(
     condition: Callable[[], Q],
     delegate: Delegate,
     canceled: Canceled | None = None,
+    *,
+    window_zones: frozenset[str] | None = None,
 ) -> None:
     """Devices matching `condition()` (a Q on Device) have their job targets handed to
     `delegate` instead of being released by the engine; `canceled(job, force)` is told when a
-    job is cancelled (CancelJob, an abort), in the cancelling transaction."""
-    _doors[gateway] = _Door(condition, delegate, canceled)
+    job is cancelled (CancelJob, an abort), in the cancelling transaction. `window_zones`: the
+    only zones the gateway's service reads a maintenance window in."""
+    _doors[gateway] = _Door(condition, delegate, canceled, window_zones)
+
+
+def on_delegating_gateway() -> Q:
+    """Devices whose executions a gateway runs and ends (a Q on Device)."""
+    condition = Q(pk__in=[])
+    for door in _doors.values():
+        condition |= door.condition()
+    return condition
+
+
+def window_refused(devices: QuerySet[Device], zone: str) -> str | None:
+    """Why a maintenance window in `zone` cannot pace some of `devices` (on a gateway that
+    reads windows in other zones only), or None when every gateway can follow it."""
+    for name, door in _doors.items():
+        if door.window_zones is None or zone in door.window_zones:
+            continue
+        example = devices.filter(door.condition()).values_list("device_id", flat=True).first()
+        if example is not None:
+            label = gateways.get(name).label
+            allowed = "UTC" if "UTC" in door.window_zones else " or ".join(door.window_zones)
+            return (
+                f"{label} runs maintenance windows in {allowed} only, and targets are on it "
+                f'(e.g. {example}): give the window in "UTC", its cron in UTC time, or put '
+                "those devices in a rollout of their own."
+            )
+    return None
 
 
 def job_canceled(job: Job, *, force: bool) -> None:

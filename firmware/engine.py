@@ -229,14 +229,16 @@ NOT_STARTED = "not_started"  # statusDetails reason of an execution canceled for
 def cancel_not_started(job: Job, now: datetime, report: Report) -> None:
     """A wave's start deadline: QUEUED executions not started within start_deadline_minutes of
     queued_at end CANCELED (a legal end of QUEUED) with statusDetails reason not_started, so a
-    silent device ends in a state the operator can read and the rollout counts it."""
+    silent device ends in a state the operator can read and the rollout counts it.
+    Executions a gateway runs are its to end (firmware.delegation): it cancels them on its side
+    first (aws_gateway.start_deadline)."""
     if not job.start_deadline_minutes:
         return
     silent = JobExecution.objects.filter(
         job=job,
         status=ExecutionStatus.QUEUED,
         queued_at__lte=now - timedelta(minutes=job.start_deadline_minutes),
-    )
+    ).exclude(device__in=Device.objects.filter(delegation.on_delegating_gateway()))
     report.not_started += _move(
         silent,
         ExecutionStatus.CANCELED,

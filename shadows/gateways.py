@@ -4,9 +4,10 @@ For a device on the portal's own broker an accepted change is answered on the sh
 topics through the outbox (shadows.writes). A gateway that owns its devices' shadows elsewhere
 (AWS IoT Core: aws_gateway) registers a `deliver` here; a change the portal accepts for one of
 its devices — an operator's or integrator's desired state, the configuration's `config`
-shadow — is then handed to it instead, as ShadowChange records, inside the transaction that
-stores the change, so the gateway can queue its delivery in that same transaction (nothing is
-lost if the commit happens and the gateway is down; nothing is sent if it rolls back).
+shadow, a shadow's deletion — is then handed to it instead, as ShadowChange records, inside the
+transaction that stores the change, so the gateway can queue its delivery in that same
+transaction (nothing is lost if the commit happens and the gateway is down; nothing is sent if
+it rolls back).
 
 What such a gateway reports back comes in through shadows.mirror.
 """
@@ -20,7 +21,8 @@ from typing import Any
 @dataclass(frozen=True)
 class ShadowChange:
     """One accepted change of a shadow of a device on another gateway: the request's state (a
-    merge patch of desired and/or reported, None to clear) in the order it was accepted."""
+    merge patch of desired and/or reported, None to clear), or the shadow's deletion
+    (`deleted`), in the order it was accepted."""
 
     device_pk: Any
     device_id: str
@@ -29,6 +31,7 @@ class ShadowChange:
     state: dict[str, Any] | None
     version: int  # the portal's version after the change (the gateway's answer replaces it)
     at: datetime
+    deleted: bool = False  # the shadow was deleted (shadows.services.delete)
 
 
 Deliver = Callable[[list[ShadowChange]], None]

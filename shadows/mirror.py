@@ -11,6 +11,11 @@ applied, firmware versions reported — as for any accepted update).
 Exactly once in effect: a document whose version is not newer than the last one taken
 (`Shadow.gateway_version`) changes nothing, so a document delivered twice, or after a newer
 one, is ignored. The portal's `version` becomes the gateway's.
+
+`deleted`: the gateway deleted the shadow (the portal's own deletion, delivered): its version at
+the delete becomes the last one taken, so a document from before it that arrives late changes
+nothing, and a copy such a document brought back before the delete reached the gateway is
+deleted again.
 """
 
 from collections import Counter
@@ -21,7 +26,7 @@ from typing import Any
 from django.db import transaction
 
 from fleetportal import outbox
-from shadows import writes
+from shadows import services, writes
 from shadows.models import Shadow
 
 APPLIED, STALE = "applied", "stale"
@@ -37,6 +42,33 @@ class GatewayDocument:
     document: dict[str, Any]  # {"state": {"desired": …, "reported": …}, "metadata": …}
     version: int
     at: datetime
+
+
+@dataclass(frozen=True)
+class ShadowKey:
+    """One shadow of a device on a gateway."""
+
+    device_pk: Any
+    device_id: str
+    name: str  # "" for the classic shadow
+
+
+def deleted(
+    key: ShadowKey, version: int | None, at: datetime, *, actor: str, again: bool = True
+) -> None:
+    """The gateway deleted the shadow at its `version` (None: it had none to delete); `again`:
+    delete the portal's copy if it is live (not when a later change of it is on its way)."""
+    with transaction.atomic(savepoint=False):
+        row = Shadow.objects.select_for_update().filter(device=key.device_pk, name=key.name)
+        row = row.first()
+        if row is None:
+            return
+        if version is not None and version > (row.gateway_version or 0):
+            row.gateway_version, row.version = version, max(row.version, version)
+        if row.live and again:  # a report brought it back before the gateway deleted it
+            services.mark_deleted(row, key.device_id, actor=actor, token=None, now=at)
+        else:
+            row.save(update_fields=["gateway_version", "version"])
 
 
 def apply(documents: list[GatewayDocument], *, actor: str) -> Counter[str]:

@@ -256,7 +256,9 @@ def delete(
     actor: str,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Delete a shadow, keeping its version for a re-creation within 48 h (§1.1)."""
+    """Delete a shadow, keeping its version for a re-creation within 48 h (§1.1). For a
+    device on a gateway with a door (AWS) the deletion goes to it in this transaction
+    (shadows.gateways) instead of the delete/accepted reply."""
     now = now or timezone.now()
     document = payload if isinstance(payload, dict) else parse_request(payload, allow_empty=True)
     token = client_token_of(document)
@@ -266,16 +268,30 @@ def delete(
         row = _locked(device, name)
         if row is None:
             raise _not_found(device, name, token)
-        row.live, row.deleted_at, row.updated_at = False, now, now
-        row.desired_state, row.reported_state, row.metadata = {}, {}, {}
-        row.last_client_token, row.recent_client_tokens = "", []
-        row.save()
-        _history(row, HistoryOperation.DELETE, None, actor, token, now)
+        mark_deleted(row, device.device_id, actor=actor, token=token, now=now)
         body = deleted_document(row.version, epoch(now), token)
-        topic = topics.shadow_topic(device.device_id, name, "delete", "accepted")
-        outbox.send(topic, body, device_id=device.device_id)
-        writes.notify_after_commit(row, device.device_id)
+        gateway = registered_gateways.of(device)
+        if gateways.delivers(gateway):
+            change = gateways.ShadowChange(
+                device.pk, device.device_id, row.pk, name, None, row.version, now, deleted=True
+            )
+            gateways.deliver(gateway, [change])
+        else:
+            topic = topics.shadow_topic(device.device_id, name, "delete", "accepted")
+            outbox.send(topic, body, device_id=device.device_id)
     return body
+
+
+def mark_deleted(
+    row: Shadow, device_id: str, *, actor: str, token: str | None, now: datetime
+) -> None:
+    """Store the locked `row` as deleted (state cleared, version kept) with its history."""
+    row.live, row.deleted_at, row.updated_at = False, now, now
+    row.desired_state, row.reported_state, row.metadata = {}, {}, {}
+    row.last_client_token, row.recent_client_tokens = "", []
+    row.save()
+    _history(row, HistoryOperation.DELETE, None, actor, token, now)
+    writes.notify_after_commit(row, device_id)
 
 
 def handle_request(

@@ -5,6 +5,7 @@ The tests source bin/supervise.sh in a real bash, as bin/run does, and kill real
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -99,12 +100,64 @@ def test_stopping_ends_every_piece_even_one_that_ignores_sigterm():
 def test_bin_run_supervises_every_piece_it_starts():
     source = (ROOT / "bin" / "run").read_text()
     assert "source bin/supervise.sh" in source
-    pieces = re.findall(r"^start (\w+) ", source, re.M)
-    assert {"mosquitto", "bridge", "outbox", "worker", "beat", "web"} <= set(pieces)
+    # Conditional pieces too (sqs, with an AWS queue); the simulator is make run's demo only.
+    pieces = set(re.findall(r"^\s*start (\w+) ", source, re.M)) - {"simulator"}
+    assert {"mosquitto", "bridge", "outbox", "worker", "beat", "web", "sqs"} <= pieces
     units = {
         p.stem.removeprefix("fleetportal-") for p in (ROOT / "deploy/systemd").glob("*.service")
     }
-    procfile = re.findall(r"^(\w+):", (ROOT / "deploy/Procfile").read_text(), re.M)
-    assert set(pieces) == units == set(procfile)
+    assert pieces == units == set(procfile_lines())
     for unit in (ROOT / "deploy/systemd").glob("*.service"):
         assert "Restart=always" in unit.read_text()
+
+
+def procfile_lines() -> dict[str, str]:
+    text = (ROOT / "deploy/Procfile").read_text()
+    return dict(re.findall(r"^(\w+): (.+)$", text, re.M))
+
+
+def without_aws_queue(**env) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "FLEETPORTAL_AWS_QUEUE_URL"} | env
+
+
+def test_the_procfiles_sqs_line_idles_without_an_aws_queue(tmp_path):
+    # A fake .venv/bin/python in the runner's directory shows what the line would start.
+    python = tmp_path / ".venv/bin/python"
+    python.parent.mkdir(parents=True)
+    python.write_text('#!/bin/sh\necho "started: $*"\n')
+    python.chmod(0o755)
+    line = procfile_lines()["sqs"]
+
+    def run(**env) -> subprocess.Popen:
+        return subprocess.Popen(  # noqa: S603 (the Procfile's own line, as honcho runs it)
+            ["/bin/sh", "-c", line],
+            cwd=tmp_path,
+            env=without_aws_queue(**env),
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+
+    idle = run()
+    try:
+        assert "FLEETPORTAL_AWS_QUEUE_URL is not set" in idle.stdout.readline()
+        time.sleep(0.5)
+        assert idle.poll() is None  # still there: a runner that stops all when one ends keeps on
+    finally:
+        os.killpg(idle.pid, signal.SIGTERM)
+        idle.wait(timeout=5)
+    with_queue = run(FLEETPORTAL_AWS_QUEUE_URL="https://sqs.eu-west-1.amazonaws.com/1/reports")
+    assert with_queue.communicate(timeout=10)[0] == "started: manage.py runsqs\n"
+
+
+def test_the_sqs_unit_is_skipped_not_failed_without_an_aws_queue():
+    unit = (ROOT / "deploy/systemd/fleetportal-sqs.service").read_text()
+    condition = re.search(r"^ExecCondition=(.+)$", unit, re.M).group(1)
+    # systemd turns `$$` into `$` and splits the line as a shell would (systemd.service(5)).
+    command = shlex.split(condition.replace("$$", "$"))
+    # Exit 1-254: the unit is skipped, neither failed nor restarted; 0: it starts.
+    assert subprocess.run(command, env=without_aws_queue()).returncode == 1  # noqa: S603
+    queue = without_aws_queue(FLEETPORTAL_AWS_QUEUE_URL="https://sqs.eu-west-1.amazonaws.com/1/r")
+    assert subprocess.run(command, env=queue).returncode == 0  # noqa: S603
+    assert "ExecStart=/opt/fleetportal/.venv/bin/python manage.py runsqs" in unit
+    assert "fleetportal-sqs.service" in (ROOT / "deploy/systemd/fleetportal.target").read_text()

@@ -15,7 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from devices.models import Device, DeviceGroup
-from firmware import jobs
+from firmware import delegation, jobs
 from firmware.models import FirmwareVersion, JobTemplate
 from firmware.rollouts import assignment, control, states, validation
 from firmware.rollouts import preview as dry_run
@@ -81,6 +81,7 @@ def create_rollout(
         rollout.target_groups.set(groups)
         _check_wave_sizes(rollout, waves)
         _check_downgrade(rollout)
+        check_window_gateways(rollout)
         for wave in waves:
             wave.rollout = rollout
         Wave.objects.bulk_create(waves)
@@ -176,6 +177,17 @@ def _check_downgrade(rollout: Rollout) -> None:
         )
 
 
+def check_window_gateways(rollout: Rollout) -> None:
+    """A window some target's gateway cannot follow is refused: AWS IoT Jobs reads maintenance
+    windows in UTC only (firmware.delegation). Checked at creation and again at the start
+    (targets may have moved to AWS in between)."""
+    if not rollout.window_cron:
+        return
+    targets = Device.objects.in_service().filter(assignment.target_condition(rollout))
+    if refusal := delegation.window_refused(targets, rollout.window_timezone):
+        raise _refuse("window", f"window_timezone: {refusal}")
+
+
 # --- Preview, start, approve, cancel ---------------------------------------------------------
 
 
@@ -234,6 +246,7 @@ def _start(rollout: Rollout, *, actor: str, now: datetime | None, reason: str) -
         if rollout.start_at and rollout.start_at > now
         else RolloutStatus.RUNNING
     )
+    check_window_gateways(rollout)
     with transaction.atomic():
         moved = _move(rollout, target, actor=actor, reason=reason, now=now)
         waves = list(moved.waves.all())

@@ -6,6 +6,7 @@
 - answers injected at botocore's transport (the `before-send` event, inside botocore's retry
   loop) where moto cannot give them: throttling, and the APIs moto lacks (recorded responses in
   AWS's documented shape);
+- `manage.py aws_setup`'s output (`setup_output`), and every call a client makes (`calls_to`);
 - what AWS IoT's rules would put on the queue (moto runs no rules: the tests send the rule's
   envelope with AWS's documented payloads inside).
 """
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +24,7 @@ from typing import Any
 import orjson
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
+from django.core.management import call_command
 
 from aws_gateway import client, consumer
 from fleetportal import topics
@@ -79,6 +82,42 @@ def injected(service: str, operation: str, injection: Injection) -> Iterator[Inj
         yield injection
     finally:
         events.unregister(event, injection)
+
+
+@contextmanager
+def calls_to(service: str) -> Iterator[list[tuple[str, dict]]]:
+    """Every operation the service's client calls meanwhile, with its parameters."""
+    seen: list[tuple[str, dict]] = []
+
+    def record(model, params, **kwargs):
+        seen.append((model.name, params))
+
+    events = client.client(service).meta.events
+    events.register(f"before-call.{service}", record)
+    try:
+        yield seen
+    finally:
+        events.unregister(f"before-call.{service}", record)
+
+
+ROLE = "arn:aws:iam::123456789012:role/fleetportal-rules"
+# moto implements neither DescribeEventConfigurations nor UpdateEventConfigurations: AWS's
+# documented responses, recorded (AWS IoT API reference).
+EVENTS_OFF = {"eventConfigurations": {"JOB_EXECUTION": {"Enabled": False}}, "creationDate": 0}
+EVENTS_ON = {"eventConfigurations": {"JOB_EXECUTION": {"Enabled": True}}, "creationDate": 0}
+
+
+def setup_output(configured: dict) -> str:
+    """`manage.py aws_setup`'s output, with the event configuration answered as `configured`."""
+    out = io.StringIO()
+    describe = Injection([], forever=lambda: response(200, configured))
+    update = Injection([], forever=lambda: response(200, {}))
+    with (
+        injected("iot", "DescribeEventConfigurations", describe),
+        injected("iot", "UpdateEventConfigurations", update),
+    ):
+        call_command("aws_setup", stdout=out)
+    return out.getvalue()
 
 
 _serial = itertools.count(1)

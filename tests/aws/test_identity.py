@@ -1,22 +1,23 @@
 """Identity on AWS against moto: the CA registered, device certificates registered, attached and
 revoked, the fleet policy's confinement, and `manage.py aws_setup` (idempotent)."""
 
-import io
-
 import orjson
 import pytest
-from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from aws_gateway import client, identity, registry, rule
 from aws_gateway.models import RegisteredCertificate
 from devices import credentials, revocation
-from tests.aws.helpers import Injection, aws_device, injected, response
+from tests.aws.helpers import (
+    EVENTS_OFF,
+    EVENTS_ON,
+    ROLE,
+    aws_device,
+    setup_output,
+)
 from tests.devices.credential_helpers import csr_pem
 
 pytestmark = pytest.mark.django_db
-
-ROLE = "arn:aws:iam::123456789012:role/fleetportal-rules"
 
 
 @pytest.fixture
@@ -118,23 +119,6 @@ def test_the_policy_confines_each_thing_to_its_own_client_id_and_topics():
 
 
 # -- aws_setup ------------------------------------------------------------------------------------
-
-# moto implements neither DescribeEventConfigurations nor UpdateEventConfigurations: AWS's
-# documented responses, recorded (AWS IoT API reference).
-EVENTS_OFF = {"eventConfigurations": {"JOB_EXECUTION": {"Enabled": False}}, "creationDate": 0}
-EVENTS_ON = {"eventConfigurations": {"JOB_EXECUTION": {"Enabled": True}}, "creationDate": 0}
-
-
-def setup_output(configured: dict) -> str:
-    out = io.StringIO()
-    describe = Injection([], forever=lambda: response(200, configured))
-    update = Injection([], forever=lambda: response(200, {}))
-    with (
-        injected("iot", "DescribeEventConfigurations", describe),
-        injected("iot", "UpdateEventConfigurations", update),
-    ):
-        call_command("aws_setup", stdout=out)
-    return out.getvalue()
 
 
 def test_aws_setup_creates_everything_and_a_second_run_changes_nothing(aws, identity_env, settings):

@@ -72,9 +72,13 @@ def fits(browser) -> dict:
 
 
 def screenshot(browser, name: str, width: int) -> None:
-    """The whole tab: the window made as tall as the page for the picture, then put back."""
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    set_viewport(browser, width, min(max(height, 768), 2400))
+    """The whole tab: the window made as tall as the page for the picture, then put back. The
+    window's height includes headless Chromium's 143 px of window chrome: added, so the page's
+    bottom is in the picture."""
+    height, chrome = browser.execute_script(
+        "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]"
+    )
+    set_viewport(browser, width, min(max(height, 768), 2400) + chrome)
     browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
     set_viewport(browser, width, 768 if width > 400 else 844)
 

@@ -498,6 +498,13 @@ def test_filter_by_exact_field(viewer_api, field):
     assert ids(viewer_api.get(DEVICES, {field: "wanted"})) == ["hit"]
 
 
+def test_filter_by_gateway(viewer_api):
+    make_device("broker-1")
+    make_device("aws-1", gateway="aws")
+    assert ids(viewer_api.get(DEVICES, {"gateway": "aws"})) == ["aws-1"]
+    assert ids(viewer_api.get(DEVICES, {"gateway": "mosquitto"})) == ["broker-1"]
+
+
 def test_filter_by_group_name(viewer_api):
     make_device("in", group=make_group("building-a"))
     make_device("out", group=make_group("building-b"))
@@ -560,6 +567,7 @@ def test_search_matches_id_name_and_serial(viewer_api):
         ("last_seen_after", "soon"),
         ("last_seen_before", "later"),
         ("metadata", "no-colon"),
+        ("gateway", "carrier-pigeon"),
     ],
 )
 def test_bad_filter_value_is_400_naming_it(viewer_api, device, param, value):
@@ -604,13 +612,22 @@ def ids_of(page: dict) -> list[str]:
 def populate(count: int) -> None:
     groups = [make_group(f"g-{n}") for n in range(3)]
     for n in range(count):
-        device = make_device(f"q-{n:03d}", group=groups[n % 3], metadata={"n": n})
+        gateway = "aws" if n % 2 else "mosquitto"
+        device = make_device(f"q-{n:03d}", group=groups[n % 3], metadata={"n": n}, gateway=gateway)
         device.events.create(event_type=EventType.UPDATED, actor="system")
 
 
 @pytest.mark.parametrize("count", [5, 60])
 @pytest.mark.parametrize(
-    "url", [DEVICES, DEVICES + "?status=registered", EVENTS, GROUPS, device_url("q-000", "events/")]
+    "url",
+    [
+        DEVICES,
+        DEVICES + "?status=registered",
+        DEVICES + "?gateway=aws",
+        EVENTS,
+        GROUPS,
+        device_url("q-000", "events/"),
+    ],
 )
 def test_list_queries_do_not_grow_with_the_fleet(
     viewer_api, django_assert_max_num_queries, count, url

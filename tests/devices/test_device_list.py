@@ -145,6 +145,7 @@ def test_the_filters_the_dashboard_links_to(client, viewer, query, expected):
         "group__id__exact=not-a-uuid",
         "certificate_expires=9999999999999999999999",
         "drift=1",
+        "gateway=carrier-pigeon",
     ],
 )
 def test_a_bad_filter_value_is_a_message_not_a_500(client, viewer, query):
@@ -153,6 +154,43 @@ def test_a_bad_filter_value_is_a_message_not_a_500(client, viewer, query):
     response = client.get(f"{DEVICES}?{query}")
     assert response.status_code == 302
     assert response["Location"].endswith("?e=1")
+
+
+def test_the_gateway_filter_shows_each_gateways_devices(client, viewer):
+    make_device("broker-1")
+    make_device("aws-1", gateway="aws")
+    make_device("aws-2", gateway="aws", status=DeviceStatus.ACTIVE)
+    client.force_login(viewer)
+
+    def shown(query: str) -> set[str]:
+        response = client.get(f"{DEVICES}?{query}")
+        assert response.status_code == 200
+        return {d.device_id for d in response.context["cl"].result_list}
+
+    assert shown("gateway=aws") == {"aws-1", "aws-2"}
+    assert shown("gateway=mosquitto") == {"broker-1"}
+    assert shown("gateway=aws&status__exact=active") == {"aws-2"}
+    html = client.get(DEVICES).text
+    assert "By gateway" in html and "AWS IoT Core" in html and "Mosquitto (this portal)" in html
+
+
+def test_the_gateway_filters_queries_do_not_grow_with_devices(client, operator):
+    client.force_login(operator)
+    make_device("aws-0", gateway="aws")
+    few = count_queries(client, DEVICES + "?gateway=aws")
+    for n in range(1, 30):
+        make_device(f"aws-{n}", gateway="aws", group=make_group(f"g-{n}"))
+    assert count_queries(client, DEVICES + "?gateway=aws") == few
+
+
+def test_the_aws_gateways_devices_are_served_by_the_off_default_index():
+    make_device("aws-1", gateway="aws")
+    sql, params = device_list.filtered_devices({"gateway": "aws"}).query.sql_with_params()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "device_off_default_gateway_idx" in plan, plan
 
 
 # -- search -------------------------------------------------------------------------------------
@@ -290,6 +328,11 @@ def test_filters_map_to_the_group_language():
             {"field": "group", "op": "eq", "value": "lab"},
         ]
     }
+    assert device_list.filter_document({"gateway": "aws"}) == {
+        "field": "gateway",
+        "op": "eq",
+        "value": "aws",
+    }
     assert device_list.filter_document({"firmware_version": "2.0"}) == {
         "field": "firmware_version",
         "op": "eq",
@@ -324,6 +367,16 @@ def test_saving_the_filter_makes_a_group_with_the_lists_devices(client, operator
     assert response.status_code == 302
     assert response["Location"] == reverse("admin:devices_devicegroup_change", args=[group.pk])
     assert {d.device_id for d in group.members()} == {"s-1"}
+
+
+def test_the_aws_devices_saved_as_a_group_follow_the_gateway(client, operator):
+    make_device("a-1", gateway="aws")
+    make_device("m-1")
+    client.force_login(operator)
+    client.post(f"{SAVE_GROUP}?gateway=aws", {"name": "on aws", "description": ""})
+    group = DeviceGroup.objects.get(name="on aws")
+    make_device("a-2", gateway="aws")
+    assert {d.device_id for d in group.members()} == {"a-1", "a-2"}
 
 
 def test_a_refused_name_keeps_what_was_typed(client, operator):
@@ -429,9 +482,11 @@ def test_the_filter_reads_as_the_sidebar_says_it():
         "device_type": "sensor",
         "status__exact": "active",
         "online": "no",
+        "gateway": "aws",
     }
     assert device_list.describe(params) == (
-        "status: Active, connectivity: Offline, device type: sensor, group: roof, search: “berlin”"
+        "status: Active, connectivity: Offline, device type: sensor, group: roof, "
+        "gateway: AWS IoT Core, search: “berlin”"
     )
 
 

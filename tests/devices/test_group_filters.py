@@ -36,7 +36,14 @@ def reported(device, state: dict, name: str = ""):
 @pytest.fixture
 def fleet():
     make_device("cam-1", device_type="camera", manufacturer="Acme", model="C1")
-    make_device("cam-2", device_type="camera", manufacturer="Acme", model="C2", status="active")
+    make_device(
+        "cam-2",
+        device_type="camera",
+        manufacturer="Acme",
+        model="C2",
+        status="active",
+        gateway="aws",
+    )
     make_device("sen-1", device_type="sensor", manufacturer="", model="S1", status="active")
     make_device("sen-2", device_type="sensor", manufacturer="Bolt", status="maintenance")
 
@@ -53,6 +60,9 @@ def fleet():
         (leaf("status", "eq", "active"), ["cam-2", "sen-1"]),
         (leaf("status", "in", ["registered", "maintenance"]), ["cam-1", "sen-2"]),
         (leaf("status", "ne", "active"), ["cam-1", "sen-2"]),
+        (leaf("gateway", "eq", "aws"), ["cam-2"]),
+        (leaf("gateway", "ne", "aws"), ["cam-1", "sen-1", "sen-2"]),
+        (leaf("gateway", "in", ["mosquitto"]), ["cam-1", "sen-1", "sen-2"]),
     ],
 )
 def test_text_operators(fleet, node, expected):
@@ -329,6 +339,14 @@ def test_static_group_members_are_its_assigned_devices():
         ),
         (leaf("device_type", "eq", 5), "filters.value: 'device_type' takes a string, not a number"),
         (leaf("status", "eq", "flying"), "filters.value: unknown status 'flying'"),
+        (
+            leaf("gateway", "in", ["aws", "pigeon"]),
+            "filters.value[1]: unknown gateway 'pigeon'; one of mosquitto, aws",
+        ),
+        (
+            leaf("gateway", "prefix", "a"),
+            "filters.op: operator 'prefix' does not apply to field 'gateway'",
+        ),
         (leaf("online", "eq", "yes"), "filters.value: 'online' takes true or false"),
         (leaf("last_seen", "lt", "yesterday"), "filters.value: 'yesterday' is not a time"),
         (leaf("firmware_version", "gt", "1.x"), "filters.value: '1.x' is not a version"),
