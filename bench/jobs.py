@@ -273,10 +273,9 @@ def main() -> None:
     print(f"\n(c) pacing at {options.rate:,}/min, a tick every {options.tick} s (simulated clock)")
     print("| minute | released | off the rate |")
     print("|---:|---:|---:|")
-    for minute, released in enumerate(per_minute, start=1):
-        print(
-            f"| {minute} | {released:,} | {100 * (released - options.rate) / options.rate:+.1f} % |"
-        )
+    for minute, in_minute in enumerate(per_minute, start=1):
+        off = 100 * (in_minute - options.rate) / options.rate
+        print(f"| {minute} | {in_minute:,} | {off:+.1f} % |")
     total, expected = sum(per_minute), options.rate * options.minutes
     print(f"| all | {total:,} | {100 * (total - expected) / expected:+.2f} % |")
 
