@@ -3,15 +3,12 @@ certificates it registered with AWS, the imports of fleets that were on AWS firs
 state part keeps beside the apps' own rows: changes on their way to AWS, the AWS jobs portal jobs
 were handed to, and how each part's link to AWS is doing."""
 
-import uuid
-
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from aws_gateway.choices import CertificateIssuer, LinkPart, SyncState
-from devices.choices import BulkJobStatus
-from devices.models import Device, DeviceCredential, running_heartbeat_index
+from devices.models import Device, DeviceCredential, LongJob, running_heartbeat_index
 from firmware.models import Job
 
 WAITING = (SyncState.PENDING, SyncState.FAILED)
@@ -81,14 +78,10 @@ class RegisteredCertificate(models.Model):
         return f"{self.certificate_id[:12]} ({self.aws_status})"
 
 
-class FleetImport(models.Model):
+class FleetImport(LongJob):
     """An import of an existing AWS IoT fleet (thing groups, things, their certificates and
     classic shadows) into the portal, page by page; resumes from `next_token` after a crash."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    status = models.CharField(
-        max_length=20, choices=BulkJobStatus.choices, default=BulkJobStatus.QUEUED
-    )
     with_certificates = models.BooleanField(default=True)
     with_shadows = models.BooleanField(default=True)
     # ListThings' nextToken of the next page ("" before the first page and after the last).
@@ -104,14 +97,8 @@ class FleetImport(models.Model):
     skipped = models.JSONField(
         default=list, blank=True, help_text='The first things not imported: [{"thing", "why"}].'
     )
-    error = models.TextField(blank=True)
-    created_by = models.CharField(max_length=160)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(LongJob.Meta):
         verbose_name = "fleet import from AWS"
         verbose_name_plural = "fleet imports from AWS"
         indexes = [running_heartbeat_index("fleet_import_running_heartbeat")]

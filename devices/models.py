@@ -470,13 +470,29 @@ def running_heartbeat_index(name: str) -> models.Index:
     )
 
 
-class BulkProvisioningJob(models.Model):
-    """A CSV of devices registered by a Celery worker; their credentials download once."""
+class LongJob(models.Model):
+    """What every long job run by a Celery worker in resumable steps keeps (fleetportal.resumable):
+    its status, what stopped it, who started it, when it started and finished, and the heartbeat
+    the worker beats at every step (a running job whose heartbeat stops is resumed)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     status = models.CharField(
         max_length=20, choices=BulkJobStatus.choices, default=BulkJobStatus.QUEUED
     )
+    error = models.TextField(blank=True)
+    created_by = models.CharField(max_length=160)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+
+class BulkProvisioningJob(LongJob):
+    """A CSV of devices registered by a Celery worker; their credentials download once."""
+
     csv_text = models.TextField()
     total_rows = models.PositiveIntegerField(default=0)
     processed_rows = models.PositiveIntegerField(default=0)
@@ -484,38 +500,27 @@ class BulkProvisioningJob(models.Model):
     row_errors = models.JSONField(
         default=list, blank=True, help_text='[{"line": 3, "errors": {...}}]'
     )
-    error = models.TextField(blank=True)
     device_ids = models.JSONField(default=list, blank=True, help_text="Devices registered.")
     # Keys are generated while the bundle streams out, never written anywhere: hence once only.
     bundle_downloaded_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.CharField(max_length=160)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    # Set by the worker at every step; a running job whose heartbeat stops is resumed.
-    heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(LongJob.Meta):
         indexes = [running_heartbeat_index("bulk_job_running_heartbeat")]
 
     def __str__(self):
         return f"bulk job {self.id} ({self.status})"
 
 
-class BulkDeviceAction(models.Model):
+class BulkDeviceAction(LongJob):
     """An action on every device of a list filter (lifecycle move, static group), run by a
     Celery worker in steps; its counters are the progress the job page shows."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     action = models.CharField(max_length=20, choices=BulkActionKind.choices)
     # The lifecycle status for a move, the group's id for "add to group".
     target = models.CharField(max_length=64)
     reason = models.CharField(max_length=500, blank=True)
     # The device list's query string (filters and search, devices.device_list) at the start.
     params = models.JSONField(default=dict, blank=True)
-    status = models.CharField(
-        max_length=20, choices=BulkJobStatus.choices, default=BulkJobStatus.QUEUED
-    )
     total = models.PositiveIntegerField(default=0, help_text="Devices matching at the start.")
     processed = models.PositiveIntegerField(default=0)
     succeeded = models.PositiveIntegerField(default=0)
@@ -525,14 +530,8 @@ class BulkDeviceAction(models.Model):
     )
     # Keyset position: devices are taken in primary-key order, after this one.
     last_pk = models.UUIDField(null=True, blank=True, editable=False)
-    error = models.TextField(blank=True)
-    created_by = models.CharField(max_length=160)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(LongJob.Meta):
         indexes = [running_heartbeat_index("bulk_action_running_heartbeat")]
 
     def __str__(self):
