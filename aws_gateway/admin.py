@@ -121,7 +121,7 @@ class ShadowPushAdmin(ReadOnlyAdmin):
     list_display = (
         "thing_name",
         "shadow_name",
-        "delete",
+        "deletion",
         "created_at",
         "attempts",
         "next_attempt_at",

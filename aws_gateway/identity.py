@@ -138,15 +138,23 @@ def templates_using_policy(iot: Any, policy_name: str) -> list[str]:
 
 
 def _policy_names(template_body: str) -> set[str]:
+    """The policies a provisioning template names outright (a {"Ref": …} parameter names none
+    the portal could clash with)."""
     try:
         resources = orjson.loads(template_body).get("Resources") or {}
     except (orjson.JSONDecodeError, AttributeError):
         return set()
-    return {
-        resource.get("Properties", {}).get("PolicyName")
-        for resource in resources.values()
-        if isinstance(resource, dict) and resource.get("Type") == "AWS::IoT::Policy"
-    }
+    if not isinstance(resources, dict):
+        return set()
+    names = set()
+    for resource in resources.values():
+        if not isinstance(resource, dict) or resource.get("Type") != "AWS::IoT::Policy":
+            continue
+        properties = resource.get("Properties")
+        name = properties.get("PolicyName") if isinstance(properties, dict) else None
+        if isinstance(name, str):
+            names.add(name)
+    return names
 
 
 def _make_room_for_a_version(iot: Any, name: str) -> None:

@@ -113,6 +113,7 @@ def _next_attempt(execution: JobExecution, number: int, now: datetime) -> JobExe
         status=ExecutionStatus.QUEUED,
         queued_at=now,
         last_updated_at=now,
+        gateway=execution.gateway,
     )
 
 

@@ -28,6 +28,7 @@ from firmware.rollouts import windows
 
 log = logging.getLogger(__name__)
 
+NOT_STARTED_DETAILS = {"reason": NOT_STARTED}
 _STARTED_ON_AWS = "InvalidStateTransitionException"
 _NOT_ON_AWS = "ResourceNotFoundException"
 
@@ -57,11 +58,20 @@ def cancel_not_started(row: AwsJob, now: datetime) -> int:
         superseded=False,
         queued_at__lte=deadline,  # an attempt AWS retried counts from when it was queued
     ).values_list("pk", "device__device_id")
-    ended = [pk for pk, thing in silent if _canceled_on_aws(row.aws_job_id, thing)]
+    ended = 0
+    for pk, thing in silent:
+        if _canceled_on_aws(row.aws_job_id, thing):
+            # At once, before the next call: the cancellation's own event (rule → SQS) may be
+            # mirrored any moment now, and it carries the same reason (sent with the cancel).
+            ended += _end_not_started(pk, now)
+    return ended
+
+
+def _end_not_started(pk, now: datetime) -> int:
     # Conditional on QUEUED: a state the queue's consumer mirrored meanwhile stands.
-    return JobExecution.objects.filter(pk__in=ended, status=ExecutionStatus.QUEUED).update(
+    return JobExecution.objects.filter(pk=pk, status=ExecutionStatus.QUEUED).update(
         status=ExecutionStatus.CANCELED,
-        status_details={"reason": NOT_STARTED},
+        status_details=NOT_STARTED_DETAILS,
         version_number=F("version_number") + 1,
         last_updated_at=now,
         followed_up_at=now,
@@ -70,7 +80,9 @@ def cancel_not_started(row: AwsJob, now: datetime) -> int:
 
 def _canceled_on_aws(aws_job_id: str, thing: str) -> bool:
     try:
-        client.client("iot").cancel_job_execution(jobId=aws_job_id, thingName=thing, force=False)
+        client.client("iot").cancel_job_execution(
+            jobId=aws_job_id, thingName=thing, force=False, statusDetails=NOT_STARTED_DETAILS
+        )
     except errors.AWS_ERRORS as error:
         code = errors.code(error)
         if code == _NOT_ON_AWS:

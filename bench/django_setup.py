@@ -41,7 +41,8 @@ def empty_device_tables() -> None:
     from django.db import connection
 
     name = connection.settings_dict["NAME"]
-    assert "bench" in name, f"refusing to empty {name}: not a bench database"
+    if "bench" not in name:
+        raise SystemExit(f"refusing to empty {name}: not a bench database")
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE shadows_shadowhistory, shadows_shadow, devices_deviceevent, "

@@ -69,14 +69,6 @@ def register(
     _doors[gateway] = _Door(condition, delegate, canceled, window_zones)
 
 
-def on_delegating_gateway() -> Q:
-    """Devices whose executions a gateway runs and ends (a Q on Device)."""
-    condition = Q(pk__in=[])
-    for door in _doors.values():
-        condition |= door.condition()
-    return condition
-
-
 def window_refused(devices: QuerySet[Device], zone: str) -> str | None:
     """Why a maintenance window in `zone` cannot pace some of `devices` (on a gateway that
     reads windows in other zones only), or None when every gateway can follow it."""
@@ -106,8 +98,8 @@ def delegate_targets(job: Job, now: datetime) -> int:
     """Hand the job's unreleased targets on delegating gateways over (engine.release, with the
     job locked); returns how many."""
     total = 0
-    for door in _doors.values():
-        taken = _take(job, door.condition(), now)
+    for gateway, door in _doors.items():
+        taken = _take(job, gateway, door.condition(), now)
         if taken:
             door.delegate(job, taken, now)
             total += len(taken)
@@ -118,7 +110,7 @@ def delegate_targets(job: Job, now: datetime) -> int:
     return total
 
 
-def _take(job: Job, condition: Q, now: datetime) -> list[Delegated]:
+def _take(job: Job, gateway: str, condition: Q, now: datetime) -> list[Delegated]:
     targets = list(
         JobTarget.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(job=job, released_at__isnull=True, device__in=Device.objects.filter(condition))
@@ -143,6 +135,7 @@ def _take(job: Job, condition: Q, now: datetime) -> list[Delegated]:
             status=ExecutionStatus.QUEUED,
             queued_at=now,
             last_updated_at=now,
+            gateway=gateway,
         )
         for d in taken
     )

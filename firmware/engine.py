@@ -238,7 +238,8 @@ def cancel_not_started(job: Job, now: datetime, report: Report) -> None:
         job=job,
         status=ExecutionStatus.QUEUED,
         queued_at__lte=now - timedelta(minutes=job.start_deadline_minutes),
-    ).exclude(device__in=Device.objects.filter(delegation.on_delegating_gateway()))
+        gateway="",  # a gateway's executions are its own to end (aws_gateway.start_deadline)
+    )
     report.not_started += _move(
         silent,
         ExecutionStatus.CANCELED,

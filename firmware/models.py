@@ -200,6 +200,10 @@ class JobExecution(models.Model):
     followed_up_at = models.DateTimeField(null=True, blank=True, editable=False)
     # A retry (execution_number + 1) replaced this attempt: abort criteria skip it.
     superseded = models.BooleanField(default=False, editable=False)
+    # The gateway that runs this execution with its own jobs service (firmware.delegation);
+    # blank: the portal's engine, over its own broker. Fixed when the execution is created, so a
+    # device moved to another gateway mid-job leaves its running execution where it was.
+    gateway = models.CharField(max_length=32, blank=True, default="", db_default="", editable=False)
     # A firmware execution's SUCCEEDED counts once the device reports the job's version
     # (confirmed_at); past confirmation_deadline without it, it ends FAILED.
     confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)

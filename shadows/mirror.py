@@ -63,9 +63,11 @@ def deleted(
         row = row.first()
         if row is None:
             return
+        # A copy from a document newer than the delete is the gateway's re-created shadow: kept.
+        recreated = version is not None and (row.gateway_version or 0) > version
         if version is not None and version > (row.gateway_version or 0):
             row.gateway_version, row.version = version, max(row.version, version)
-        if row.live and again:  # a report brought it back before the gateway deleted it
+        if row.live and again and not recreated:  # a report brought it back before the delete
             services.mark_deleted(row, key.device_id, actor=actor, token=None, now=at)
         else:
             row.save(update_fields=["gateway_version", "version"])

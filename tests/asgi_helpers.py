@@ -19,7 +19,8 @@ def open_connections() -> int:
 
 class Download:
     """One GET through the ASGI application; with `go_on`, it stops after its first chunk until
-    that is set, like a device on a slow link."""
+    that is set, like a device on a slow link; with `hang_up`, it disconnects after its first
+    chunk, like a device that rebooted mid-download."""
 
     def __init__(
         self,
@@ -27,6 +28,7 @@ class Download:
         go_on: asyncio.Event | None = None,
         headers: tuple = (),
         client: str = "10.9.8.7",
+        hang_up: bool = False,
     ):
         if "://" in url:
             url = "/" + url.split("://", 1)[1].partition("/")[2]
@@ -34,7 +36,7 @@ class Download:
         self.headers = [(b"host", b"localhost"), *headers]
         self.go_on, self.first_chunk = go_on, asyncio.Event()
         self.status, self.body = 0, b""
-        self.client = client
+        self.client, self.hang_up = client, hang_up
 
     async def run(self) -> None:
         scope = {
@@ -57,6 +59,9 @@ class Download:
             if not asked:
                 asked = True
                 return {"type": "http.request", "body": b""}
+            if self.hang_up:
+                await self.first_chunk.wait()
+                return {"type": "http.disconnect"}
             await asyncio.Event().wait()  # the device never hangs up
 
         async def send(message):
@@ -64,8 +69,9 @@ class Download:
                 self.status = message["status"]
                 return
             self.body += message.get("body", b"")
-            if self.go_on is not None and not self.first_chunk.is_set():
+            if not self.first_chunk.is_set():
                 self.first_chunk.set()
-                await self.go_on.wait()
+                if self.go_on is not None:
+                    await self.go_on.wait()
 
         await application(scope, receive, send)

@@ -3,16 +3,39 @@
 from django.db import migrations, models
 
 
-class Migration(migrations.Migration):
+def issuers_of_imported_certificates(apps, schema_editor):
+    """Certificates imported before the issuer was recorded: those the portal's CA did not sign
+    were AWS's (its fleet provisioning). Without the portal's CA here, the rows stay as they
+    are: the CA is there wherever the portal has issued or imported a certificate."""
+    from aws_gateway import identity
 
+    registered = apps.get_model("aws_gateway", "RegisteredCertificate")
+    rows = registered.objects.select_related("credential").only("credential__credential_value")
+    try:
+        aws_issued = [
+            row.pk
+            for row in rows.iterator()
+            if identity.issuer(row.credential.credential_value) == "aws"
+        ]
+    except (OSError, ValueError):  # no CA on this machine yet, or a file that is not one
+        return
+    registered.objects.filter(pk__in=aws_issued).update(issuer="aws")
+
+
+class Migration(migrations.Migration):
     dependencies = [
-        ('aws_gateway', '0003_state_roles'),
+        ("aws_gateway", "0003_state_roles"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='registeredcertificate',
-            name='issuer',
-            field=models.CharField(choices=[('portal', "The portal's CA"), ('aws', "AWS (not the portal's CA)")], default='portal', max_length=10),
+            model_name="registeredcertificate",
+            name="issuer",
+            field=models.CharField(
+                choices=[("portal", "The portal's CA"), ("aws", "AWS (not the portal's CA)")],
+                default="portal",
+                max_length=10,
+            ),
         ),
+        migrations.RunPython(issuers_of_imported_certificates, migrations.RunPython.noop),
     ]

@@ -118,10 +118,12 @@ class Metered:
         return chunk
 
     def close(self) -> None:
-        close = getattr(self.chunks, "close", None)
-        if close is not None:
-            close()  # the artifact file
-        self.slot.close()
+        try:
+            close = getattr(self.chunks, "close", None)
+            if close is not None:
+                close()  # the artifact file
+        finally:
+            self.slot.close()  # also when the chunks could not be closed
 
 
 def take_slot(download: RolloutDownload, device_id: str) -> Slot:

@@ -23,12 +23,3 @@ def aws(moto_server, settings, monkeypatch):
     client.forget_clients()
     yield moto_server
     client.forget_clients()
-
-
-@pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
-    """The test database, with Device.gateway while G1's field is not merged (gateway_field)."""
-    from tests.aws import gateway_field
-
-    with django_db_blocker.unblock():
-        gateway_field.install()

@@ -143,3 +143,17 @@ def test_a_viewer_reads_the_aws_links_in_the_console(aws, client, viewer):
     page = client.get(reverse("admin:aws_gateway_linkstatus_changelist"))
     assert page.status_code == 200
     assert "The security token is invalid" in page.content.decode()
+
+
+def test_the_list_of_changes_waiting_for_aws_shows_them_and_loses_none(aws, client, viewer):
+    from django.urls import reverse
+
+    device = aws_device_with_thing("thermostat-9")
+    services.set_desired(device, "", {"target": 17}, actor="otto")
+    services.set_desired(device, "lights", {"hall": "on"}, actor="otto")
+    services.delete(device, "lights", actor="otto")
+    client.force_login(viewer)
+    page = client.get(reverse("admin:aws_gateway_shadowpush_changelist"))
+    assert page.status_code == 200
+    assert page.content.decode().count("thermostat-9") >= 3
+    assert ShadowPush.objects.count() == 3  # reading the list changes nothing

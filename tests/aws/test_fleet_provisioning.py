@@ -253,3 +253,40 @@ def test_a_thing_deleted_on_aws_gets_its_aws_issued_certificate_back(aws, identi
     known = RegisteredCertificate.objects.get(certificate_id=created["certificateId"])
     assert known.issuer == CertificateIssuer.AWS
     assert policies_of(created["certificateArn"]) == [TEMPLATE_POLICY]
+
+
+def test_aws_setup_reads_a_template_that_names_its_policy_by_parameter(aws, identity_env, settings):
+    # A template may take the policy's name from a parameter ({"Ref": …}) or leave a resource's
+    # properties out; aws_setup cannot clash with such a name and goes on (it used to crash).
+    settings.AWS_RULE_ROLE_ARN = ROLE
+    settings.AWS_POLICY_NAME = TEMPLATE_POLICY
+    template_policy()
+    body = {
+        "Parameters": {"PolicyName": {"Type": "String"}},
+        "Resources": {
+            "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": {"Ref": "P"}}},
+            "other": {"Type": "AWS::IoT::Policy", "Properties": None},
+        },
+    }
+    described = {**DESCRIBED_TEMPLATE, "templateBody": orjson.dumps(body).decode()}
+    out = io.StringIO()
+    with (
+        injected(
+            "iot",
+            "ListProvisioningTemplates",
+            Injection([], forever=lambda: response(200, LISTED_TEMPLATES)),
+        ),
+        injected(
+            "iot",
+            "DescribeProvisioningTemplate",
+            Injection([], forever=lambda: response(200, described)),
+        ),
+        injected(
+            "iot",
+            "DescribeEventConfigurations",
+            Injection([], forever=lambda: response(200, EVENTS_ON)),
+        ),
+    ):
+        call_command("aws_setup", stdout=out)
+
+    assert f"IoT policy {TEMPLATE_POLICY}: not done" not in out.getvalue()

@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from aws_gateway import client, job_delivery, job_mirror, start_deadline
 from aws_gateway.models import AwsJob
+from devices.models import Device
 from firmware import engine, jobs
 from firmware.models import JobExecution
 from firmware.rollouts import engine as rollouts
@@ -157,6 +158,51 @@ def test_aws_unreachable_leaves_the_execution_for_the_next_reconcile(aws):
         start_deadline.cancel_not_started(AwsJob.objects.get(), at(minutes=40))
     assert JobExecution.objects.get().status == "QUEUED"
     assert start_deadline.cancel_not_started(AwsJob.objects.get(), at(minutes=41)) == 1
+
+
+def test_a_round_stopped_part_way_keeps_the_reason_of_those_it_cancelled(aws):
+    # Each execution ends in the portal as soon as AWS cancelled it, with the reason also sent to
+    # AWS: the cancellation's own event, mirrored from the queue, says not_started too.
+    make_rollout(pumps(2), [(2, {})], start_deadline_minutes=30)
+    rollouts.tick(at(minutes=0))
+    job_delivery.create_due(now=at(minutes=1))
+    first_then_throttled = Injection([lambda: None], forever=helpers.throttled)
+    sent: list[dict] = []
+    events = client.client("iot").meta.events
+    asked = "before-parameter-build.iot.CancelJobExecution"
+
+    def record(params, **_):
+        sent.append(dict(params))
+
+    events.register(asked, record)
+
+    with injected("iot", "CancelJobExecution", first_then_throttled), pytest.raises(ClientError):
+        start_deadline.cancel_not_started(AwsJob.objects.get(), at(minutes=40))
+    events.unregister(asked, record)
+
+    ended = JobExecution.objects.filter(status="CANCELED")
+    assert [e.status_details for e in ended] == [{"reason": "not_started"}]
+    assert JobExecution.objects.filter(status="QUEUED").count() == 1
+    assert sent[0]["statusDetails"] == {"reason": "not_started"}
+
+
+def test_a_device_moved_between_gateways_mid_wave_is_ended_where_its_execution_runs(aws):
+    # The start deadline follows the execution, not the device's gateway of the moment.
+    pump, valve = pumps(2)
+    Device.objects.filter(pk=valve.pk).update(gateway="mosquitto")
+    make_rollout([pump, valve], [(2, {})], start_deadline_minutes=30)
+    rollouts.tick(at(minutes=0))  # valve released by the engine, pump handed to AWS
+    job_delivery.create_due(now=at(minutes=1))
+    put_on_aws(valve)
+    Device.objects.filter(pk=pump.pk).update(gateway="mosquitto")
+
+    rollouts.tick(at(minutes=40))
+
+    broker_run = JobExecution.objects.get(device=valve)
+    assert (broker_run.status, broker_run.status_details) == ("CANCELED", {"reason": "not_started"})
+    assert JobExecution.objects.get(device=pump).status == "QUEUED"  # AWS's to end
+    assert start_deadline.cancel_not_started(AwsJob.objects.get(), at(minutes=41)) == 1
+    assert aws_execution(AwsJob.objects.get().aws_job_id, "pump-0") == "CANCELED"
 
 
 def test_devices_moved_to_aws_after_the_creation_stop_the_start(

@@ -114,8 +114,13 @@ def test_a_report_taken_before_the_deletion_reached_aws_is_deleted_with_it(aws):
     services.set_desired(device, "", {"target": 21}, actor="otto")
     shadow_push.push_due()
     services.delete(device, "", actor="otto")
-    queue = make_queue()  # a report AWS took before the deletion reached it
-    version = thing_shadow("thermostat-6")["version"] + 1
+    # A report AWS took before the deletion reached it (AWS's version moves with it).
+    data = client.client("iot-data")
+    answer = data.update_thing_shadow(
+        thingName="thermostat-6", payload=orjson.dumps({"state": {"reported": {"target": 21}}})
+    )
+    version = orjson.loads(answer["payload"].read())["version"]
+    queue = make_queue()
     forward(queue, documents_topic("thermostat-6"), documents(version, reported={"target": 21}))
     drain(queue)
     assert Shadow.objects.get(device=device, name="").live
@@ -123,3 +128,21 @@ def test_a_report_taken_before_the_deletion_reached_aws_is_deleted_with_it(aws):
     shadow_push.push_due()
     assert not Shadow.objects.get(device=device, name="").live
     assert not on_aws("thermostat-6")
+
+
+def test_a_shadow_aws_created_again_after_the_deletion_stays(aws):
+    device = aws_device_with_thing("thermostat-7")
+    services.set_desired(device, "", {"target": 21}, actor="otto")
+    shadow_push.push_due()
+    services.delete(device, "", actor="otto")
+    # The device reports just after AWS deletes it: AWS creates the shadow again, newer than the
+    # deletion, and the queue's consumer takes it before the pusher records the deletion.
+    newer = thing_shadow("thermostat-7")["version"] + 2
+    queue = make_queue()
+    forward(queue, documents_topic("thermostat-7"), documents(newer, reported={"target": 22}))
+    drain(queue)
+
+    shadow_push.push_due()
+
+    row = Shadow.objects.get(device=device, name="")
+    assert row.live and row.reported_state == {"target": 22}

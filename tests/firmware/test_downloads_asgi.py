@@ -89,3 +89,34 @@ def test_a_rollout_download_frees_its_slot_when_served_by_asgi(settings):
     # Every slot was given back: as many downloads as the cap can start again.
     again, _ = downloads_in_flight(urls)
     assert again <= 1
+
+
+def test_a_device_hanging_up_mid_download_gives_its_rollout_slot_back(settings, monkeypatch):
+    # The device leaves while the next chunk is still being read in a worker thread; the answer
+    # is closed once that read ends, and closing it frees the slot.
+    settings.ROLLOUT_REDIS_KEY_PREFIX = f"test:rollouts:{uuid.uuid4().hex}"
+    firmware = add("3.2.0", DATA)
+    rollout = Rollout.objects.create(
+        rollout_id=f"r-{uuid.uuid4().hex[:8]}", firmware=firmware, download_concurrency=1
+    )
+    read = downloads._chunks
+
+    def slow_chunks(*args):
+        for number, chunk in enumerate(read(*args)):
+            if number:
+                time.sleep(0.5)
+            yield chunk
+
+    monkeypatch.setattr(downloads, "_chunks", slow_chunks)
+    url = downloads.signed_url(firmware, rollout=rollout)
+
+    async def hang_up():
+        leaving = Download(url, hang_up=True)
+        await asyncio.wait_for(leaving.run(), 30)
+        return leaving
+
+    leaving = asyncio.run(hang_up())
+    assert leaving.status == 200 and 0 < len(leaving.body) < len(DATA)
+    time.sleep(1)  # the read in flight ends
+    again = asyncio.run(hang_up())  # the one slot is free again: 200, not 503
+    assert again.status == 200
