@@ -64,7 +64,7 @@ def build_current_crl() -> bytes:
     if elsewhere is not None:
         # Another CA's serial numbers are not the portal CA's to revoke (a gateway's door).
         rows = rows.exclude(elsewhere)
-    rows = rows.values_list(
+    listed = rows.values_list(
         "serial_number", "status", "revoked_at", "created_at", "revocation_reason"
     )
     entries = [
@@ -73,7 +73,7 @@ def build_current_crl() -> bytes:
             revoked_at or created_at,
             HOLD if status == CredentialStatus.PENDING_ACTIVATION else reason,
         )
-        for serial, status, revoked_at, created_at, reason in rows.iterator(chunk_size=5000)
+        for serial, status, revoked_at, created_at, reason in listed.iterator(chunk_size=5000)
     ]
     pem = pki.build_crl(ca, entries, next_update_hours=settings.CRL_NEXT_UPDATE_HOURS)
     pki.validate_crl(pem, ca)  # Mosquitto fails open on a bad CRL: never hand it one
