@@ -47,7 +47,6 @@ from devices import services as devices  # noqa: E402
 from devices.models import Device  # noqa: E402
 from fleetportal import topics  # noqa: E402
 from shadows.models import Shadow  # noqa: E402
-from tests.aws import gateway_field  # noqa: E402 - Device.gateway until the registry part lands
 from tests.aws.moto_server import FAKE_CREDENTIALS, MotoServer  # noqa: E402
 
 PREFIX = "sqs-bench"
@@ -56,7 +55,6 @@ PREFIX = "sqs-bench"
 def ensure_database() -> None:
     call_command("ensuredb", verbosity=0)
     call_command("migrate", verbosity=0)
-    gateway_field.install()
 
 
 def fleet(size: int) -> list[str]:
