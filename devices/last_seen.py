@@ -1,11 +1,16 @@
-"""last_seen without a database write per message: at most one UPDATE per device per 30 s, and
-in the bridge's batches one UPDATE for all the devices a batch brings news of.
+"""last_seen without a database write per message: at most one UPDATE per device per 30 s of
+its messages' receive times, and in the bridge's batches one UPDATE for all the devices a batch
+brings news of.
 
 A router.on_device_message hook (registered with the presence handlers) keeps, in process
-memory, when each device's last_seen was last written; messages inside the window only read the
-dict. The time is remembered once the bridge's transaction commits, so a rolled-back write is
-retried by the next message. Each bridge process has its own cache: with N bridges a device is
-written at most N times per window (a device's messages go to one bridge, so usually once).
+memory, the receive time last written for each device; messages received inside the window only
+read the dict. The window is counted on the messages' own receive times, not on the clock of the
+process writing them: a bridge working through a backlog handles minutes of messages in
+seconds, and must still record each device's later messages, because the rollout health check
+compares last_seen with the receive time of the device's version report. The time is
+remembered once the bridge's transaction commits, so a rolled-back write is retried by the next
+message. Each bridge process has its own cache: with N bridges a device is written at most N
+times per window (a device's messages go to one bridge, so usually once).
 
 Inside a bridge batch (router.on_batch) the devices due a write are collected and written with
 one statement when the batch flushes: a fleet whose devices each speak less often than every
@@ -13,8 +18,7 @@ one statement when the batch flushes: a fleet whose devices each speak less ofte
 """
 
 import threading
-import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 from django.db import connection, transaction
@@ -23,9 +27,8 @@ from devices.choices import DeviceStatus
 from devices.models import Device
 
 WINDOW_SECONDS = 30.0
-# device_id -> (when last written, by this process's clock; the address written or known).
-_written: dict[str, tuple[float, str | None]] = {}
-clock = time.monotonic
+# device_id -> (the receive time last written; the address written or known).
+_written: dict[str, tuple[datetime, str | None]] = {}
 
 _batch = threading.local()  # .due: device_id -> (when seen, address or None), in a batch
 
@@ -50,10 +53,9 @@ def seen(device_id: str, at: datetime, ip_address: str | None = None) -> None:
     `ip_address` comes from the HTTP device API's requests and from the broker's connection
     log (devices.handlers.connections), once per connection.
     """
-    now = clock()
     last = _written.get(device_id)
-    if last is not None and now - last[0] < WINDOW_SECONDS and ip_address in (None, last[1]):
-        return  # written lately, and no new address
+    if last is not None and _inside_window(at, last[0]) and ip_address in (None, last[1]):
+        return  # received soon after the time written (or before it), and no new address
     due = getattr(_batch, "due", None)
     if due is not None:
         known = due.get(device_id, (None, None))[1]
@@ -65,13 +67,17 @@ def seen(device_id: str, at: datetime, ip_address: str | None = None) -> None:
         else {"last_seen": at, "last_ip_address": ip_address}
     )
     Device.objects.filter(device_id=device_id).in_service().update(**changes)
-    transaction.on_commit(lambda: _remember({device_id: ip_address}, now))
+    transaction.on_commit(lambda: _remember({device_id: (at, ip_address)}))
 
 
-def _remember(addresses: dict[str, str | None], now: float) -> None:
-    for device_id, address in addresses.items():
-        known = _written.get(device_id, (0.0, None))[1]
-        _written[device_id] = (now, address or known)
+def _inside_window(at: datetime, written: datetime) -> bool:
+    return at - written < timedelta(seconds=WINDOW_SECONDS)
+
+
+def _remember(written: dict[str, tuple[datetime, str | None]]) -> None:
+    for device_id, (at, address) in written.items():
+        known = _written.get(device_id, (at, None))[1]
+        _written[device_id] = (at, address or known)
 
 
 # --- the bridge's batches (router.on_batch) ------------------------------------------------------
@@ -94,10 +100,9 @@ def flush() -> None:
             BATCH_SQL,
             [device_ids, list(seen_at), list(addresses), DeviceStatus.DECOMMISSIONED.value],
         )
-    written = dict(zip(device_ids, addresses, strict=True))
+    written = dict(zip(device_ids, due.values(), strict=True))
     due.clear()
-    now = clock()
-    transaction.on_commit(lambda: _remember(written, now))
+    transaction.on_commit(lambda: _remember(written))
 
 
 def end() -> None:

@@ -536,19 +536,30 @@ def on_reported_versions(updates) -> None:
     """Classic shadow hook (shadows.writes.on_updates): a device that reports
     `firmware_version` has it written to the registry (what it last reported, never what the
     portal assumed) and confirms its firmware executions awaiting that version."""
-    latest = {
-        update.device_pk: update.reported["firmware_version"]
-        for update in updates
-        if isinstance(update.reported.get("firmware_version"), str)
-    }
+    latest, received = {}, {}
+    for update in updates:
+        if isinstance(update.reported.get("firmware_version"), str):
+            latest[update.device_pk] = update.reported["firmware_version"]
+            received[update.device_pk] = update.at
     if latest:
-        note_reported_versions(latest)
+        note_reported_versions(latest, received=received)
 
 
-def note_reported_versions(latest: dict[Any, str], now: datetime | None = None) -> int:
+def note_reported_versions(
+    latest: dict[Any, str],
+    now: datetime | None = None,
+    *,
+    received: dict[Any, datetime] | None = None,
+) -> int:
     """Write each device's reported version and confirm what it proves; returns how many
-    executions were confirmed."""
+    executions were confirmed.
+
+    An execution is confirmed at the time its device's report was received (`received`, by
+    device; `now` where not given), not when it is processed: the health check's "back online
+    after reporting" compares that time with the device's last_seen, which a bridge working
+    through a backlog writes with the messages' own receive times."""
     now = now or timezone.now()
+    received = received or {}
     stale = Device.objects.filter(pk__in=list(latest)).values_list("pk", "firmware_version")
     changed = [
         Device(pk=pk, firmware_version=latest[pk][:50], updated_at=now)
@@ -563,14 +574,15 @@ def note_reported_versions(latest: dict[Any, str], now: datetime | None = None) 
         confirmed_at__isnull=True,
         job__firmware__isnull=False,
     ).values_list("pk", "device_id", "job__firmware__version")
-    proven = [
-        pk
+    confirmed = [
+        JobExecution(pk=pk, confirmed_at=min(received.get(device, now), now), followed_up_at=now)
         for pk, device, version in waiting
         if versions.is_version(latest[device]) and versions.compare(latest[device], version) == 0
     ]
-    if not proven:
+    if not confirmed:
         return 0
-    JobExecution.objects.filter(pk__in=proven).update(confirmed_at=now, followed_up_at=now)
+    JobExecution.objects.bulk_update(confirmed, ["confirmed_at", "followed_up_at"])
+    proven = [execution.pk for execution in confirmed]
     for execution in JobExecution.objects.filter(pk__in=proven).select_related(
         "job__firmware", "device"
     ):
@@ -584,8 +596,11 @@ def reported_succeeded(execution: JobExecution, actor: str) -> None:
     of it (on_reported_versions) or failed by the tick once the deadline passes (follow_up)."""
     firmware = execution.job.firmware
     if firmware is not None and _runs(execution.device, firmware.version):
+        # Confirmed when the SUCCEEDED was received (note_reported_versions says why).
         now = timezone.now()
-        JobExecution.objects.filter(pk=execution.pk).update(confirmed_at=now, followed_up_at=now)
+        JobExecution.objects.filter(pk=execution.pk).update(
+            confirmed_at=min(execution.last_updated_at, now), followed_up_at=now
+        )
         firmware_runs.confirmed(execution, actor=actor)
 
 

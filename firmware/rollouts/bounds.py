@@ -23,6 +23,7 @@ from django.db.models import (
     FilteredRelation,
     Func,
     JSONField,
+    Max,
     Q,
     TextField,
     Value,
@@ -33,6 +34,7 @@ from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast, Coalesce, Concat
 
 from devices.group_filters import compile_filters, json_condition
+from devices.models import Device
 
 MISSING = "missing"
 REPORTED = "reported_values"  # the alias with_reported adds
@@ -196,11 +198,24 @@ class NullIfEmpty(Func):
 def seen_since(moment: F) -> Q:
     """Devices (as RolloutDevice rows, through `device`) that sent anything after `moment`.
 
-    last_seen only grows, so "seen after the report" stays true once true. It is written at most
-    every 30 s per device (devices/last_seen.py), so the report's own message may carry an
-    earlier time: only a later message counts, which is what a device alive after its update
-    sends within any sensible K."""
+    last_seen only grows, so "seen after the report" stays true once true. It holds the receive
+    time of a device's messages, written at most once per 30 s of them (devices/last_seen.py),
+    and `moment` is the receive time of the confirming report (firmware.engine), so the two
+    compare on one clock however late the bridge handled them. The report's own message does
+    not count: only a later one, which is what a device alive after its update sends within any
+    sensible K."""
     return Q(device__last_seen__gt=moment)
+
+
+def heard_until(now: datetime) -> datetime | None:
+    """How far the portal's record of devices' messages reaches: the newest last_seen of any
+    device, never past `now` (one probe of device_last_seen_idx). None: nothing heard yet.
+
+    Messages are recorded by the bridge (and the SQS consumer) in the order they arrive; while
+    it works through a backlog, or is down, this lags the wall clock by as much, and so does
+    every device's last_seen. Absence judged against it is judged on what was recorded."""
+    newest = Device.objects.aggregate(newest=Max("last_seen"))["newest"]
+    return None if newest is None else min(newest, now)
 
 
 def online_since(now: datetime) -> datetime:

@@ -10,6 +10,10 @@ devices, in a fixed number of statements whatever their number:
 2. Presence: a device not seen (bounds.seen_since) after reported_at once
    health_online_minutes have passed fails (UNHEALTHY). The confirming report itself does not
    count: this catches firmware that boots, reports its version, then dies or drops off.
+   "Passed" is read on the portal's evidence, not on the wall clock alone: the minutes count
+   up to the newest sign of life recorded from any device (bounds.heard_until). A bridge that
+   falls behind (a mass reboot's burst) or stops has not yet recorded the device's later
+   messages either, so absence waits for it instead of failing devices that are talking.
 3. A device whose soak has ended, seen since reporting, with bounds held → UPDATED.
 A device's soak ends at reported_at + wave.soak_minutes, or at wave.soak_until when the engine
 has set it and it is later (the wave's soak extends its devices' checks, never shortens them).
@@ -64,9 +68,12 @@ def verify(wave: Wave, now: datetime) -> None:
             **_failed(now, _first(devices.filter(pk=OuterRef("device_id")), reason))
         )
     limit = rollout.health_online_minutes
-    reported.filter(
-        ~health_bounds.seen_since(F("reported_at")), reported_at__lte=now - timedelta(minutes=limit)
-    ).update(**_failed(now, _absence_reason(limit)))
+    heard_until = health_bounds.heard_until(now)
+    if heard_until is not None:
+        reported.filter(
+            ~health_bounds.seen_since(F("reported_at")),
+            reported_at__lte=heard_until - timedelta(minutes=limit),
+        ).update(**_failed(now, _absence_reason(limit)))
     soak_end = Greatest(
         ExpressionWrapper(
             F("reported_at") + timedelta(minutes=wave.soak_minutes), output_field=DateTimeField()

@@ -1,11 +1,15 @@
 """The jobs engine's tick (firmware/engine.py) with a controllable clock: pacing, schedules,
 windows, timeouts, retries, aborts, completion, continuous jobs and decommissioning."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from devices import groups, services
 from firmware import engine
 from firmware.models import JobExecution, JobTemplate
+from firmware.protocol import service
 from tests.conftest import make_device, make_group
 from tests.firmware.helpers import at, executions_of, finish, make_job, sent, start
 
@@ -388,3 +392,39 @@ def test_a_shadow_report_of_the_new_version_confirms_the_success_and_updates_the
     device.refresh_from_db()
     assert execution.confirmed_at is not None
     assert device.firmware_version == "2.0.0"
+
+
+def test_a_version_report_confirms_at_the_time_it_was_received_not_processed():
+    """A bridge working through a backlog processes a report minutes after it arrived; the
+    rollout's health check counts "back online" from the confirmation, so it is the report's
+    receive time (the device's later messages carry theirs)."""
+    from shadows import services as shadows
+    from tests.firmware.helpers import make_version
+
+    version = make_version("2.0.0")
+    device = make_device("late", firmware_version="1.0.0", status="active")
+    job = make_job(devices=[device], firmware=version.pk, document=None)
+    engine.tick(at())
+    (execution,) = executions_of(job)
+    finish(execution, "SUCCEEDED", at(1))
+    received = timezone.now() - timedelta(minutes=3)
+    state = {"state": {"reported": {"firmware_version": "2.0.0"}}}
+    shadows.update(device, "", state, actor="device", now=received)
+    execution.refresh_from_db()
+    assert execution.confirmed_at == received
+    assert execution.followed_up_at > received  # processed now
+
+
+def test_a_succeeded_after_the_version_confirms_at_the_time_the_succeeded_was_received():
+    from tests.firmware.helpers import make_version
+
+    version = make_version("2.0.0")
+    device = make_device("booted", firmware_version="2.0.0", status="active")
+    job = make_job(devices=[device], firmware=version.pk, document=None)
+    engine.tick(at())
+    (execution,) = executions_of(job)
+    received = timezone.now() - timedelta(minutes=3)
+    for status in ("IN_PROGRESS", "SUCCEEDED"):
+        service.update("booted", job.job_id, {"status": status}, now=received)
+    execution.refresh_from_db()
+    assert (execution.status, execution.confirmed_at) == ("SUCCEEDED", received)

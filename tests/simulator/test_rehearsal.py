@@ -73,6 +73,18 @@ def matches(rollout_id: str, expected: dict[str, set]) -> bool:
     return len(shown) == len(expected) and all(shown[d] in expected[d] for d in expected)
 
 
+def settle(expected: dict[str, set], **how) -> None:
+    """Tick (ticking's `how`) until every device's outcome is one `expected` allows; failing,
+    name the devices that are elsewhere."""
+    try:
+        ticking(lambda: matches("rehearsal", expected), **how)
+    except AssertionError:
+        shown = outcomes("rehearsal")
+        stuck = {d: (shown.get(d), allowed) for d, allowed in expected.items()}
+        stuck = {d: seen for d, seen in stuck.items() if seen[0] not in seen[1]}
+        raise AssertionError(f"devices not where their knob puts them: {stuck}") from None
+
+
 @pytest.fixture
 def rehearsal(broker, bridge, celery_worker, live_server, firmware_env, settings, tmp_path):  # noqa: F811
     """The fleet running (profile, ids, FleetThread) with 2.0.0 catalogued and signed."""
@@ -127,12 +139,7 @@ def test_each_fault_knob_ends_its_devices_where_it_promises(
 
     # At real time: updates, failures and the unhealthy devices settle; the rest wait.
     running = {d: WHILE_RUNNING[update_fault[d]] for d in ids}
-    try:
-        ticking(lambda: matches("rehearsal", running), timeout=150, every=0.5)
-    except AssertionError:
-        shown = outcomes("rehearsal")
-        stuck = {d: (shown.get(d), running[d]) for d in ids if shown.get(d) not in running[d]}
-        raise AssertionError(f"devices not where their knob puts them: {stuck}") from None
+    settle(running, timeout=150, every=0.5)
     # Past the start deadline: the devices that never started are failed NOT_STARTED.
     ticking(
         lambda: all(
@@ -149,10 +156,7 @@ def test_each_fault_knob_ends_its_devices_where_it_promises(
         at_minutes=FINISH_MINUTES + 1,
     )
     # Past the confirmation deadline: those that booted the old version are NOT_CONFIRMED.
-    ticking(
-        lambda: matches("rehearsal", {d: {AT_THE_END[update_fault[d]]} for d in ids}),
-        at_minutes=CONFIRM_MINUTES + 1,
-    )
+    settle({d: {AT_THE_END[update_fault[d]]} for d in ids}, at_minutes=CONFIRM_MINUTES + 1)
     shown = outcomes("rehearsal")
     assert {d: shown[d] for d in ids} == {d: AT_THE_END[update_fault[d]] for d in ids}
     stats = fleet.stats

@@ -246,6 +246,7 @@ def test_a_device_found_unhealthy_while_its_wave_soaks_crosses_the_threshold():
     rollouts.tick(at(3))
     assert Wave.objects.get(rollout=rollout, number=1).status == "soaking"
 
+    Device.objects.filter(pk=good.device_id).update(last_seen=at(minutes=6))  # the others talk on
     report = rollouts.tick(at(minutes=6))
 
     assert report["halted"] == ["r1"]

@@ -58,6 +58,11 @@ def seen(device: Device, minutes: float | None) -> None:
     Device.objects.filter(pk=device.pk).update(last_seen=last_seen)
 
 
+def fleet_heard(minutes: float) -> None:
+    """The rest of the fleet talking: the portal has recorded messages up to `minutes`."""
+    seen(make_device(), minutes)
+
+
 def report(device: Device, **reported) -> None:
     shadows.update(device, "", {"state": {"reported": reported}}, actor="device")
 
@@ -90,10 +95,12 @@ def test_device_that_stays_offline_fails_unhealthy_once_k_minutes_pass():
     device = make_device()
     entry = enrol(wave, device)
     seen(device, -1)  # its last message came just before the confirmation
+    fleet_heard(14)
 
     health.verify(wave, at(14))
     assert outcome_of(entry).outcome == DeviceOutcome.REPORTED
 
+    fleet_heard(15)
     health.verify(wave, at(15))
     entry = outcome_of(entry)
     assert (entry.outcome, entry.failure) == (DeviceOutcome.FAILED, Failure.UNHEALTHY)
@@ -107,10 +114,56 @@ def test_device_that_stays_offline_fails_unhealthy_once_k_minutes_pass():
 def test_device_never_seen_is_named_as_never_seen():
     wave = make_wave(online_minutes=5)
     entry = enrol(wave, make_device())
+    fleet_heard(5)
 
     health.verify(wave, at(5))
 
     assert outcome_of(entry).reason.endswith("(last seen never)")
+
+
+def test_absence_waits_while_the_portal_has_recorded_nothing_past_the_window():
+    """A bridge working through a backlog (a mass reboot's burst) records every device's
+    messages late, this one's too: minutes of wall clock without its messages are not
+    absence until the portal has recorded the rest of the fleet past the window."""
+    wave = make_wave(online_minutes=1)
+    device = make_device()
+    entry = enrol(wave, device)
+    seen(device, -0.5)
+    fleet_heard(0.5)  # the record reaches 30 s after the report, the wall clock 10 min
+
+    health.verify(wave, at(10))
+    assert outcome_of(entry).outcome == DeviceOutcome.REPORTED
+
+    seen(device, 0.7)  # the backlog drains: the device had been talking all along
+    fleet_heard(2)
+    health.verify(wave, at(11))
+    assert outcome_of(entry).outcome == DeviceOutcome.REPORTED
+
+
+def test_absence_is_judged_once_the_record_passes_the_window():
+    wave = make_wave(online_minutes=1)
+    device = make_device()
+    entry = enrol(wave, device)
+    seen(device, -0.5)
+    fleet_heard(0.9)
+    health.verify(wave, at(10))
+    assert outcome_of(entry).outcome == DeviceOutcome.REPORTED
+
+    fleet_heard(1)  # the rest of the fleet recorded a full minute after the report: it is not
+    health.verify(wave, at(10))
+
+    entry = outcome_of(entry)
+    assert (entry.outcome, entry.failure) == (DeviceOutcome.FAILED, Failure.UNHEALTHY)
+    assert entry.finished_at == at(10)
+
+
+def test_absence_is_not_judged_while_nothing_has_been_heard_from_any_device():
+    wave = make_wave(online_minutes=1)
+    entry = enrol(wave, make_device())
+
+    health.verify(wave, at(10))
+
+    assert outcome_of(entry).outcome == DeviceOutcome.REPORTED
 
 
 def test_device_seen_after_reporting_is_not_updated_before_its_soak_ends():
@@ -213,6 +266,7 @@ def _wave_of(size: int) -> Wave:
         report(device, battery=2 if n % 3 == 0 else 50)
         seen(device, 5 if n % 3 != 1 else None)
         enrol(wave, device)
+    fleet_heard(30)
     return wave
 
 
@@ -222,7 +276,7 @@ def test_verify_takes_the_same_queries_for_3_or_30_devices(size):
     wave = Wave.objects.select_related("rollout").get(pk=wave.pk)
     with CaptureQueriesContext(connection) as queries:
         health.verify(wave, at(30))
-    assert len(queries) == 3
+    assert len(queries) == 4  # how far the record reaches, then three UPDATEs
     outcomes = RolloutDevice.objects.filter(wave=wave).values_list("outcome", flat=True)
     assert DeviceOutcome.REPORTED not in outcomes
     assert sorted(set(outcomes)) == [DeviceOutcome.FAILED, DeviceOutcome.UPDATED]
