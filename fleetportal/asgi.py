@@ -1,4 +1,5 @@
-"""ASGI entry point: Django for HTTP, Channels for WebSockets (live pages)."""
+"""ASGI entry point: Django for HTTP, at most WEB_CONCURRENCY requests in its views at once
+(fleetportal/web_concurrency.py); Channels for WebSockets (live pages)."""
 
 import os
 
@@ -15,10 +16,11 @@ from fleetportal.startup import require_real_secret_key  # noqa: E402  (needs Dj
 require_real_secret_key("asgi")
 
 from fleetportal.routing import websocket_urlpatterns  # noqa: E402
+from fleetportal.web_concurrency import Bounded  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": Bounded(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

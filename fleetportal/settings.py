@@ -161,6 +161,12 @@ CONTENT_SECURITY_POLICY = env_str(
 # One limit for every request body (JSON, CSV, multipart): 10,000 bulk rows with CSRs fit.
 MAX_REQUEST_BODY_BYTES = env_int("FLEETPORTAL_MAX_REQUEST_BYTES", 10 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+# Requests of one web process inside Django's views at once (fleetportal/web_concurrency.py): each
+# holds a thread and a PostgreSQL connection, and PostgreSQL's max_connections (100 by default)
+# is shared with the bridge, the worker and every other web process. A request waits at most
+# WEB_QUEUE_SECONDS for its turn, then is answered 503 with Retry-After.
+WEB_CONCURRENCY = env_int("FLEETPORTAL_WEB_CONCURRENCY", 16, minimum=1)
+WEB_QUEUE_SECONDS = env_int("FLEETPORTAL_WEB_QUEUE_SECONDS", 10, minimum=0)
 # JSON bodies nest at most this deep (a 10,000-deep document is refused, not a RecursionError).
 API_JSON_MAX_DEPTH = 32
 

@@ -6,7 +6,9 @@ byte, in the request's own thread, and that thread keeps its database connection
 answer ends. A few hundred devices downloading an image at once would then hold a few hundred
 images in memory and more connections than PostgreSQL allows (the soak found the second: 500s
 with "too many clients already"). `for_server` hands the chunks to the server one at a time and,
-for an answer that no longer needs the database, gives the connection back first.
+for an answer that no longer needs the database, gives the connection back first — and with it
+the request's slot among the web process's WEB_CONCURRENCY (fleetportal/web_concurrency.py), so
+a download streaming to a slow device keeps no other request waiting.
 """
 
 from collections.abc import Iterator
@@ -16,6 +18,8 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db import connections
 from django.http import HttpRequest
 
+from fleetportal import web_concurrency
+
 _END = object()
 
 
@@ -24,21 +28,27 @@ def for_server(request: HttpRequest, chunks: Iterator[bytes], *, reads_database:
     are, since a WSGI server pulls them one at a time; under ASGI as an async iterator of them.
 
     reads_database: the chunks query as they go (an export), so each is made in the request's
-    own thread, whose connection stays open until the answer ends. Otherwise (an artifact
-    file) the thread's connections are closed first (outside a transaction; a later query
-    would open a new one) and each chunk is read in any worker thread."""
+    own thread, whose connection stays open until the answer ends, and the request keeps its
+    slot in the web process as long. Otherwise (an artifact file) the thread's connections are
+    closed first (outside a transaction; a later query would open a new one), each chunk is
+    read in any worker thread, and the slot is freed once the answer starts."""
     django_request = getattr(request, "_request", request)  # a DRF Request wraps Django's
     if not isinstance(django_request, ASGIRequest):
         return chunks
-    if not reads_database:
-        give_back_connections()
+    if not reads_database and give_back_connections():
+        web_concurrency.streams_without_database(django_request.scope)
     return _AsyncChunks(chunks, in_request_thread=reads_database)
 
 
-def give_back_connections() -> None:
+def give_back_connections() -> bool:
+    """Close this thread's connections outside a transaction; True when none is left open."""
+    kept = False
     for connection in connections.all(initialized_only=True):
-        if not connection.in_atomic_block:
+        if connection.in_atomic_block:
+            kept = True
+        else:
             connection.close()
+    return not kept
 
 
 class _AsyncChunks:

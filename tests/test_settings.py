@@ -52,6 +52,13 @@ def test_env_int_reads_integers_and_refuses_words(monkeypatch):
         env_int("FP_NUMBER", 1)
 
 
+def test_env_int_refuses_a_number_below_its_minimum(monkeypatch):
+    monkeypatch.setenv("FP_NUMBER", "0")
+    assert env_int("FP_NUMBER", 16, minimum=0) == 0
+    with pytest.raises(ImproperlyConfigured, match="FP_NUMBER='0' is less than 1"):
+        env_int("FP_NUMBER", 16, minimum=1)
+
+
 def test_env_list_splits_on_commas_and_drops_blanks(monkeypatch):
     monkeypatch.setenv("FP_HOSTS", " a.example , b.example,, ")
     assert env_list("FP_HOSTS", []) == ["a.example", "b.example"]
@@ -174,6 +181,13 @@ def test_manage_check_refuses_a_mistyped_boolean_naming_it():
     result = manage_check(FLEETPORTAL_SECRET_KEY="k" * 50, FLEETPORTAL_DEBUG="maybe")
     assert result.returncode != 0
     assert "FLEETPORTAL_DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_manage_check_refuses_a_web_concurrency_below_one():
+    # 0 would answer every request 503: refused at start-up instead.
+    result = manage_check(FLEETPORTAL_SECRET_KEY="k" * 50, FLEETPORTAL_WEB_CONCURRENCY="0")
+    assert result.returncode != 0
+    assert "FLEETPORTAL_WEB_CONCURRENCY='0' is less than 1" in result.stderr
 
 
 def test_manage_check_passes_with_a_key_from_a_file(tmp_path):
