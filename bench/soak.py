@@ -73,6 +73,10 @@ def configure(args: argparse.Namespace) -> dict[str, int]:
         }
     )
     os.environ.setdefault("FLEETPORTAL_SECRET_KEY", "bench-only-not-secret")
+    # The simulated fleet runs as bin/run runs the simulator: with bin/supervise.sh's malloc
+    # thresholds (the portal's pieces get them from it).
+    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
+    os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", "131072")
     os.environ.pop("CELERY_BROKER_URL", None)
     return {"device": device, "claim": claim, "backend": backend, "web": web}
 

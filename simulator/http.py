@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-CHUNK_BYTES = 64 * 1024
+CHUNK_BYTES = 16 * 1024
 MAX_ATTEMPTS = 8  # broken connections in a row before giving up
 MAX_BUSY_ANSWERS = 100  # 503s waited out before giving up
 TIMEOUT_SECONDS = 60
@@ -86,7 +86,11 @@ async def _attempt(download, context, cut_at, on_progress) -> float | None:
     port = parts.port or (443 if secure else 80)
     tls = (context or ssl.create_default_context()) if secure else None
     reader, writer = await asyncio.open_connection(
-        parts.hostname, port, ssl=tls, server_hostname=parts.hostname if secure else None
+        parts.hostname,
+        port,
+        ssl=tls,
+        server_hostname=parts.hostname if secure else None,
+        limit=CHUNK_BYTES,
     )
     try:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
