@@ -18,6 +18,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -25,10 +26,11 @@ from django.db import DatabaseError, close_old_connections, transaction
 
 from aws_gateway import client, errors, fleet, forwarded, job_mirror, status
 from aws_gateway.choices import LinkPart
+from devices import last_seen
 from devices.choices import DeviceStatus
 from devices.models import Device
 from fleetportal import topics
-from fleetportal.bridge import router
+from fleetportal.bridge import record, router
 from monitoring.presence import lifecycle
 from monitoring.presence import writes as presence
 from monitoring.telemetry import ingest
@@ -49,6 +51,7 @@ class Round:
     received: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     done: list[dict[str, Any]] = field(default_factory=list)  # delete these after the commit
+    oldest: datetime | None = None  # the receive time of the round's oldest device message
 
 
 def receive(queue_url: str, wait: int = WAIT_SECONDS) -> list[dict[str, Any]]:
@@ -58,12 +61,21 @@ def receive(queue_url: str, wait: int = WAIT_SECONDS) -> list[dict[str, Any]]:
     return answer.get("Messages", [])
 
 
+# How far this consumer's record of device messages reaches (fleetportal.bridge.record).
+RECORD = record.Reporter("aws-sqs")
+
+
 def consume(queue_url: str, wait: int = WAIT_SECONDS) -> Round:
     """One round: receive, apply in one transaction, delete after the commit."""
     messages = receive(queue_url, wait)
     result = apply(messages)
     if result.done:
         delete(queue_url, result.done)
+    # A standard queue delivers out of order: the round's oldest message says how far behind.
+    if result.oldest is None:
+        RECORD.caught_up()
+    else:
+        RECORD.reached(result.oldest)
     return result
 
 
@@ -80,6 +92,7 @@ def apply(messages: list[dict[str, Any]]) -> Round:
                 refused.append((message, forwarded.Refused(item.message_id, "not a device on AWS")))
         good = [(m, r) for m, r in good if r.device_id in devices]
         _apply_all([r for _, r in good], devices, result.counts)
+        result.oldest = min((r.received_at for _, r in good), default=None)
         for _, reason in refused:
             log.warning("AWS queue: message %s refused: %s", reason.message_id, reason.reason)
         result.counts["refused"] += len(refused)
@@ -115,11 +128,32 @@ def _apply_all(items: list[forwarded.Forwarded], devices: dict, counts: Counter)
     _presence(by_kind.get(topics.FORWARDED_LIFECYCLE, []), counts)
     _telemetry(by_kind.get(topics.FORWARDED_TELEMETRY, []), counts)
     _job_events(by_kind.get(topics.FORWARDED_JOB_EXECUTION, []), counts)
+    _seen(items)
+
+
+def _seen(items: list[forwarded.Forwarded]) -> None:
+    """last_seen of the devices that spoke, as the bridge writes it for its devices (one
+    statement). A shadow document counts at the time its mirror uses, so the report that
+    confirms a firmware version is not also its own sign of life after it (rollout health); a
+    lifecycle event only when the device connected."""
+    last_seen.begin(items)
+    try:
+        for item in items:
+            kind, event = item.route.kind, item.document or {}
+            if kind == topics.FORWARDED_LIFECYCLE and (
+                event.get("eventType") != topics.LIFECYCLE_CONNECTED
+            ):
+                continue
+            at = _document_time(item) if kind == topics.FORWARDED_DOCUMENTS else item.received_at
+            last_seen.seen(item.device_id, at)
+        last_seen.flush()
+    finally:
+        last_seen.end()
 
 
 def _document(item: forwarded.Forwarded, devices: dict) -> mirror.GatewayDocument:
     current = (item.document or {})["current"]
-    at = forwarded.epoch_seconds((item.document or {}).get("timestamp")) or item.received_at
+    at = _document_time(item)
     return mirror.GatewayDocument(
         device_pk=devices[item.device_id],
         device_id=item.device_id,
@@ -128,6 +162,11 @@ def _document(item: forwarded.Forwarded, devices: dict) -> mirror.GatewayDocumen
         version=current["version"],
         at=at,
     )
+
+
+def _document_time(item: forwarded.Forwarded) -> datetime:
+    """A shadow document's time: AWS's own timestamp, else when the rule received it."""
+    return forwarded.epoch_seconds((item.document or {}).get("timestamp")) or item.received_at
 
 
 def _presence(items: list[forwarded.Forwarded], counts: Counter) -> None:

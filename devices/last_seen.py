@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 
 import psycopg
 from django.db import connection, transaction
+from django.db.models import DateTimeField, F, Value
+from django.db.models.functions import Greatest
 
 from devices.choices import DeviceStatus
 from devices.models import Device
@@ -34,7 +36,7 @@ _batch = threading.local()  # .due: device_id -> (when seen, address or None), i
 
 # The rows in device_id order: one lock order for every writer. An address only where known.
 BATCH_SQL = (
-    f"UPDATE {Device._meta.db_table} AS d SET last_seen = v.at, "  # noqa: S608
+    f"UPDATE {Device._meta.db_table} AS d SET last_seen = GREATEST(d.last_seen, v.at), "  # noqa: S608
     "last_ip_address = COALESCE(v.address, d.last_ip_address) "
     "FROM (SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::inet[]) "
     "AS u(device_id, at, address) ORDER BY device_id) AS v "
@@ -58,14 +60,14 @@ def seen(device_id: str, at: datetime, ip_address: str | None = None) -> None:
         return  # received soon after the time written (or before it), and no new address
     due = getattr(_batch, "due", None)
     if due is not None:
-        known = due.get(device_id, (None, None))[1]
-        due[device_id] = (at, ip_address or known)  # written by flush(), with the batch
+        earlier, known = due.get(device_id, (at, None))
+        due[device_id] = (max(at, earlier), ip_address or known)  # written by flush()
         return
-    changes = (
-        {"last_seen": at}
-        if ip_address is None
-        else {"last_seen": at, "last_ip_address": ip_address}
-    )
+    # Never backwards: a connection-log line or a late bridge may bring an older time.
+    latest = Greatest(F("last_seen"), Value(at, output_field=DateTimeField()))
+    changes: dict[str, object] = {"last_seen": latest}
+    if ip_address is not None:
+        changes["last_ip_address"] = ip_address
     Device.objects.filter(device_id=device_id).in_service().update(**changes)
     transaction.on_commit(lambda: _remember({device_id: (at, ip_address)}))
 
@@ -76,8 +78,8 @@ def _inside_window(at: datetime, written: datetime) -> bool:
 
 def _remember(written: dict[str, tuple[datetime, str | None]]) -> None:
     for device_id, (at, address) in written.items():
-        known = _written.get(device_id, (at, None))[1]
-        _written[device_id] = (at, address or known)
+        earlier, known = _written.get(device_id, (at, None))
+        _written[device_id] = (max(at, earlier), address or known)
 
 
 # --- the bridge's batches (router.on_batch) ------------------------------------------------------

@@ -367,6 +367,9 @@ PUBLIC_URL = env_str("FLEETPORTAL_PUBLIC_URL", "http://localhost:8000")
 # killed mid-download leaks its slot for at most this long (firmware/rollouts/spread.py).
 ROLLOUT_DOWNLOAD_SLOT_SECONDS = env_int("FLEETPORTAL_ROLLOUT_DOWNLOAD_SLOT_SECONDS", 60)
 ROLLOUT_REDIS_KEY_PREFIX = env_str("FLEETPORTAL_ROLLOUT_REDIS_KEY_PREFIX", "fleetportal:rollouts")
+# Where the consumers of device messages say how far their record reaches (fleetportal/bridge/
+# record.py): one Redis hash per portal.
+MESSAGE_RECORD_KEY = env_str("FLEETPORTAL_MESSAGE_RECORD_KEY", "fleetportal:message-record")
 
 # --- Jobs (firmware/engine.py) ---
 # How often beat ticks the jobs engine (release at the rollout rate, timers, retries, aborts).

@@ -1,13 +1,16 @@
 """The bridge against a real Mosquitto and PostgreSQL: ack after commit, and the outbox."""
 
 import itertools
+import threading
+import time
+from datetime import timedelta
 
 import pytest
 from django.db import OperationalError, transaction
 
 from devices.models import DeviceGroup
 from fleetportal import outbox
-from fleetportal.bridge import router
+from fleetportal.bridge import record, router
 from fleetportal.models import OutboxMessage
 from tests.mqtt.clients import make_identity
 
@@ -172,3 +175,32 @@ def test_queued_messages_are_batched_and_a_bad_one_rolls_back_alone(
     assert bridge.runner.batches >= 1
     bridge.restart()  # all acked after the commit: nothing comes back
     assert not bridge.wait_until(lambda: handler.calls > 30, timeout=0.5)
+
+
+@pytest.fixture
+def slow_batch():
+    """A handler that holds its batch until the test lets it go, as a backlog holds a bridge."""
+    gate = threading.Event()
+    router.register("device:test/slow", lambda message: gate.wait(10), "devices/+/test/slow")
+    yield gate
+    gate.set()
+    router.unregister("device:test/slow")
+
+
+def test_the_bridge_says_how_far_behind_its_record_of_messages_runs(
+    slow_batch, bridge, broker, device_client
+):
+    """The rollout health check allows for it (fleetportal.bridge.record): a device is not
+    silent while its messages wait in the bridge."""
+    caught_up = lambda: (lag := record.lag()) is not None and lag < timedelta(seconds=1)  # noqa: E731
+    assert bridge.wait_until(caught_up)
+    device = device_client(make_identity(broker, "record-dev"))
+
+    device.publish("devices/record-dev/test/slow", b"held")
+    time.sleep(3)
+    assert record.lag() >= timedelta(seconds=2.5)  # the held message and all behind it
+
+    slow_batch.set()
+    assert bridge.wait_until(caught_up)
+    bridge.stop()
+    assert record.lag() is None  # a stopped bridge holds nobody back

@@ -23,7 +23,6 @@ from django.db.models import (
     FilteredRelation,
     Func,
     JSONField,
-    Max,
     Q,
     TextField,
     Value,
@@ -34,7 +33,6 @@ from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast, Coalesce, Concat
 
 from devices.group_filters import compile_filters, json_condition
-from devices.models import Device
 
 MISSING = "missing"
 REPORTED = "reported_values"  # the alias with_reported adds
@@ -205,17 +203,6 @@ def seen_since(moment: F) -> Q:
     not count: only a later one, which is what a device alive after its update sends within any
     sensible K."""
     return Q(device__last_seen__gt=moment)
-
-
-def heard_until(now: datetime) -> datetime | None:
-    """How far the portal's record of devices' messages reaches: the newest last_seen of any
-    device, never past `now` (one probe of device_last_seen_idx). None: nothing heard yet.
-
-    Messages are recorded by the bridge (and the SQS consumer) in the order they arrive; while
-    it works through a backlog, or is down, this lags the wall clock by as much, and so does
-    every device's last_seen. Absence judged against it is judged on what was recorded."""
-    newest = Device.objects.aggregate(newest=Max("last_seen"))["newest"]
-    return None if newest is None else min(newest, now)
 
 
 def online_since(now: datetime) -> datetime:

@@ -10,10 +10,11 @@ devices, in a fixed number of statements whatever their number:
 2. Presence: a device not seen (bounds.seen_since) after reported_at once
    health_online_minutes have passed fails (UNHEALTHY). The confirming report itself does not
    count: this catches firmware that boots, reports its version, then dies or drops off.
-   "Passed" is read on the portal's evidence, not on the wall clock alone: the minutes count
-   up to the newest sign of life recorded from any device (bounds.heard_until). A bridge that
-   falls behind (a mass reboot's burst) or stops has not yet recorded the device's later
-   messages either, so absence waits for it instead of failing devices that are talking.
+   "Passed" allows for the record's lag (fleetportal.bridge.record): the minutes count up to
+   the receive time the slowest consumer of device messages has committed. A bridge that falls
+   behind (a mass reboot's burst) or stops has not yet recorded the device's later messages
+   either, so absence waits for it instead of failing devices that are talking; with no
+   consumer reporting, absence is not judged.
 3. A device whose soak has ended, seen since reporting, with bounds held → UPDATED.
 A device's soak ends at reported_at + wave.soak_minutes, or at wave.soak_until when the engine
 has set it and it is later (the wave's soak extends its devices' checks, never shortens them).
@@ -44,6 +45,7 @@ from devices.models import Device
 from firmware.rollouts import bounds as health_bounds
 from firmware.rollouts.choices import DeviceOutcome, Failure
 from firmware.rollouts.models import Rollout, RolloutDevice, Wave
+from fleetportal.bridge import record
 
 REASON_LENGTH = 500  # RolloutDevice.reason
 # Fewer devices than this on either side: percentages move by 5+ points per device, so no
@@ -68,11 +70,11 @@ def verify(wave: Wave, now: datetime) -> None:
             **_failed(now, _first(devices.filter(pk=OuterRef("device_id")), reason))
         )
     limit = rollout.health_online_minutes
-    heard_until = health_bounds.heard_until(now)
-    if heard_until is not None:
+    recorded_until = record.reaches(now)
+    if recorded_until is not None:
         reported.filter(
             ~health_bounds.seen_since(F("reported_at")),
-            reported_at__lte=heard_until - timedelta(minutes=limit),
+            reported_at__lte=recorded_until - timedelta(minutes=limit),
         ).update(**_failed(now, _absence_reason(limit)))
     soak_end = Greatest(
         ExpressionWrapper(

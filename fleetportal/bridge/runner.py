@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import transaction
 
 from fleetportal import live, outbox, topics
-from fleetportal.bridge import coverage, router, throttle
+from fleetportal.bridge import coverage, record, router, throttle
 from fleetportal.bridge.partitions import RUNNER_CLIENT_ID, SINGLE, Partition
 from fleetportal.bridge.subscriber import Subscriber, shared_filters
 from fleetportal.bridge.transport import Connection, Received
@@ -80,6 +80,7 @@ class Runner:
         if self.throttle is not None:
             self.connection.admit = self._admit
         self._reported_at = time.monotonic()
+        self.record = record.Reporter(self.connection.client_id)
 
     def run(self, stop: threading.Event) -> None:
         """Connect, subscribe and process messages until `stop` is set."""
@@ -94,8 +95,12 @@ class Runner:
                 batch = self.take_batch()
                 if batch:
                     self.process_batch(batch, stop)
+                    self.record.reached(batch[-1].received_at)
+                else:
+                    self.record.caught_up()
                 self.report_throttled()
         finally:
+            self.record.leave()
             subscriber_stop.set()
             if subscriber is not None:
                 subscriber.join(timeout=10)

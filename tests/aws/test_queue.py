@@ -2,13 +2,17 @@
 bridge's services, exactly once in effect, deleted only after the commit; anything that is not
 what the rules send is counted, logged and deleted."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from django.db import DatabaseError
+from django.utils import timezone
 
 from aws_gateway import client, consumer
 from aws_gateway.choices import LinkPart
 from aws_gateway.models import LinkStatus
 from fleetportal import topics
+from fleetportal.bridge import record
 from monitoring.models.presence import Presence
 from monitoring.telemetry import queries
 from shadows import mirror
@@ -265,3 +269,44 @@ def test_missing_credentials_are_shown_on_the_link_and_retried(aws, monkeypatch,
     link = LinkStatus.objects.get(part=LinkPart.QUEUE)
     assert not link.healthy and "NoCredentialsError" in link.last_error
     assert pauses == [1.0]
+
+
+def test_devices_on_aws_are_seen_by_their_reports_telemetry_and_connections_not_by_leaving(aws):
+    """last_seen as the bridge keeps it for its devices: the rollout health check's "back
+    online after reporting the new version" reads it for devices on AWS too. A shadow document
+    counts at its own time, the one its confirmation of a version carries."""
+    device = aws_device_with_thing("meter-seen")
+    queue = make_queue()
+    forward(queue, documents_topic("meter-seen"), documents(1, reported={"kwh": 1}))
+    drain(queue)
+    device.refresh_from_db()
+    assert device.last_seen == datetime.fromtimestamp(1_765_000_000, UTC)
+
+    forward(queue, topics.device_topic("meter-seen", "telemetry"), {"temperature": 20})
+    drain(queue)
+    device.refresh_from_db()
+    assert timezone.now() - device.last_seen < timedelta(seconds=30)
+    seen = device.last_seen
+
+    later_ms = int((timezone.now() + timedelta(minutes=5)).timestamp() * 1000)
+    gone = lifecycle("disconnected", "meter-seen", later_ms, clientInitiatedDisconnect=True)
+    forward(queue, topics.lifecycle_topic("disconnected", "meter-seen"), gone)
+    drain(queue)
+    device.refresh_from_db()
+    assert device.last_seen == seen
+
+
+def test_the_consumer_says_how_far_behind_its_record_of_messages_runs(aws, monkeypatch):
+    monkeypatch.setattr(consumer, "RECORD", record.Reporter("aws-sqs"))
+    aws_device_with_thing("meter-late")
+    queue = make_queue()
+    received_ms = int((timezone.now() - timedelta(minutes=4)).timestamp() * 1000)
+    body = envelope(topics.device_topic("meter-late", "telemetry"), {"t": 1}, received_ms)
+    client.client("sqs").send_message(QueueUrl=queue, MessageBody=body)
+
+    drain(queue)  # a message AWS received four minutes ago: the consumer is that far behind
+    assert record.lag() >= timedelta(minutes=4)
+
+    monkeypatch.setattr(consumer, "RECORD", record.Reporter("aws-sqs"))
+    drain(queue)  # nothing waiting: caught up
+    assert record.lag() < timedelta(seconds=5)

@@ -151,3 +151,23 @@ def test_a_batch_keeps_the_address_it_learned_and_the_latest_time():
     device = Device.objects.get(device_id="seen-bip")
     assert device.last_ip_address == "10.0.0.9"
     assert device.last_seen == start + timedelta(seconds=1)
+
+
+def test_a_connection_logged_with_a_new_address_and_an_older_time_keeps_the_newer_time():
+    device = make_device("seen-addr")
+    start = timezone.now()
+    router.dispatch(message("seen-addr", start))
+    last_seen.seen("seen-addr", start - timedelta(seconds=40), "10.0.0.7")  # logged late
+
+    device.refresh_from_db()
+    assert (device.last_seen, device.last_ip_address) == (start, "10.0.0.7")
+
+
+def test_a_late_batch_does_not_move_last_seen_back():
+    device = make_device("seen-behind")
+    now = timezone.now()
+    Device.objects.filter(pk=device.pk).update(last_seen=now)  # the HTTP device API, just now
+    run_batch([message("seen-behind", now - timedelta(minutes=3))])  # a bridge behind
+
+    device.refresh_from_db()
+    assert device.last_seen == now

@@ -151,14 +151,6 @@ def later(minutes: float) -> str:
     return (timezone.now() + timedelta(minutes=minutes)).isoformat()
 
 
-def talks_on(device_id: str, minutes: float) -> None:
-    """A device of the fleet talking on for `minutes` from now, as a clock jump assumes: the
-    portal's record of messages reaches that far (the health check judges absence only as far
-    as the record reaches; firmware.rollouts.bounds.heard_until)."""
-    moment = timezone.now() + timedelta(minutes=minutes)
-    Device.objects.filter(device_id=device_id).update(last_seen=moment)
-
-
 def ticking(until, timeout: float = 20.0, every: float = 0.3, at_minutes: float | None = None):
     """Send the rollouts tick to the worker (as beat does) until `until()` holds; with
     `at_minutes`, each tick reads now as that many minutes after the real time."""

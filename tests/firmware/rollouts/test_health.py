@@ -7,12 +7,14 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from devices.models import Device
 from firmware.models import FirmwareVersion, JobExecution
 from firmware.rollouts import health
 from firmware.rollouts.choices import DeviceOutcome, Failure, WaveSelector
 from firmware.rollouts.models import Rollout, RolloutDevice, Wave
+from fleetportal.bridge import record
 from shadows import services as shadows
 from tests.conftest import make_device
 from tests.firmware.helpers import T0, make_job, make_version
@@ -53,14 +55,15 @@ def enrol(wave: Wave, device: Device, outcome=DeviceOutcome.REPORTED, **fields) 
     )
 
 
+@pytest.fixture(autouse=True)
+def bridge_caught_up():
+    """A bridge running with nothing waiting: the record of messages reaches now."""
+    record.Reporter("bridge").caught_up()
+
+
 def seen(device: Device, minutes: float | None) -> None:
     last_seen = None if minutes is None else at(minutes)
     Device.objects.filter(pk=device.pk).update(last_seen=last_seen)
-
-
-def fleet_heard(minutes: float) -> None:
-    """The rest of the fleet talking: the portal has recorded messages up to `minutes`."""
-    seen(make_device(), minutes)
 
 
 def report(device: Device, **reported) -> None:
@@ -95,12 +98,10 @@ def test_device_that_stays_offline_fails_unhealthy_once_k_minutes_pass():
     device = make_device()
     entry = enrol(wave, device)
     seen(device, -1)  # its last message came just before the confirmation
-    fleet_heard(14)
 
     health.verify(wave, at(14))
     assert outcome_of(entry).outcome == DeviceOutcome.REPORTED
 
-    fleet_heard(15)
     health.verify(wave, at(15))
     entry = outcome_of(entry)
     assert (entry.outcome, entry.failure) == (DeviceOutcome.FAILED, Failure.UNHEALTHY)
@@ -114,50 +115,45 @@ def test_device_that_stays_offline_fails_unhealthy_once_k_minutes_pass():
 def test_device_never_seen_is_named_as_never_seen():
     wave = make_wave(online_minutes=5)
     entry = enrol(wave, make_device())
-    fleet_heard(5)
 
     health.verify(wave, at(5))
 
     assert outcome_of(entry).reason.endswith("(last seen never)")
 
 
-def test_absence_waits_while_the_portal_has_recorded_nothing_past_the_window():
-    """A bridge working through a backlog (a mass reboot's burst) records every device's
-    messages late, this one's too: minutes of wall clock without its messages are not
-    absence until the portal has recorded the rest of the fleet past the window."""
+def test_absence_waits_while_the_bridge_works_through_a_backlog():
+    """A bridge working through a mass reboot's backlog records every device's messages late,
+    this one's too: its silence is not absence until the record has passed the window."""
     wave = make_wave(online_minutes=1)
     device = make_device()
     entry = enrol(wave, device)
     seen(device, -0.5)
-    fleet_heard(0.5)  # the record reaches 30 s after the report, the wall clock 10 min
+    bridge = record.Reporter("bridge-behind")
+    bridge.reached(timezone.now() - timedelta(minutes=9.5))  # 9.5 min behind the clock
 
-    health.verify(wave, at(10))
+    health.verify(wave, at(10))  # the record reaches 30 s after the report: too soon
     assert outcome_of(entry).outcome == DeviceOutcome.REPORTED
 
-    seen(device, 0.7)  # the backlog drains: the device had been talking all along
-    fleet_heard(2)
-    health.verify(wave, at(11))
-    assert outcome_of(entry).outcome == DeviceOutcome.REPORTED
-
-
-def test_absence_is_judged_once_the_record_passes_the_window():
-    wave = make_wave(online_minutes=1)
-    device = make_device()
-    entry = enrol(wave, device)
-    seen(device, -0.5)
-    fleet_heard(0.9)
-    health.verify(wave, at(10))
-    assert outcome_of(entry).outcome == DeviceOutcome.REPORTED
-
-    fleet_heard(1)  # the rest of the fleet recorded a full minute after the report: it is not
+    record.Reporter("bridge-behind").caught_up()  # the backlog drained; nothing came from it
     health.verify(wave, at(10))
 
     entry = outcome_of(entry)
     assert (entry.outcome, entry.failure) == (DeviceOutcome.FAILED, Failure.UNHEALTHY)
-    assert entry.finished_at == at(10)
 
 
-def test_absence_is_not_judged_while_nothing_has_been_heard_from_any_device():
+def test_devices_the_http_api_saw_lately_do_not_hide_a_lagging_bridge():
+    wave = make_wave(online_minutes=1)
+    entry = enrol(wave, make_device())
+    seen(make_device(), 10)  # another device on the HTTP device API, seen just now
+    record.Reporter("bridge-behind").reached(timezone.now() - timedelta(minutes=9.5))
+
+    health.verify(wave, at(10))
+
+    assert outcome_of(entry).outcome == DeviceOutcome.REPORTED
+
+
+def test_absence_is_not_judged_while_no_consumer_of_device_messages_reports():
+    record.reset()  # no bridge, no SQS consumer running
     wave = make_wave(online_minutes=1)
     entry = enrol(wave, make_device())
 
@@ -266,7 +262,6 @@ def _wave_of(size: int) -> Wave:
         report(device, battery=2 if n % 3 == 0 else 50)
         seen(device, 5 if n % 3 != 1 else None)
         enrol(wave, device)
-    fleet_heard(30)
     return wave
 
 

@@ -19,7 +19,6 @@ from tests.firmware.rollouts.e2e_helpers import (
     SimulatedDevice,
     every_message_is_seen,  # noqa: F401  (an autouse fixture)
     status_of,
-    talks_on,
     tick_for,
     ticking,
     wave_status,
@@ -309,7 +308,6 @@ def test_a_device_not_verified_is_not_updated_and_blocks_promotion(
     assert wave_status("verify", 2) == "pending"
     assert _outcome_count("verify", 1, "failed") == 0
 
-    talks_on(good.device_id, jump)  # the rest of the fleet over the minutes jumped
     ticking(lambda: _outcome_count("verify", 1, "failed") == 1, at_minutes=jump)
     ticking(lambda: status_of("verify") == "paused")
     tick_for(1.0)
