@@ -16,10 +16,22 @@ served (an asyncio.Semaphore):
   exception, the client gone): by then the view's thread has ended (asgiref waits for it even
   when the client leaves) and the request's database connection is closed (request_finished,
   sent after the answer's last byte; not when the server itself failed to take the answer).
+- Even when the server gives up on the request first: daphne cancels the application
+  `application_close_timeout` (10 s) after the client left, and every one as it stops. asgiref
+  waits for the view's thread through Django's own cancel on a disconnect, not through a second
+  one; today (Django 5.2, asgiref 3.13) the handler still waits after daphne's, but only by way
+  of internals (request_finished's receivers queue behind the view on the request's one thread;
+  ThreadSensitiveContext joins that thread). The bound must not rest on them: the handler runs
+  as a task of its own that the server's cancel does not reach. The application ends at once;
+  the slot goes back when the handler does.
 - Except for an answer that streams without the database (`streams_without_database`, which
   fleetportal.streaming calls for a firmware image once it has closed the request's connection):
   its slot is given back when the answer starts, so a download streaming for minutes to a slow
-  device holds none. An answer that reads the database as it streams (a CSV export, a zip of
+  device holds none. It still keeps one idle thread, though: the request's own executor
+  (asgiref's ThreadSensitiveContext), which Django needs again to close the answer and send
+  request_finished at its end. So idle threads follow the downloads in flight: a rollout's
+  wave caps them with its download_concurrency, a plain job's downloads only by how many
+  devices ask at once. An answer that reads the database as it streams (a CSV export, a zip of
   credentials) keeps its slot to the end, as it keeps its connection.
 - Paths an app names (`separate_lane`: monitoring's /healthz and /metrics) have a few slots of
   their own: they still answer while the views are saturated, and are bounded too.
@@ -91,12 +103,30 @@ class Bounded:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         turn = _Turn(_lane(scope), receive, send)
+        handler = asyncio.ensure_future(
+            self.app({**scope, SCOPE_KEY: turn}, turn.receive, turn.send)
+        )
+        handler.add_done_callback(lambda _: turn.end())  # the one place the slot goes back
         try:
-            await self.app({**scope, SCOPE_KEY: turn}, turn.receive, turn.send)
-        finally:
-            turn.end()
+            await asyncio.shield(handler)
+        except asyncio.CancelledError:  # the server gave up: the handler goes on, slot and all
+            _outliving.add(handler)
+            handler.add_done_callback(_outlived)
+            raise
         if turn.late:
             await _busy(scope, send)
+
+
+# Handlers still running after the server cancelled their request, kept from the garbage
+# collector (the event loop holds its tasks weakly) until they return.
+_outliving: set[asyncio.Future[None]] = set()
+
+
+def _outlived(handler: asyncio.Future[None]) -> None:
+    _outliving.discard(handler)
+    # Nobody awaits it any more: its failure would otherwise go unheard.
+    if not handler.cancelled() and (error := handler.exception()) is not None:
+        log.error("web: a request failed after the server gave up on it", exc_info=error)
 
 
 class _Turn:
@@ -119,13 +149,16 @@ class _Turn:
         self._waited = True  # the body is all here: now the turn
         after_body = self._after_body = asyncio.ensure_future(self._receive())
         await self._wait(after_body)
-        if after_body.done():  # gone while it waited (or as its turn came)
+        if _client_left(after_body):  # while it waited (or as its turn came)
             self.release()
-        elif not self.held:
+            self._after_body = None
+            # Django gets the disconnect (or the server's error) instead of the body: no view.
+            return after_body.result()
+        if not self.held:
             self.late = True
             _refusals.count(self.lane)
-        # Without a slot, Django is told the client left: it stops before any view.
-        return message if self.held else {"type": "http.disconnect"}
+            return {"type": "http.disconnect"}  # Django stops before any view; then the 503
+        return message
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start" and self.streams_freely:
@@ -136,6 +169,8 @@ class _Turn:
         if not self.semaphore.locked():  # a free slot, nobody queued: taken at once
             self.held = await self.semaphore.acquire()
             return
+        loop = asyncio.get_running_loop()
+        until = loop.time() + settings.WEB_QUEUE_SECONDS
         taking: asyncio.Future[Any] = asyncio.ensure_future(self.semaphore.acquire())
         try:
             await asyncio.wait(
@@ -143,6 +178,10 @@ class _Turn:
                 timeout=settings.WEB_QUEUE_SECONDS,
                 return_when=asyncio.FIRST_COMPLETED,
             )
+            if after_body.done() and not _client_left(after_body):
+                # Not a disconnect (the ASGI spec allows none other here): kept for Django,
+                # which hears it when it listens, and the wait goes on.
+                await asyncio.wait({taking}, timeout=max(until - loop.time(), 0))
         finally:
             # Done: the slot is ours. Still queued: the place is given up, and a slot granted
             # in the meantime goes back as the cancelled acquire() ends (Semaphore.acquire).
@@ -154,9 +193,19 @@ class _Turn:
             self.semaphore.release()
 
     def end(self) -> None:
+        """Django's handler returned: the slot goes back, and the client's next message with it
+        unless Django took it."""
         self.release()
-        if self._after_body is not None:
-            self._after_body.cancel()
+        after, self._after_body = self._after_body, None
+        if after is not None and not after.cancel() and not after.cancelled():
+            after.exception()  # retrieved: a failed read nobody listened to is not an error
+
+
+def _client_left(after_body: asyncio.Future[Message]) -> bool:
+    """The client's message after its body says it left (or the server could not read it)."""
+    if not after_body.done():
+        return False
+    return after_body.exception() is not None or after_body.result()["type"] == "http.disconnect"
 
 
 def _lane(scope: MutableMapping[str, Any]) -> Lane:

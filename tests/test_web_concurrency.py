@@ -7,6 +7,7 @@ Every request here goes through the ASGI application daphne serves, against the 
 and Redis; the bound is set low so a few requests fill it."""
 
 import asyncio
+import gc
 import json
 import threading
 import time
@@ -14,7 +15,9 @@ from contextlib import asynccontextmanager
 
 import pytest
 from django.db import connection
+from django.http import HttpResponse
 from django.test import Client
+from django.urls import include, path
 from rest_framework.authtoken.models import Token
 
 from devices import csv_export
@@ -226,10 +229,12 @@ def test_a_client_hanging_up_mid_answer_frees_its_slot(bound, token, operator_co
     assert after.status == 200
 
 
-def new_group(name: str, token: str, leaves: asyncio.Event | None = None) -> Download:
+def new_group(
+    name: str, token: str, leaves: asyncio.Event | None = None, kind: type[Download] = Download
+) -> Download:
     """POST /api/v1/groups/ creating the group `name`."""
     body = json.dumps({"name": name}).encode()
-    request = api("/api/v1/groups/", token, method="POST", body=body, leaves=leaves)
+    request = api("/api/v1/groups/", token, kind, method="POST", body=body, leaves=leaves)
     request.headers += [
         (b"content-type", b"application/json"),
         (b"content-length", b"%d" % len(body)),
@@ -276,3 +281,88 @@ def test_health_checks_answer_while_the_views_are_full(bound, operator_cookie):
     assert health.status in (200, 503)
     assert "checks" in json.loads(health.body)
     assert took < bound.WEB_QUEUE_SECONDS
+
+
+def test_a_failed_read_while_waiting_leaves_the_queue_and_reaches_django(
+    bound, token, operator_cookie, caplog
+):
+    bound.WEB_CONCURRENCY, bound.WEB_QUEUE_SECONDS = 1, 10
+
+    class LostClient(Download):
+        """The server fails to read what follows the body (as a broken connection might)."""
+
+        async def receive(self) -> dict:
+            if not self.asked:
+                return await super().receive()
+            await asyncio.sleep(0.2)
+            raise ConnectionResetError("the server lost the client")
+
+    async def run():
+        async with export_mid_stream(operator_cookie):
+            started = time.monotonic()
+            with pytest.raises(ConnectionResetError):
+                await asyncio.wait_for(new_group("lost", token, kind=LostClient).run(), 5)
+            return time.monotonic() - started
+
+    took = asyncio.run(run())
+    gc.collect()
+
+    assert took < 2  # not WEB_QUEUE_SECONDS: it left the queue when the read failed
+    assert not DeviceGroup.objects.filter(name="lost").exists()
+    assert "never retrieved" not in caplog.text
+
+
+class Held:
+    """A view that stays in its thread, with its database connection, until the test lets it
+    return (the URL configuration below: /held/ beside the portal's own URLs)."""
+
+    started = threading.Event()
+    may_return = threading.Event()
+
+    @classmethod
+    def view(cls, request):
+        DeviceGroup.objects.exists()  # its connection is open, as any view's
+        cls.started.set()
+        cls.may_return.wait(10)
+        return HttpResponse("done")
+
+
+urlpatterns = [path("held/", Held.view), path("", include("fleetportal.urls"))]
+
+
+@pytest.fixture
+def held_view(settings):
+    settings.ROOT_URLCONF = __name__
+    Held.started.clear()
+    Held.may_return.clear()
+    yield
+    Held.may_return.set()
+
+
+@pytest.mark.usefixtures("held_view")
+@pytest.mark.parametrize("client_left", [True, False], ids=["client-gone", "client-there"])
+def test_a_request_the_server_gives_up_on_keeps_its_slot_until_its_view_returns(
+    bound, token, client_left
+):
+    # Daphne cancels the application application_close_timeout after the client left (or all of
+    # them as it stops), while the view's thread still runs and holds its connection.
+    bound.WEB_CONCURRENCY = 1
+
+    async def run():
+        leaves = asyncio.Event()
+        served = asyncio.create_task(Download("/held/", leaves=leaves).run())
+        assert await asyncio.to_thread(Held.started.wait, 10)
+        if client_left:
+            leaves.set()
+            await asyncio.sleep(0.1)  # Django has given up the answer; it waits for the view
+        served.cancel()
+        await asyncio.wait({served}, timeout=5)
+        while_in_view = await answered(api(DEVICES, token))
+        Held.may_return.set()
+        return served, while_in_view, await answered(api(DEVICES, token))
+
+    served, while_in_view, after = asyncio.run(run())
+
+    assert while_in_view.status == 503  # the slot stayed taken while the view ran
+    assert after.status == 200  # and came back when it returned
+    assert served.cancelled()  # the server's cancel still ends its application at once
