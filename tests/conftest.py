@@ -1,6 +1,7 @@
 """Shared fixtures: the three operator roles, an integrator token, and device helpers."""
 
 import itertools
+import os
 import uuid
 
 import pytest
@@ -10,6 +11,7 @@ from rest_framework.test import APIClient
 
 from devices import credentials, last_seen, services
 from devices.models import Device, DeviceGroup
+from fleetportal.bridge import record
 
 # The real-Mosquitto fixtures: broker, device_client, bridge (tests/mqtt/fixtures.py); a CA
 # with a broker directory (identity_env) and a real Celery worker (tests/devices/claim_helpers.py).
@@ -33,11 +35,19 @@ def _own_rate_limits(settings):
     settings.RATE_LIMIT_KEY_PREFIX = f"test-limits:{uuid.uuid4().hex}"
 
 
+# The session's own hash of how far the record of device messages reaches
+# (fleetportal.bridge.record), also in the environment the test Celery workers start with.
+MESSAGE_RECORD_KEY = os.environ["FLEETPORTAL_MESSAGE_RECORD_KEY"] = (
+    f"test-record:{uuid.uuid4().hex}"
+)
+
+
 @pytest.fixture(autouse=True)
 def _own_message_record(settings):
-    """Each test's bridges and SQS consumer say how far their record reaches in a hash of its
-    own (fleetportal.bridge.record): none left behind by an earlier test holds it back."""
-    settings.MESSAGE_RECORD_KEY = f"test-record:{uuid.uuid4().hex}"
+    """Each test starts with no consumer reporting: none left behind by an earlier test holds
+    the record back (a bridge of this test writes its own within a second)."""
+    settings.MESSAGE_RECORD_KEY = MESSAGE_RECORD_KEY
+    record.reset()
 
 
 def make_user(username: str, role: str | None = None, **extra) -> User:

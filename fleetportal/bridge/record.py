@@ -79,7 +79,11 @@ def lag() -> timedelta | None:
             behind.append(max(now - through, 0.0))
     if stale:
         _forget(stale)
-    return timedelta(seconds=max(behind)) if behind else None
+    if not behind:
+        return None
+    # A caught-up consumer writes every WRITE_SECONDS: less than two of them is no lag at all.
+    slowest = max(behind)
+    return timedelta(seconds=slowest if slowest >= 2 * WRITE_SECONDS else 0)
 
 
 def reaches(now: datetime) -> datetime | None:
