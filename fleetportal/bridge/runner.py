@@ -66,8 +66,9 @@ class Runner:
         partition: Partition = SINGLE,
     ):
         self.partition = partition
+        client_id = client_id or partition.runner_client_id
         self.connection = connection or Connection(
-            client_id or partition.runner_client_id,
+            client_id,
             clean_session=False,
             max_inflight=max(100, batch_size),
         )
@@ -80,7 +81,7 @@ class Runner:
         if self.throttle is not None:
             self.connection.admit = self._admit
         self._reported_at = time.monotonic()
-        self.record = record.Reporter(self.connection.client_id)
+        self.record = record.Reporter(client_id)
 
     def run(self, stop: threading.Event) -> None:
         """Connect, subscribe and process messages until `stop` is set."""
